@@ -1,0 +1,221 @@
+package processor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Names shared by the construct and the processor. The construct sets these environment variables and writes the
+// configuration file; the processor reads them at cold start.
+const (
+	// EnvTableName names the environment variable holding the data table's name (a deploy-time value).
+	EnvTableName = "PIPELINE_TABLE_NAME"
+	// EnvErrorTableName names the environment variable holding the error table's name. Empty or unset means the
+	// pipeline has no error table: permanent failures are then reported for retry like transient ones.
+	EnvErrorTableName = "PIPELINE_ERROR_TABLE_NAME"
+	// EnvConfigFile names the environment variable that overrides where the configuration file is read from.
+	EnvConfigFile = "PIPELINE_CONFIG_FILE"
+	// ConfigFileName is the name of the static configuration file the construct writes next to `bootstrap`.
+	ConfigFileName = "pipeline.json"
+)
+
+// AttributeType is a DynamoDB key attribute type.
+type AttributeType string
+
+// Key attribute types DynamoDB accepts.
+const (
+	AttributeTypeString AttributeType = "S"
+	AttributeTypeNumber AttributeType = "N"
+	AttributeTypeBinary AttributeType = "B"
+)
+
+// Key sources that take a key attribute's value from the record's metadata rather than from its payload.
+// Any other source is a dot-separated path into the record's JSON object (for example "order.id").
+const (
+	SourceEventID        = "$eventId"        // "shardId:sequenceNumber", unique per Kinesis record.
+	SourceSequenceNumber = "$sequenceNumber" // the record's sequence number, as a string.
+	SourcePartitionKey   = "$partitionKey"   // the producer's partition key.
+	SourceShardID        = "$shardId"        // the shard the record came from.
+	SourceArrivalTime    = "$arrivalTime"    // approximate arrival time: RFC 3339 for S, Unix milliseconds for N.
+)
+
+// KeyAttribute describes one key attribute of the data table and where its value comes from.
+type KeyAttribute struct {
+	// Name is the attribute name, as in the table's key schema.
+	Name string `json:"name"`
+	// Type is the attribute type, as in the table's key schema.
+	Type AttributeType `json:"type"`
+	// Source says where the value comes from: one of the Source* constants or a path into the JSON payload.
+	// Empty means SourceEventID for the partition key and the payload field named like the attribute for a sort key.
+	Source string `json:"source,omitempty"`
+}
+
+// Config is the processor's static configuration. The construct builds it from its props, validates it at synth time
+// with Validate, and writes it as JSON into the function's asset as ConfigFileName; the processor reads and validates
+// it again at cold start. Deploy-time values (table names) are not part of it: they travel in environment variables.
+type Config struct {
+	// PartitionKey is the data table's partition key. Default: "id" (S) from SourceEventID.
+	PartitionKey KeyAttribute `json:"partitionKey"`
+	// SortKey is the data table's sort key, if it has one. Default: none.
+	SortKey *KeyAttribute `json:"sortKey,omitempty"`
+	// ErrorTTLSeconds, when positive, makes error-table items expire this many seconds after they are written, through
+	// the ErrorTTLAttribute attribute. Default: 0, error items never expire.
+	ErrorTTLSeconds int64 `json:"errorTtlSeconds,omitempty"`
+}
+
+// Attribute names the processor writes. Metadata attributes are added to every item of the default transform;
+// error attributes make up the error table's items.
+const (
+	// ErrorTablePartitionKey is the error table's partition key (S): the failed record's event id, plus
+	// "#<n>" for the n-th user record of a de-aggregated record.
+	ErrorTablePartitionKey = "id"
+	// ErrorTTLAttribute is the error table's time-to-live attribute (N, Unix seconds).
+	ErrorTTLAttribute = "expiresAt"
+)
+
+// DefaultConfig returns the configuration used when none is given: partition key "id" (S) holding the event id.
+func DefaultConfig() Config {
+	return Config{PartitionKey: KeyAttribute{Name: "id", Type: AttributeTypeString, Source: SourceEventID}}
+}
+
+// WithDefaults returns a copy of c with empty fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.PartitionKey.Name == "" {
+		c.PartitionKey.Name = "id"
+	}
+	if c.PartitionKey.Type == "" {
+		c.PartitionKey.Type = AttributeTypeString
+	}
+	if c.PartitionKey.Source == "" {
+		c.PartitionKey.Source = SourceEventID
+	}
+	if c.SortKey != nil {
+		sk := *c.SortKey
+		if sk.Type == "" {
+			sk.Type = AttributeTypeString
+		}
+		if sk.Source == "" {
+			sk.Source = sk.Name
+		}
+		c.SortKey = &sk
+	}
+	return c
+}
+
+// Validate reports every problem with c (after WithDefaults) joined into one error, or nil. The construct runs it at
+// synth time and the processor at cold start, so both agree on what is valid.
+func (c Config) Validate() error {
+	var errs []error
+	errs = append(errs, c.PartitionKey.validate("partition key")...)
+	if c.SortKey != nil {
+		errs = append(errs, c.SortKey.validate("sort key")...)
+		if c.SortKey.Name != "" && c.SortKey.Name == c.PartitionKey.Name {
+			errs = append(errs, fmt.Errorf("sort key: name %q is also the partition key's name", c.SortKey.Name))
+		}
+	}
+	if c.ErrorTTLSeconds < 0 {
+		errs = append(errs, fmt.Errorf("error TTL: %d seconds is negative", c.ErrorTTLSeconds))
+	}
+	return errors.Join(errs...)
+}
+
+func (k KeyAttribute) validate(what string) []error {
+	var errs []error
+	if k.Name == "" {
+		errs = append(errs, fmt.Errorf("%s: name is empty", what))
+	}
+	switch k.Type {
+	case AttributeTypeString, AttributeTypeNumber, AttributeTypeBinary:
+	default:
+		errs = append(errs, fmt.Errorf("%s: type %q is not S, N or B", what, k.Type))
+	}
+	switch k.Source {
+	case SourceEventID, SourceSequenceNumber, SourcePartitionKey, SourceShardID:
+		if k.Type != AttributeTypeString {
+			errs = append(errs, fmt.Errorf("%s: source %s gives a string, but the attribute's type is %s", what, k.Source, k.Type))
+		}
+	case SourceArrivalTime:
+		if k.Type == AttributeTypeBinary {
+			errs = append(errs, fmt.Errorf("%s: source %s gives a string or a number, not binary", what, k.Source))
+		}
+	case "":
+		errs = append(errs, fmt.Errorf("%s: source is empty", what))
+	default:
+		if strings.HasPrefix(k.Source, "$") {
+			errs = append(errs, fmt.Errorf("%s: unknown metadata source %q (want %s, %s, %s, %s or %s)", what, k.Source,
+				SourceEventID, SourceSequenceNumber, SourcePartitionKey, SourceShardID, SourceArrivalTime))
+		} else if err := validatePath(k.Source); err != nil {
+			errs = append(errs, fmt.Errorf("%s: source %w", what, err))
+		}
+	}
+	return errs
+}
+
+func validatePath(p string) error {
+	for _, seg := range strings.Split(p, ".") {
+		if seg == "" {
+			return fmt.Errorf("path %q has an empty segment", p)
+		}
+	}
+	return nil
+}
+
+// ParseConfig decodes a configuration file's content, fills in defaults and validates it.
+// Unknown fields are rejected, so a construct newer than the processor fails loudly at cold start.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("decode config: %w", err)
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid config: %w", err)
+	}
+	return c, nil
+}
+
+// Marshal encodes c as the content of the configuration file, with stable output for stable asset hashes.
+func (c Config) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// LoadConfig reads the configuration file. The path is $PIPELINE_CONFIG_FILE if set, else ConfigFileName in
+// $LAMBDA_TASK_ROOT, else next to the running executable. A missing file (at the default location only) gives
+// DefaultConfig.
+func LoadConfig() (Config, error) {
+	path, explicit := os.Getenv(EnvConfigFile), true
+	if path == "" {
+		explicit = false
+		dir := os.Getenv("LAMBDA_TASK_ROOT")
+		if dir == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return Config{}, fmt.Errorf("locate config: %w", err)
+			}
+			dir = filepath.Dir(exe)
+		}
+		path = filepath.Join(dir, ConfigFileName)
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return DefaultConfig(), nil
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
