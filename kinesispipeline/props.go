@@ -1,0 +1,180 @@
+package kinesispipeline
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+)
+
+// KinesisDynamoPipelineProps configures a KinesisDynamoPipeline. Every field is optional; the zero value (or nil props)
+// gives a pipeline that loses no record: failures land in the error table or the on-failure queue.
+type KinesisDynamoPipelineProps struct {
+	// --- Stream ---
+
+	// Stream is an existing stream to read from instead of creating one. ShardCount, StreamMode and
+	// RetentionPeriod must then be unset.
+	//
+	// Default: - a new encrypted stream.
+	Stream awskinesis.IStream
+	// ShardCount is the number of shards of the new stream in provisioned mode. One shard takes 1 MB/s or 1,000
+	// records/s of writes.
+	//
+	// Default: - 1 shard (the cheapest stream that works; raise it or use on-demand mode for more throughput).
+	ShardCount *float64
+	// StreamMode is the capacity mode of the new stream. ShardCount must be unset in ON_DEMAND mode.
+	//
+	// Default: - awskinesis.StreamMode_PROVISIONED, predictable cost.
+	StreamMode awskinesis.StreamMode
+	// RetentionPeriod is how long the new stream keeps records (24 hours to 365 days). On-failure messages in SQS
+	// only point into the stream, so this is also how long a failed record can be redriven from the queue.
+	//
+	// Default: - 24 hours, Kinesis's own default and cheapest retention.
+	RetentionPeriod awscdk.Duration
+	// EnhancedFanOut gives the function a dedicated stream consumer (enhanced fan-out, 2 MB/s per shard of its own
+	// and lower latency) instead of sharing the shard's read throughput with other readers.
+	//
+	// Default: false - shared throughput (standard iterator), no consumer charges.
+	EnhancedFanOut *bool
+
+	// --- Data table ---
+
+	// Table is an existing table to write items to instead of creating one. PartitionKey (and SortKey, if the
+	// table has one) must describe its key schema, because an ITable does not reveal it.
+	//
+	// Default: - a new on-demand table with point-in-time recovery and AWS-managed encryption.
+	Table awsdynamodb.ITable
+	// PartitionKey is the data table's partition key. Its value comes from the record's event id
+	// ("shardId:sequenceNumber"), so it must be a string unless a transform maps it elsewhere.
+	//
+	// Default: - "id" of type STRING, holding the event id (idempotent on replays).
+	PartitionKey *awsdynamodb.Attribute
+	// SortKey is the data table's sort key. Its value is taken from the record's payload field of the same name.
+	//
+	// Default: - no sort key.
+	SortKey *awsdynamodb.Attribute
+	// RemovalPolicy applies to every stateful resource the construct creates: stream, tables, queue, bucket and log
+	// group.
+	//
+	// Default: - awscdk.RemovalPolicy_RETAIN, so deleting the stack never deletes data.
+	RemovalPolicy awscdk.RemovalPolicy
+
+	// --- Error table ---
+
+	// ErrorTable is an existing table for records that can never be written (malformed, rejected by DynamoDB). Its
+	// partition key must be "id" (STRING).
+	//
+	// Default: - a new on-demand table with point-in-time recovery and AWS-managed encryption.
+	ErrorTable awsdynamodb.ITable
+	// ErrorTableEnabled turns the error table off when false. Permanent failures are then retried like transient
+	// ones and end in the on-failure destination.
+	//
+	// Default: true.
+	ErrorTableEnabled *bool
+	// ErrorRetention makes error-table items expire this long after they were written (DynamoDB TTL on the
+	// "expiresAt" attribute). Whole seconds, at least one.
+	//
+	// Default: - items never expire.
+	ErrorRetention awscdk.Duration
+
+	// --- On-failure destination ---
+
+	// DeadLetterQueue is an existing SQS queue to receive on-failure records (shard id and sequence range of
+	// the batches the event source mapping gives up on).
+	//
+	// Default: - a new encrypted, TLS-only queue with 14-day retention.
+	DeadLetterQueue awssqs.IQueue
+	// DeadLetterQueueEnabled turns the on-failure queue off when false. Without an on-failure destination, records
+	// the event source mapping gives up on are discarded, and synth warns about it.
+	//
+	// Default: true.
+	DeadLetterQueueEnabled *bool
+	// FailureBucket is an existing S3 bucket to use as the on-failure destination instead of a queue. Unlike an SQS
+	// message, an S3 on-failure record holds the failed records' payloads, so it outlives the stream's retention.
+	//
+	// Default: - no bucket; the on-failure destination is the queue.
+	FailureBucket awss3.IBucket
+	// FailureBucketEnabled creates an encrypted, TLS-only, private S3 bucket as the on-failure destination instead
+	// of a queue.
+	//
+	// Default: false.
+	FailureBucketEnabled *bool
+
+	// --- Function ---
+
+	// MemorySize of the processor function, in MB. Lambda gives CPU in proportion to memory.
+	//
+	// Default: 256 - enough for 10,000-record batches, with CPU for JSON decoding.
+	MemorySize *float64
+	// Timeout of one invocation. The processor writes what it can before the deadline and reports the rest
+	// for retry.
+	//
+	// Default: - 1 minute (CDK's 3 seconds is too short for a batch writer).
+	Timeout awscdk.Duration
+	// Architecture of the processor function; the processor is compiled for it.
+	//
+	// Default: - awslambda.Architecture_ARM_64(), cheaper per GB-second than x86_64.
+	Architecture awslambda.Architecture
+	// Environment holds extra environment variables for the function. Names starting with "PIPELINE_" are
+	// reserved for the construct.
+	//
+	// Default: - only the construct's own variables.
+	Environment *map[string]*string
+	// LogRetention is how long the function's log group keeps logs.
+	//
+	// Default: - awslogs.RetentionDays_ONE_MONTH.
+	LogRetention awslogs.RetentionDays
+
+	// --- Event source mapping ---
+
+	// BatchSize is the largest number of records per invocation (1..10000).
+	//
+	// Default: 100.
+	BatchSize *float64
+	// MaxBatchingWindow is how long Lambda gathers records before invoking (0..300 seconds).
+	//
+	// Default: - no batching window: invoke as soon as records arrive.
+	MaxBatchingWindow awscdk.Duration
+	// ParallelizationFactor is the number of concurrent batches per shard (1..10). Records with the same partition
+	// key stay in order.
+	//
+	// Default: 1.
+	ParallelizationFactor *float64
+	// StartingPosition is where a new mapping starts reading the stream.
+	//
+	// Default: - awslambda.StartingPosition_TRIM_HORIZON, the oldest record, so nothing already in the stream is skipped.
+	StartingPosition awslambda.StartingPosition
+	// StartingPositionTimestamp is the time to start reading from, in Unix seconds. Required with
+	// StartingPosition AT_TIMESTAMP, and only allowed with it.
+	//
+	// Default: - none.
+	StartingPositionTimestamp *float64
+	// RetryAttempts is how often a failing batch is retried before it goes to the on-failure destination
+	// (0..10000; -1 for unlimited, which UnlimitedRetries says more clearly).
+	//
+	// Default: 10 - finite, so one bad batch cannot block its shard until the records expire.
+	RetryAttempts *float64
+	// MaxRecordAge is the age after which a record is no longer retried and goes to the on-failure destination
+	// (60 seconds to 7 days).
+	//
+	// Default: - 6 hours, well inside the default 24-hour retention so the record can still be redriven.
+	MaxRecordAge awscdk.Duration
+	// UnlimitedRetries retries failing batches until their records expire from the stream (Lambda's own default).
+	// One bad record can then block its shard for the whole retention period. RetryAttempts and MaxRecordAge must be
+	// unset.
+	//
+	// Default: false.
+	UnlimitedRetries *bool
+	// BisectBatchOnError splits a failing batch in two and retries each half, isolating a bad record.
+	//
+	// Default: true.
+	BisectBatchOnError *bool
+	// Enabled says whether the event source mapping is active. Disable it to pause processing without losing the
+	// stream position.
+	//
+	// Default: true.
+	Enabled *bool
+}
