@@ -1,0 +1,287 @@
+// Package emulators starts the npm emulators the tests use, dynalite (DynamoDB) and kinesalite (Kinesis), from the
+// repository's node_modules on 127.0.0.1, and prepares them for the real aws-sdk-go-v2 clients.
+//
+// The emulators are pinned in the repository's package.json; install them once with `npm ci` at the module root.
+// A missing node or emulator fails the test with that fix: it never skips.
+package emulators
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Environment variables that point the helpers at an emulator started elsewhere (for example by .ci/run) instead of
+// starting one per test. Tests sharing such a server must use unique table and stream names (see UniqueName).
+const (
+	EnvDynamoDBEndpoint = "PIPELINE_TEST_DYNAMODB_ENDPOINT"
+	EnvKinesisEndpoint  = "PIPELINE_TEST_KINESIS_ENDPOINT"
+)
+
+// Region is the region the helpers' AWS config uses. The emulators accept any.
+const Region = "us-east-1"
+
+// startupTimeout bounds how long an emulator may take to listen and answer.
+const startupTimeout = 30 * time.Second
+
+// server is the node program that starts an emulator package on 127.0.0.1 with a free port, prints the port as
+// JSON, and exits when its standard input closes (so it never outlives the test process). kinesalite's CLI binds
+// every interface and dynalite's cannot take port 0, hence this instead of their CLIs.
+const server = `
+const [pkgDir, optsJSON] = process.argv.slice(1);
+const srv = require(pkgDir)(JSON.parse(optsJSON));
+srv.on('error', (err) => { console.error(err && err.stack || err); process.exit(1); });
+srv.listen(0, '127.0.0.1', () => { console.log(JSON.stringify({ port: srv.address().port })); });
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+`
+
+// Dynalite starts dynalite (tables become ACTIVE at once) and returns its endpoint, "http://127.0.0.1:<port>", for
+// the SDK's BaseEndpoint. It stops on t.Cleanup. With $PIPELINE_TEST_DYNAMODB_ENDPOINT set, it returns that instead.
+func Dynalite(t testing.TB) string {
+	t.Helper()
+	if ep := os.Getenv(EnvDynamoDBEndpoint); ep != "" {
+		return ep
+	}
+	return start(t, "dynalite", map[string]any{"createTableMs": 0, "deleteTableMs": 0, "updateTableMs": 0},
+		"DynamoDB_20120810.ListTables", "application/x-amz-json-1.0")
+}
+
+// Kinesalite starts kinesalite (streams become ACTIVE at once) and returns its endpoint, "http://127.0.0.1:<port>".
+// It stops on t.Cleanup. Name streams by StreamName in requests: kinesalite does not resolve StreamARN alone. With
+// $PIPELINE_TEST_KINESIS_ENDPOINT set, it returns that instead.
+func Kinesalite(t testing.TB) string {
+	t.Helper()
+	if ep := os.Getenv(EnvKinesisEndpoint); ep != "" {
+		return ep
+	}
+	return start(t, "kinesalite", map[string]any{"createStreamMs": 0, "deleteStreamMs": 0, "updateStreamMs": 0, "shardLimit": 100},
+		"Kinesis_20131202.ListStreams", "application/x-amz-json-1.1")
+}
+
+// ModuleRoot returns the directory of the go.mod enclosing the working directory, where package.json and
+// node_modules live.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find module root: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// start runs the emulator package name and waits until it answers target.
+func start(t testing.TB, name string, opts map[string]any, target, contentType string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	fix := fmt.Sprintf("run `npm ci` in %s (package.json pins the emulators)", root)
+	if _, err := os.Stat(filepath.Join(root, "node_modules", ".bin", name)); err != nil {
+		t.Fatalf("start %s: %s is not installed (%v): %s", name, name, err, fix)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("start %s: node is not on PATH (%v): install Node.js 20 or later, then %s", name, err, fix)
+	}
+	optsJSON, err := json.Marshal(opts)
+	if err != nil {
+		t.Fatalf("start %s: encode options: %v", name, err)
+	}
+	cmd := exec.Command(node, "-e", server, filepath.Join(root, "node_modules", name), string(optsJSON))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v: %s", name, err, fix)
+	}
+	exited := make(chan struct{})
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			_ = stdin.Close() // the program exits when its standard input closes
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	ports := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var msg struct {
+				Port int `json:"port"`
+			}
+			if json.Unmarshal(sc.Bytes(), &msg) == nil && msg.Port > 0 {
+				ports <- msg.Port
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(stop)
+
+	var port int
+	select {
+	case port = <-ports:
+	case <-exited:
+		t.Fatalf("start %s: exited before listening: %s\n%s", name, cmd.ProcessState, stderr)
+	case <-time.After(startupTimeout):
+		stop()
+		t.Fatalf("start %s: not listening after %v\n%s", name, startupTimeout, stderr)
+	}
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	if err := waitAnswering(ctx, endpoint, target, contentType); err != nil {
+		t.Fatalf("start %s: %v\n%s", name, err, stderr)
+	}
+	return endpoint
+}
+
+// waitAnswering polls endpoint with a request for target until it gets any HTTP response.
+func waitAnswering(ctx context.Context, endpoint, target, contentType string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader("{}"))
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", endpoint, err)
+		}
+		req.Header.Set("X-Amz-Target", target)
+		req.Header.Set("Content-Type", contentType)
+		res, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w (last error: %w)", endpoint, ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// lockedBuffer collects an emulator's standard error for failure messages.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// AWSConfig returns an AWS config for the emulators: Region and static credentials. Point a client at an emulator
+// with its BaseEndpoint option.
+func AWSConfig() aws.Config {
+	return aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEMULATOR", "emulator-secret", ""),
+	}
+}
+
+// DynamoDBClient returns a DynamoDB client for endpoint built from AWSConfig.
+func DynamoDBClient(endpoint string) *dynamodb.Client {
+	return dynamodb.NewFromConfig(AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// TableAPI is the part of the DynamoDB client CreateTable needs.
+type TableAPI interface {
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+}
+
+var _ TableAPI = (*dynamodb.Client)(nil)
+
+// CreateTable creates a PAY_PER_REQUEST table keyed by "id" (S), the data and error tables' default key, and waits
+// until it is ACTIVE.
+func CreateTable(ctx context.Context, db TableAPI, name string) error {
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+	})
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 200*time.Millisecond
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	return nil
+}
+
+// UniqueName returns a table or stream name derived from prefix that no other call returns, valid for both
+// DynamoDB and Kinesis (letters, digits, '-', '_', '.'; at most 128 characters).
+func UniqueName(prefix string) string {
+	var b strings.Builder
+	for _, r := range prefix {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := b.String()
+	if len(name) > 90 {
+		name = name[:90]
+	}
+	return fmt.Sprintf("%s-%d-%08x", name, time.Now().UnixNano(), rand.Uint32())
+}

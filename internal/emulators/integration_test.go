@@ -1,0 +1,100 @@
+//go:build integration
+
+package emulators_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
+)
+
+func TestDynalite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	endpoint := emulators.Dynalite(t)
+	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") {
+		t.Fatalf("endpoint %s is not on loopback", endpoint)
+	}
+	db := emulators.DynamoDBClient(endpoint)
+	name := emulators.UniqueName(t.Name())
+	if err := emulators.CreateTable(ctx, db, name); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Table.TableStatus != types.TableStatusActive || desc.Table.BillingModeSummary == nil ||
+		desc.Table.BillingModeSummary.BillingMode != types.BillingModePayPerRequest || *desc.Table.KeySchema[0].AttributeName != "id" {
+		t.Errorf("table = %+v", desc.Table)
+	}
+
+	// The stand-in in front of dynalite: what it withholds comes back as UnprocessedItems, the rest lands.
+	standin := dynamostandin.New(dynamostandin.Options{Upstream: endpoint, UnprocessedRate: 1, UnprocessedFraction: 0.5})
+	t.Cleanup(standin.Close)
+	via := emulators.DynamoDBClient(standin.URL())
+	var reqs []types.WriteRequest
+	for _, id := range []string{"a", "b", "c", "d"} {
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			"id": &types.AttributeValueMemberS{Value: id}, "v": &types.AttributeValueMemberN{Value: "1"}}}})
+	}
+	out, err := via.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{name: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]bool{}
+	for _, r := range out.UnprocessedItems[name] {
+		held[r.PutRequest.Item["id"].(*types.AttributeValueMemberS).Value] = true
+	}
+	if len(held) != 2 {
+		t.Fatalf("unprocessed = %v, want 2 items", held)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		got, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(name), ConsistentRead: aws.Bool(true),
+			Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored := got.Item != nil; stored == held[id] {
+			t.Errorf("item %s: stored %v, unprocessed %v; want exactly one", id, stored, held[id])
+		}
+		if got.Item != nil && !reflect.DeepEqual(got.Item["v"], &types.AttributeValueMemberN{Value: "1"}) {
+			t.Errorf("item %s: v = %#v", id, got.Item["v"])
+		}
+	}
+}
+
+func TestKinesalite(t *testing.T) {
+	endpoint := emulators.Kinesalite(t)
+	if !strings.HasPrefix(endpoint, "http://127.0.0.1:") {
+		t.Fatalf("endpoint %s is not on loopback", endpoint)
+	}
+	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=x")
+	req.Header.Set("X-Amz-Date", time.Now().UTC().Format("20060102T150405Z"))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"StreamNames":[]`) {
+		t.Errorf("ListStreams: %d %s", res.StatusCode, body)
+	}
+}
