@@ -1,0 +1,337 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// outcome is where a record of the batch stands.
+type outcome uint8
+
+const (
+	outPending     outcome = iota // items being written
+	outStored                     // all its items are in the data table
+	outSkipped                    // nothing to write
+	outPermanent                  // waiting for its error item
+	outErrorStored                // its error item is in the error table
+	outFailed                     // not stored: reported for retry
+)
+
+// recState is one record of a batch and its outcome.
+type recState struct {
+	rec     Record
+	out     outcome
+	pending int   // items not yet known to be stored
+	err     error // why the record is permanent or failed
+	queued  bool  // its error item was queued
+}
+
+func (r *recState) permanent(err error) {
+	if r.out == outPending || r.out == outFailed {
+		r.out, r.err = outPermanent, Permanent(err)
+	}
+}
+
+func (r *recState) fail(err error) {
+	if r.out == outPending || r.out == outPermanent {
+		r.out, r.err = outFailed, err
+	}
+}
+
+// candidate is one record's item for a key.
+type candidate struct {
+	rec  int
+	item Item
+}
+
+// entry is one key to write: the items of the batch for that key, in sequence-number order; the last one wins.
+type entry struct {
+	key     string
+	cands   []candidate
+	stored  int     // index of the candidate stored, -1 for none
+	invalid []error // per candidate: why DynamoDB rejected it (nil slice when none was)
+	err     error   // why no candidate was stored
+}
+
+// batch holds one invocation's state.
+type batch struct {
+	p         *Processor
+	recs      []recState
+	entries   []*entry // data table, in first-seen order
+	byKey     map[string]*entry
+	errorEnts []*entry
+}
+
+// Handle processes one batch of Kinesis records: every record ends stored in the data table, skipped, or stored in
+// the error table; the lowest sequence number of the records that did not is reported as the batch item failure,
+// so Lambda retries from there. The error is non-nil only when a failed record cannot be identified (it has no
+// sequence number): Lambda then retries the whole batch.
+func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	began := time.Now()
+	ctx = withBatchTime(ctx, p.opts.Now())
+	b := &batch{p: p, recs: make([]recState, len(ev.Records)), byKey: make(map[string]*entry, len(ev.Records))}
+	for i := range ev.Records {
+		b.transform(ctx, i, &ev.Records[i])
+	}
+
+	wctx, cancel := writeContext(ctx)
+	defer cancel()
+	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries}}
+	if errJob, ok := b.queueErrors(ctx); ok {
+		jobs = append(jobs, errJob)
+	}
+	p.writeAll(wctx, jobs)
+	b.resolveData()
+	if errJob, ok := b.queueErrors(ctx); ok {
+		p.writeAll(wctx, []writeJob{errJob})
+	}
+	b.resolveErrors()
+	return b.respond(ctx, began)
+}
+
+// writeContext leaves a safety margin before ctx's deadline so the response gets out in time.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(dl)/10, time.Second)
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
+// transform decodes, transforms and validates record i, and queues its items.
+func (b *batch) transform(ctx context.Context, i int, er *events.KinesisEventRecord) {
+	r := &b.recs[i]
+	r.rec = Record{
+		EventID:        er.EventID,
+		SequenceNumber: er.Kinesis.SequenceNumber,
+		PartitionKey:   er.Kinesis.PartitionKey,
+		ArrivalTime:    er.Kinesis.ApproximateArrivalTimestamp.Time,
+		Raw:            er.Kinesis.Data,
+	}
+	if shard, _, ok := strings.Cut(er.EventID, ":"); ok {
+		r.rec.ShardID = shard
+	}
+	if r.rec.EventID == "" {
+		r.rec.EventID = r.rec.SequenceNumber
+	}
+	if err := ctx.Err(); err != nil {
+		r.fail(err)
+		return
+	}
+	data, err := decodeObject(r.rec.Raw)
+	if err != nil {
+		r.permanent(err)
+		return
+	}
+	r.rec.Data = data
+	items, err := b.p.callTransform(ctx, &r.rec)
+	r.rec.Data = nil // not needed any more: let it go early on big batches
+	switch {
+	case errors.Is(err, ErrSkip):
+		r.out = outSkipped
+		return
+	case IsPermanent(err):
+		r.permanent(err)
+		return
+	case err != nil:
+		r.fail(err)
+		return
+	case len(items) == 0:
+		r.out = outSkipped
+		return
+	}
+	for j, it := range items {
+		if err := validateItem(it, b.p.keys); err != nil {
+			if len(items) > 1 {
+				err = fmt.Errorf("item %d: %w", j, err)
+			}
+			r.permanent(err)
+			return
+		}
+	}
+	r.pending = len(items)
+	for _, it := range items {
+		b.add(i, it)
+	}
+}
+
+// callTransform runs the transform, turning a panic into a transient error.
+func (p *Processor) callTransform(ctx context.Context, r *Record) (items []Item, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.opts.Logger.Error("transform panicked", "eventId", r.EventID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			items, err = nil, fmt.Errorf("transform panicked: %v", v)
+		}
+	}()
+	return p.opts.Transform(ctx, r)
+}
+
+// add queues record i's item under its key, keeping candidates in sequence-number order.
+func (b *batch) add(i int, it Item) {
+	key := itemKey(it, b.p.keys)
+	e := b.byKey[key]
+	if e == nil {
+		e = &entry{key: key, stored: -1}
+		b.byKey[key] = e
+		b.entries = append(b.entries, e)
+	}
+	e.cands = append(e.cands, candidate{rec: i, item: it})
+	seq := b.recs[i].rec.SequenceNumber
+	for k := len(e.cands) - 1; k > 0 && compareSequence(b.recs[e.cands[k-1].rec].rec.SequenceNumber, seq) > 0; k-- {
+		e.cands[k-1], e.cands[k] = e.cands[k], e.cands[k-1]
+	}
+}
+
+// compareSequence compares Kinesis sequence numbers (decimal strings): by length, then lexically.
+func compareSequence(a, b string) int {
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// resolveData applies the data table's write results to the records.
+func (b *batch) resolveData() {
+	for _, e := range b.entries {
+		for ci, c := range e.cands {
+			r := &b.recs[c.rec]
+			switch {
+			case e.invalid != nil && e.invalid[ci] != nil:
+				r.permanent(fmt.Errorf("rejected by DynamoDB: %w", e.invalid[ci]))
+			case e.stored >= ci:
+				r.pending--
+			default:
+				r.fail(e.err)
+			}
+		}
+	}
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.out == outPending {
+			if r.pending == 0 {
+				r.out = outStored
+			} else {
+				r.fail(errors.New("items not written")) // cannot happen: every item has an entry
+			}
+		}
+	}
+}
+
+// queueErrors makes the error items of the records that became permanent since the last call and returns the job
+// writing them. Without an error table those records fail instead.
+func (b *batch) queueErrors(ctx context.Context) (writeJob, bool) {
+	var ents []*entry
+	var byID map[string]*entry
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.out != outPermanent || r.queued {
+			continue
+		}
+		r.queued = true
+		if b.p.opts.ErrorTableName == "" {
+			r.out = outFailed
+			continue
+		}
+		item := b.p.errorItem(ctx, &r.rec, r.err)
+		if byID == nil {
+			byID = make(map[string]*entry)
+		}
+		e := byID[r.rec.EventID]
+		if e == nil {
+			e = &entry{key: itemKey(item, b.p.errKeys), stored: -1}
+			byID[r.rec.EventID] = e
+			ents = append(ents, e)
+		}
+		e.cands = append(e.cands, candidate{rec: i, item: item})
+	}
+	b.errorEnts = append(b.errorEnts, ents...)
+	if len(ents) == 0 {
+		return writeJob{}, false
+	}
+	return writeJob{table: b.p.opts.ErrorTableName, keys: b.p.errKeys, entries: ents, errorTable: true}, true
+}
+
+// resolveErrors applies the error table's write results to the records.
+func (b *batch) resolveErrors() {
+	for _, e := range b.errorEnts {
+		for ci, c := range e.cands {
+			r := &b.recs[c.rec]
+			if e.stored >= ci && (e.invalid == nil || e.invalid[ci] == nil) {
+				r.out = outErrorStored
+				continue
+			}
+			why := e.err
+			if e.invalid != nil && e.invalid[ci] != nil {
+				why = e.invalid[ci]
+			}
+			r.out, r.err = outFailed, fmt.Errorf("%w; and its error item was not stored: %w", r.err, why)
+		}
+	}
+}
+
+// respond builds the response, logs and emits the batch's metrics.
+func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEventResponse, error) {
+	var m batchMetrics
+	var lowest string
+	var unidentified bool
+	log := b.p.opts.Logger
+	for i := range b.recs {
+		r := &b.recs[i]
+		switch r.out {
+		case outStored:
+			m.written++
+		case outSkipped:
+			m.skipped++
+		case outErrorStored:
+			m.toErrorTable++
+			log.LogAttrs(ctx, slog.LevelWarn, "record sent to the error table", recordAttrs(r)...)
+		default: // outFailed, or outPermanent left over (cannot happen)
+			m.failed++
+			log.LogAttrs(ctx, slog.LevelWarn, "record not stored, reported for retry", recordAttrs(r)...)
+			seq := r.rec.SequenceNumber
+			if seq == "" {
+				unidentified = true
+			} else if lowest == "" || compareSequence(seq, lowest) < 0 {
+				lowest = seq
+			}
+		}
+	}
+	m.latency = time.Since(began)
+	var resp events.KinesisEventResponse
+	if lowest != "" {
+		resp.BatchItemFailures = []events.KinesisBatchItemFailure{{ItemIdentifier: lowest}}
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "batch processed",
+		slog.Int("records", len(b.recs)), slog.Int("written", m.written), slog.Int("skipped", m.skipped),
+		slog.Int("toErrorTable", m.toErrorTable), slog.Int("failed", m.failed),
+		slog.String("reportedSequenceNumber", lowest), slog.Float64("latencyMs", float64(m.latency.Microseconds())/1000))
+	b.p.emitMetrics(m)
+	if unidentified {
+		return events.KinesisEventResponse{}, errors.New("handle batch: a record without a sequence number was not stored; retrying the whole batch")
+	}
+	return resp, nil
+}
+
+func recordAttrs(r *recState) []slog.Attr {
+	reason := "unknown"
+	if r.err != nil {
+		reason = r.err.Error()
+	}
+	return []slog.Attr{
+		slog.String("eventId", r.rec.EventID),
+		slog.String("sequenceNumber", r.rec.SequenceNumber),
+		slog.Bool("permanent", IsPermanent(r.err) || r.out == outErrorStored),
+		slog.String("reason", reason),
+	}
+}

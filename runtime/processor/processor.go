@@ -1,0 +1,134 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// DB is the part of the DynamoDB API the processor uses. *dynamodb.Client satisfies it; tests use a fake.
+type DB interface {
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// Version is the processor version recorded in error items unless Options.Version says otherwise.
+const Version = "0.1.0"
+
+// DefaultMaxInFlight is the default number of BatchWriteItem requests in flight per batch.
+const DefaultMaxInFlight = 8
+
+// Options configure a Processor. New sets the defaults, applies the caller's functions, then checks the result.
+type Options struct {
+	// TableName is the data table's name. Required.
+	TableName string
+	// ErrorTableName is the error table's name. Default: "" (no error table: permanent failures are reported for
+	// retry like transient ones, so the event source mapping's on-failure destination sees them).
+	ErrorTableName string
+	// Config is the static configuration: the data table's key schema and the error items' time to live.
+	// Default: DefaultConfig(); empty fields get their defaults (Config.WithDefaults) and the result is validated.
+	Config Config
+	// Transform turns records into items. Default: DefaultTransform(Config).
+	Transform Transform
+	// Logger receives the batch summary (Info) and per-record failures (Warn). Payloads are never logged.
+	// Default: a JSON handler on standard error.
+	Logger *slog.Logger
+	// MetricsWriter receives one CloudWatch Embedded Metric Format line per batch. Default: os.Stdout.
+	MetricsWriter io.Writer
+	// MaxInFlight bounds the BatchWriteItem requests in flight per batch. Default: DefaultMaxInFlight.
+	MaxInFlight int
+	// Now returns the current time, for the processed-at and failed-at attributes. Default: time.Now.
+	Now func() time.Time
+	// Version is the processor version recorded in error items. Default: the package's Version.
+	Version string
+}
+
+// Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.
+type Processor struct {
+	db           DB
+	opts         Options
+	keys         []KeyAttribute // the data table's key attributes: partition key, then sort key
+	errKeys      []KeyAttribute // the error table's
+	functionName string
+	metricsMu    sync.Mutex
+}
+
+// New returns a Processor that writes through db. It sets the defaults, applies optFns in order, then checks the
+// options, reporting every problem at once.
+func New(db DB, optFns ...func(*Options)) (*Processor, error) {
+	o := Options{
+		Config:        DefaultConfig(),
+		Logger:        slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		MetricsWriter: os.Stdout,
+		MaxInFlight:   DefaultMaxInFlight,
+		Now:           time.Now,
+		Version:       Version,
+	}
+	for _, fn := range optFns {
+		if fn != nil {
+			fn(&o)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if o.MetricsWriter == nil {
+		o.MetricsWriter = os.Stdout
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = Version
+	}
+	o.Config = o.Config.WithDefaults()
+
+	var errs []error
+	if db == nil {
+		errs = append(errs, errors.New("db is nil"))
+	}
+	if o.TableName == "" {
+		errs = append(errs, errors.New("table name is empty"))
+	}
+	if o.ErrorTableName != "" && o.ErrorTableName == o.TableName {
+		errs = append(errs, fmt.Errorf("error table name %q is the data table's name", o.ErrorTableName))
+	}
+	if o.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max in flight: %d is negative", o.MaxInFlight))
+	}
+	if err := o.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("new processor: %w", err)
+	}
+	if o.Transform == nil {
+		o.Transform = DefaultTransform(o.Config)
+	}
+	keys := []KeyAttribute{o.Config.PartitionKey}
+	if o.Config.SortKey != nil {
+		keys = append(keys, *o.Config.SortKey)
+	}
+	return &Processor{
+		db:           db,
+		opts:         o,
+		keys:         keys,
+		errKeys:      []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}},
+		functionName: os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
+	}, nil
+}
+
+// Options returns the processor's options, defaults filled in.
+func (p *Processor) Options() Options { return p.opts }

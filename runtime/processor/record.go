@@ -1,0 +1,110 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Item is one DynamoDB item, as BatchWriteItem and PutItem take it.
+type Item = map[string]types.AttributeValue
+
+// Record is one Kinesis record as a Transform sees it: its metadata, its raw payload and the payload decoded as a
+// JSON object.
+type Record struct {
+	// EventID is the record's event id, "shardId:sequenceNumber". It is unique per Kinesis record and stable across
+	// retries. When the event carries none, the sequence number is used.
+	EventID string
+	// ShardID is the shard the record came from (the part of the event id before the colon).
+	ShardID string
+	// SequenceNumber is the record's sequence number: a decimal string of up to 129 digits.
+	SequenceNumber string
+	// PartitionKey is the partition key the producer chose.
+	PartitionKey string
+	// ArrivalTime is the approximate time the stream received the record.
+	ArrivalTime time.Time
+	// Raw is the record's payload as the producer wrote it. A Transform must not modify it.
+	Raw []byte
+	// Data is Raw decoded as a JSON object: numbers are json.Number (exact), objects map[string]any, arrays []any,
+	// null nil. A record whose payload is not a JSON object never reaches a Transform: it is a permanent failure.
+	Data map[string]any
+}
+
+// Transform turns one record into the items to write: zero, one or several. It returns ErrSkip (possibly wrapped) to
+// skip the record, an error made by Permanent to send the record to the error table, and any other error to have the
+// record retried. A Transform is called from one goroutine per batch, in sequence-number order.
+type Transform func(ctx context.Context, r *Record) ([]Item, error)
+
+// ErrSkip is returned (possibly wrapped) by a Transform to skip a record: it is counted as skipped, nothing is written
+// and the record is acknowledged.
+var ErrSkip = errors.New("skip record")
+
+// PermanentError marks a failure that retrying cannot fix: the record goes to the error table (or, without one, is
+// reported for retry so the event source mapping's on-failure destination receives it).
+type PermanentError struct {
+	// Err is the reason, recorded in the error table.
+	Err error
+}
+
+// Error returns the reason's message.
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return "permanent failure"
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the reason.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a *PermanentError. A nil err gives a generic permanent failure; an err that already is
+// permanent is returned unchanged.
+func Permanent(err error) error {
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err is, or wraps, a *PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
+// Metadata attributes the default transform adds to every item (strings).
+const (
+	// AttrSequenceNumber holds the record's sequence number.
+	AttrSequenceNumber = "_kinesisSequenceNumber"
+	// AttrPartitionKey holds the producer's partition key.
+	AttrPartitionKey = "_kinesisPartitionKey"
+	// AttrArrivalTime holds the record's approximate arrival time, RFC 3339 with nanoseconds, UTC.
+	AttrArrivalTime = "_kinesisArrivalTime"
+	// AttrProcessedAt holds the time the batch was processed, RFC 3339 with nanoseconds, UTC.
+	AttrProcessedAt = "_processedAt"
+)
+
+// Attributes of the error table's items, besides ErrorTablePartitionKey (the event id) and ErrorTTLAttribute.
+const (
+	ErrorAttrShardID          = "shardId"          // S: the record's shard.
+	ErrorAttrSequenceNumber   = "sequenceNumber"   // S: the record's sequence number.
+	ErrorAttrPartitionKey     = "partitionKey"     // S: the producer's partition key.
+	ErrorAttrArrivalTime      = "arrivalTime"      // S: RFC 3339, UTC.
+	ErrorAttrPayload          = "payload"          // B: the payload, encoded as ErrorAttrPayloadEncoding says.
+	ErrorAttrPayloadEncoding  = "payloadEncoding"  // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingTruncated.
+	ErrorAttrPayloadSize      = "payloadSize"      // N: the original payload's size in bytes.
+	ErrorAttrPayloadSHA256    = "payloadSha256"    // S: hex SHA-256 of the original payload (truncated payloads only).
+	ErrorAttrReason           = "reason"           // S: why the record failed.
+	ErrorAttrProcessorVersion = "processorVersion" // S: Options.Version.
+	ErrorAttrFailedAt         = "failedAt"         // S: RFC 3339, UTC.
+)
+
+// Values of ErrorAttrPayloadEncoding.
+const (
+	PayloadEncodingRaw       = "raw"       // the payload as received.
+	PayloadEncodingGzip      = "gzip"      // the payload gzip-compressed.
+	PayloadEncodingTruncated = "truncated" // a prefix of the payload; ErrorAttrPayloadSHA256 and ErrorAttrPayloadSize describe the whole.
+)

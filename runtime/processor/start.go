@@ -1,0 +1,74 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// NewDynamoDBClient returns a DynamoDB client for the processor. Its retryer is the SDK's standard one without the
+// client-side retry quota (ratelimit.None), so sustained throttling never exhausts a shared quota and turns every
+// request into an immediate failure; backoff stays short (at most 1 s) because the processor retries throttled
+// writes itself within the invocation's deadline. optFns run after these settings.
+func NewDynamoDBClient(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	fns := make([]func(*dynamodb.Options), 0, len(optFns)+1)
+	fns = append(fns, func(o *dynamodb.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.RateLimiter = ratelimit.None
+			so.MaxBackoff = time.Second
+		})
+	})
+	fns = append(fns, optFns...)
+	return dynamodb.NewFromConfig(cfg, fns...)
+}
+
+// Start runs the processor as a Lambda function: it reads the table names from EnvTableName and EnvErrorTableName,
+// the static configuration with LoadConfig, the AWS configuration with the SDK's default loader (so AWS_REGION and
+// AWS_ENDPOINT_URL_DYNAMODB apply), applies optFns, and hands Handle to lambda.Start. A setup error is logged and
+// the process exits with status 1.
+func Start(optFns ...func(*Options)) {
+	p, err := setup(context.Background(), optFns...)
+	if err != nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("processor setup", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(p.Handle)
+}
+
+// setup builds the processor Start runs.
+func setup(ctx context.Context, optFns ...func(*Options)) (*Processor, error) {
+	var errs []error
+	cfg, err := LoadConfig()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("load AWS config: %w", err))
+	}
+	table := os.Getenv(EnvTableName)
+	if table == "" {
+		errs = append(errs, fmt.Errorf("environment variable %s is not set", EnvTableName))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	fns := make([]func(*Options), 0, len(optFns)+1)
+	fns = append(fns, func(o *Options) {
+		o.TableName = table
+		o.ErrorTableName = os.Getenv(EnvErrorTableName)
+		o.Config = cfg
+	})
+	fns = append(fns, optFns...)
+	return New(NewDynamoDBClient(awsCfg), fns...)
+}

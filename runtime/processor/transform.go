@@ -1,0 +1,278 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// batchTimeKey is the context key under which Handle stores the batch's processing time.
+type batchTimeKey struct{}
+
+type batchTime struct {
+	t   time.Time
+	str string // t formatted as RFC 3339 with nanoseconds, UTC
+}
+
+func withBatchTime(ctx context.Context, t time.Time) context.Context {
+	t = t.UTC()
+	return context.WithValue(ctx, batchTimeKey{}, &batchTime{t: t, str: t.Format(time.RFC3339Nano)})
+}
+
+// ProcessedAt returns the time at which the processor started the batch that ctx belongs to (the value the default
+// transform writes as AttrProcessedAt), or the current time outside a batch.
+func ProcessedAt(ctx context.Context) time.Time {
+	if bt, ok := ctx.Value(batchTimeKey{}).(*batchTime); ok {
+		return bt.t
+	}
+	return time.Now().UTC()
+}
+
+func processedAtString(ctx context.Context) string {
+	if bt, ok := ctx.Value(batchTimeKey{}).(*batchTime); ok {
+		return bt.str
+	}
+	return time.Now().UTC().Format(time.RFC3339Nano)
+}
+
+// decodeObject decodes a payload that must hold exactly one JSON object, with numbers as json.Number.
+func decodeObject(raw []byte) (map[string]any, error) {
+	if !utf8.Valid(raw) {
+		return nil, errors.New("payload is not valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, errors.New("payload is empty, not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var v any
+	var obj map[string]any
+	var err error
+	if trimmed[0] == '{' {
+		err = dec.Decode(&obj)
+	} else {
+		err = dec.Decode(&v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payload is not valid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("payload has data after its JSON value")
+	}
+	if trimmed[0] == '{' {
+		if obj == nil { // cannot happen for '{', kept for safety
+			return nil, errors.New("payload is not a JSON object")
+		}
+		return obj, nil
+	}
+	switch v.(type) {
+	case nil:
+		return nil, errors.New("payload is JSON null, not an object")
+	case []any:
+		return nil, errors.New("payload is a JSON array, not an object")
+	case string:
+		return nil, errors.New("payload is a JSON string, not an object")
+	case json.Number:
+		return nil, errors.New("payload is a JSON number, not an object")
+	case bool:
+		return nil, errors.New("payload is a JSON boolean, not an object")
+	default:
+		return nil, errors.New("payload is not a JSON object")
+	}
+}
+
+// ToAttributeValue converts a value of a decoded JSON document (as in Record.Data) to a DynamoDB attribute value:
+// string to S, json.Number to N (exact), bool to BOOL, nil to NULL, map[string]any to M, []any to L. It also accepts
+// Go numbers (to N), []byte (to B), and an attribute value as is. Other types are an error.
+func ToAttributeValue(v any) (types.AttributeValue, error) {
+	switch x := v.(type) {
+	case string:
+		return &types.AttributeValueMemberS{Value: x}, nil
+	case json.Number:
+		return &types.AttributeValueMemberN{Value: string(x)}, nil
+	case bool:
+		return &types.AttributeValueMemberBOOL{Value: x}, nil
+	case nil:
+		return &types.AttributeValueMemberNULL{Value: true}, nil
+	case map[string]any:
+		m := make(map[string]types.AttributeValue, len(x))
+		for k, e := range x {
+			av, err := ToAttributeValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			m[k] = av
+		}
+		return &types.AttributeValueMemberM{Value: m}, nil
+	case []any:
+		l := make([]types.AttributeValue, len(x))
+		for i, e := range x {
+			av, err := ToAttributeValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			l[i] = av
+		}
+		return &types.AttributeValueMemberL{Value: l}, nil
+	case int:
+		return &types.AttributeValueMemberN{Value: strconv.Itoa(x)}, nil
+	case int64:
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(x, 10)}, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("number %v has no DynamoDB representation", x)
+		}
+		return &types.AttributeValueMemberN{Value: strconv.FormatFloat(x, 'g', -1, 64)}, nil
+	case []byte:
+		return &types.AttributeValueMemberB{Value: x}, nil
+	case types.AttributeValue:
+		return x, nil
+	default:
+		return nil, fmt.Errorf("unsupported value type %T", v)
+	}
+}
+
+// DefaultTransform returns the transform of the default processor: the record's JSON object becomes one item with
+// the same attributes (see ToAttributeValue), plus the key attributes cfg describes and the metadata attributes
+// AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and AttrProcessedAt. Key and metadata attributes replace
+// payload attributes of the same name. A key value that is missing, empty or of the wrong type is a permanent error.
+// A zero cfg means DefaultConfig().
+func DefaultTransform(cfg Config) Transform {
+	cfg = cfg.WithDefaults()
+	keys := []KeyAttribute{cfg.PartitionKey}
+	if cfg.SortKey != nil {
+		keys = append(keys, *cfg.SortKey)
+	}
+	return func(ctx context.Context, r *Record) ([]Item, error) {
+		item := make(Item, len(r.Data)+len(keys)+4)
+		for k, v := range r.Data {
+			av, err := ToAttributeValue(v)
+			if err != nil {
+				return nil, Permanent(fmt.Errorf("attribute %s: %w", k, err))
+			}
+			item[k] = av
+		}
+		for _, k := range keys {
+			av, err := keyValue(k, r)
+			if err != nil {
+				return nil, Permanent(err)
+			}
+			item[k.Name] = av
+		}
+		item[AttrSequenceNumber] = &types.AttributeValueMemberS{Value: r.SequenceNumber}
+		item[AttrPartitionKey] = &types.AttributeValueMemberS{Value: r.PartitionKey}
+		item[AttrArrivalTime] = &types.AttributeValueMemberS{Value: formatTime(r.ArrivalTime)}
+		item[AttrProcessedAt] = &types.AttributeValueMemberS{Value: processedAtString(ctx)}
+		return []Item{item}, nil
+	}
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// keyValue computes the value of key attribute k for record r.
+func keyValue(k KeyAttribute, r *Record) (types.AttributeValue, error) {
+	var s string
+	switch k.Source {
+	case SourceEventID:
+		s = r.EventID
+	case SourceSequenceNumber:
+		s = r.SequenceNumber
+	case SourcePartitionKey:
+		s = r.PartitionKey
+	case SourceShardID:
+		s = r.ShardID
+	case SourceArrivalTime:
+		if k.Type == AttributeTypeNumber {
+			return &types.AttributeValueMemberN{Value: strconv.FormatInt(r.ArrivalTime.UnixMilli(), 10)}, nil
+		}
+		s = formatTime(r.ArrivalTime)
+	default:
+		return pathKeyValue(k, r.Data)
+	}
+	if s == "" {
+		return nil, fmt.Errorf("key attribute %s: %s is empty", k.Name, k.Source)
+	}
+	return &types.AttributeValueMemberS{Value: s}, nil
+}
+
+// pathKeyValue reads key attribute k from the payload at its dot-separated path. S wants a non-empty string, N a
+// JSON number, B a non-empty base64 string.
+func pathKeyValue(k KeyAttribute, data map[string]any) (types.AttributeValue, error) {
+	var v any = data
+	rest := k.Source
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, ".")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is missing (%s is not an object)", k.Name, k.Source, seg)
+		}
+		if v, ok = m[seg]; !ok {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is missing", k.Name, k.Source)
+		}
+	}
+	switch k.Type {
+	case AttributeTypeString:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a string", k.Name, k.Source, jsonKind(v))
+		}
+		if s == "" {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
+		}
+		return &types.AttributeValueMemberS{Value: s}, nil
+	case AttributeTypeNumber:
+		switch n := v.(type) {
+		case json.Number:
+			return &types.AttributeValueMemberN{Value: string(n)}, nil
+		case int, int64, float64:
+			return ToAttributeValue(n)
+		}
+		return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a number", k.Name, k.Source, jsonKind(v))
+	case AttributeTypeBinary:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a base64 string", k.Name, k.Source, jsonKind(v))
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is not base64: %w", k.Name, k.Source, err)
+		}
+		if len(b) == 0 {
+			return nil, fmt.Errorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
+		}
+		return &types.AttributeValueMemberB{Value: b}, nil
+	}
+	return nil, fmt.Errorf("key attribute %s: unknown type %q", k.Name, k.Type)
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number, int, int64, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	default:
+		return fmt.Sprintf("a %T", v)
+	}
+}

@@ -1,0 +1,202 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// Write path tuning.
+const (
+	batchWriteLimit    = 25                    // items per BatchWriteItem request
+	backoffBase        = 25 * time.Millisecond // first retry waits up to this long
+	backoffCap         = 2 * time.Second       // no retry waits longer
+	minCallTime        = 20 * time.Millisecond // a retry needs at least this much time left
+	attemptsNoDeadline = 10                    // attempts per request when the context has no deadline
+)
+
+// writeJob is the entries to write to one table.
+type writeJob struct {
+	table      string
+	keys       []KeyAttribute
+	entries    []*entry
+	errorTable bool
+}
+
+// writeAll writes every job's entries in chunks of 25, at most MaxInFlight requests at a time, and records each
+// entry's result in the entry.
+func (p *Processor) writeAll(ctx context.Context, jobs []writeJob) {
+	var g errgroup.Group
+	g.SetLimit(p.opts.MaxInFlight)
+	for _, j := range jobs {
+		for start := 0; start < len(j.entries); start += batchWriteLimit {
+			chunk := j.entries[start:min(start+batchWriteLimit, len(j.entries))]
+			g.Go(func() error {
+				p.writeChunk(ctx, j.table, j.keys, chunk)
+				return nil
+			})
+		}
+	}
+	_ = g.Wait() // the goroutines never fail: results are in the entries
+}
+
+// writeChunk writes up to 25 entries with BatchWriteItem, retrying unprocessed items and throttling with backoff
+// while time remains, and falling back to one PutItem per entry when DynamoDB rejects the request as invalid.
+func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttribute, chunk []*entry) {
+	pending := chunk
+	for attempt := 0; ; attempt++ {
+		reqs := make([]types.WriteRequest, len(pending))
+		for i, e := range pending {
+			reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: e.cands[len(e.cands)-1].item}}
+		}
+		out, err := p.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs}})
+		switch {
+		case err == nil:
+			var unprocessed []types.WriteRequest
+			if out != nil {
+				unprocessed = out.UnprocessedItems[table]
+			}
+			pending = p.settle(pending, unprocessed, keys)
+			if len(pending) == 0 {
+				return
+			}
+			err = fmt.Errorf("%d of %d items unprocessed", len(pending), len(reqs))
+		case isValidation(err):
+			p.isolate(ctx, table, pending)
+			return
+		case !isRetryable(ctx, err):
+			markFailed(pending, fmt.Errorf("batch write: %w", err))
+			return
+		}
+		if !backoff(ctx, attempt) {
+			markFailed(pending, fmt.Errorf("batch write: gave up before the deadline: %w", err))
+			return
+		}
+	}
+}
+
+// settle marks the entries DynamoDB processed as stored and returns the others.
+func (p *Processor) settle(pending []*entry, unprocessed []types.WriteRequest, keys []KeyAttribute) []*entry {
+	if len(unprocessed) == 0 {
+		for _, e := range pending {
+			e.stored = len(e.cands) - 1
+		}
+		return nil
+	}
+	left := make(map[string]struct{}, len(unprocessed))
+	for _, w := range unprocessed {
+		if w.PutRequest != nil {
+			left[itemKey(w.PutRequest.Item, keys)] = struct{}{}
+		}
+	}
+	var rest []*entry
+	for _, e := range pending {
+		if _, ok := left[e.key]; ok {
+			rest = append(rest, e)
+		} else {
+			e.stored = len(e.cands) - 1
+		}
+	}
+	return rest
+}
+
+func markFailed(ents []*entry, err error) {
+	for _, e := range ents {
+		e.err = err
+	}
+}
+
+// isolate writes entries one by one after DynamoDB rejected their batch as invalid. A rejected item is marked
+// invalid and the entry's previous candidate (an earlier record's item for the same key) is tried instead.
+func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
+	for _, e := range ents {
+		for ci := len(e.cands) - 1; ci >= 0; ci-- {
+			err := p.putItem(ctx, table, e.cands[ci].item)
+			if err == nil {
+				e.stored = ci
+				break
+			}
+			if isValidation(err) {
+				if e.invalid == nil {
+					e.invalid = make([]error, len(e.cands))
+				}
+				e.invalid[ci] = err
+				e.err = err
+				continue
+			}
+			e.err = fmt.Errorf("put item: %w", err)
+			break
+		}
+	}
+}
+
+// putItem writes one item, retrying throttling with backoff while time remains.
+func (p *Processor) putItem(ctx context.Context, table string, item Item) error {
+	for attempt := 0; ; attempt++ {
+		_, err := p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item})
+		if err == nil || isValidation(err) || !isRetryable(ctx, err) {
+			return err
+		}
+		if !backoff(ctx, attempt) {
+			return fmt.Errorf("gave up before the deadline: %w", err)
+		}
+	}
+}
+
+// isValidation reports whether DynamoDB rejected a request as invalid.
+func isValidation(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+}
+
+// isRetryable reports whether a failed request may succeed if sent again: throttling, server faults and network
+// errors, as long as ctx is alive.
+func isRetryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return true // network and transport errors
+	}
+	switch ae.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+		"InternalServerError", "ServiceUnavailable", "LimitExceededException":
+		return true
+	}
+	return ae.ErrorFault() == smithy.FaultServer
+}
+
+// backoff sleeps before retry number attempt+1: exponential with full jitter, cut short so a call still fits before
+// ctx's deadline. It returns false when no time is left (or, without a deadline, after attemptsNoDeadline attempts).
+func backoff(ctx context.Context, attempt int) bool {
+	d := backoffBase << min(attempt, 16)
+	if d > backoffCap || d <= 0 {
+		d = backoffCap
+	}
+	d = rand.N(d + 1)
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl) - minCallTime
+		if left <= 0 {
+			return false
+		}
+		d = min(d, left)
+	} else if attempt+1 >= attemptsNoDeadline {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
