@@ -46,6 +46,7 @@ type KinesisDynamoPipeline struct {
 	role       awsiam.IRole
 	function   awslambda.Function
 	mapping    awslambda.EventSourceMapping
+	config     processor.Config
 }
 
 // NewKinesisDynamoPipeline creates the pipeline. props may be nil for all defaults. Invalid props panic with one
@@ -59,6 +60,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 		in = *props
 	}
 	cfg := processorConfig(&in)
+	p.config = cfg
 	if problems := validateProps(&in, cfg); len(problems) > 0 {
 		panic(propsError(*p.Node().Path(), problems))
 	}
@@ -364,6 +366,10 @@ func (p *KinesisDynamoPipeline) LogGroup() awslogs.ILogGroup { return p.logGroup
 
 // EventSourceMapping returns the mapping that invokes the function with the stream's records.
 func (p *KinesisDynamoPipeline) EventSourceMapping() awslambda.EventSourceMapping { return p.mapping }
+
+// ProcessorConfig returns the static configuration bundled with the processor (as processor.ConfigFileName next to
+// `bootstrap`).
+func (p *KinesisDynamoPipeline) ProcessorConfig() processor.Config { return p.config }
 
 // GrantWrite lets grantee put records into the stream (producers).
 func (p *KinesisDynamoPipeline) GrantWrite(grantee awsiam.IGrantable) awsiam.Grant {

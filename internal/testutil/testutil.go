@@ -111,3 +111,35 @@ func LogicalIDs(resources map[string]map[string]interface{}) []string {
 	sort.Strings(ids)
 	return ids
 }
+
+// Get walks v (a template or part of one) along keys: map keys, or decimal indexes into lists. It returns nil where
+// the path does not exist.
+func Get(v interface{}, keys ...string) interface{} {
+	for _, k := range keys {
+		switch x := v.(type) {
+		case map[string]interface{}:
+			v = x[k]
+		case []interface{}:
+			var i int
+			if _, err := fmt.Sscanf(k, "%d", &i); err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// Warnings synthesizes stack and returns the text of every warning annotation on it.
+func Warnings(t testing.TB, stack awscdk.Stack) []string {
+	t.Helper()
+	var out []string
+	Must(t, func() {
+		for _, m := range *assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
+			out = append(out, fmt.Sprint(m.Entry.Data))
+		}
+	})
+	return out
+}
