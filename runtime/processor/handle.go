@@ -113,8 +113,9 @@ func (b *batch) transform(ctx context.Context, i int, er *events.KinesisEventRec
 		EventID:        er.EventID,
 		SequenceNumber: er.Kinesis.SequenceNumber,
 		PartitionKey:   er.Kinesis.PartitionKey,
-		ArrivalTime:    er.Kinesis.ApproximateArrivalTimestamp.Time,
-		Raw:            er.Kinesis.Data,
+		// Kinesis keeps milliseconds; the event's float seconds lose the last digits, so round back.
+		ArrivalTime: er.Kinesis.ApproximateArrivalTimestamp.Round(time.Millisecond),
+		Raw:         er.Kinesis.Data,
 	}
 	if shard, _, ok := strings.Cut(er.EventID, ":"); ok {
 		r.rec.ShardID = shard
@@ -308,7 +309,7 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 		}
 	}
 	m.latency = time.Since(began)
-	var resp events.KinesisEventResponse
+	resp := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
 	if lowest != "" {
 		resp.BatchItemFailures = []events.KinesisBatchItemFailure{{ItemIdentifier: lowest}}
 	}

@@ -38,6 +38,7 @@ func newTestProcessor(t testing.TB, db DB, optFns ...func(*Options)) *Processor 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	p.backoffBase = time.Millisecond
 	return p
 }
 

@@ -60,6 +60,7 @@ type Processor struct {
 	errKeys      []KeyAttribute // the error table's
 	functionName string
 	metricsMu    sync.Mutex
+	backoffBase  time.Duration // first retry waits up to this long; tests shorten it
 }
 
 // New returns a Processor that writes through db. It sets the defaults, applies optFns in order, then checks the
@@ -127,6 +128,7 @@ func New(db DB, optFns ...func(*Options)) (*Processor, error) {
 		keys:         keys,
 		errKeys:      []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}},
 		functionName: os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
+		backoffBase:  backoffBase,
 	}, nil
 }
 

@@ -75,7 +75,7 @@ func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttr
 			markFailed(pending, fmt.Errorf("batch write: %w", err))
 			return
 		}
-		if !backoff(ctx, attempt) {
+		if !p.backoff(ctx, attempt) {
 			markFailed(pending, fmt.Errorf("batch write: gave up before the deadline: %w", err))
 			return
 		}
@@ -144,7 +144,7 @@ func (p *Processor) putItem(ctx context.Context, table string, item Item) error 
 		if err == nil || isValidation(err) || !isRetryable(ctx, err) {
 			return err
 		}
-		if !backoff(ctx, attempt) {
+		if !p.backoff(ctx, attempt) {
 			return fmt.Errorf("gave up before the deadline: %w", err)
 		}
 	}
@@ -176,8 +176,8 @@ func isRetryable(ctx context.Context, err error) bool {
 
 // backoff sleeps before retry number attempt+1: exponential with full jitter, cut short so a call still fits before
 // ctx's deadline. It returns false when no time is left (or, without a deadline, after attemptsNoDeadline attempts).
-func backoff(ctx context.Context, attempt int) bool {
-	d := backoffBase << min(attempt, 16)
+func (p *Processor) backoff(ctx context.Context, attempt int) bool {
+	d := p.backoffBase << min(attempt, 16)
 	if d > backoffCap || d <= 0 {
 		d = backoffCap
 	}
