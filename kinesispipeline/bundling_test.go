@@ -1,0 +1,173 @@
+package kinesispipeline_test
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+)
+
+// These tests bundle for real: they compile the default processor with the local Go toolchain.
+
+type bundledPipeline struct {
+	id    string
+	props *kinesispipeline.KinesisDynamoPipelineProps
+}
+
+// bundle synthesizes one stack holding the pipelines, with bundling on, and returns each pipeline's asset directory.
+func bundle(t *testing.T, pipelines ...bundledPipeline) map[string]string {
+	t.Helper()
+	out := t.TempDir()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	stack := awscdk.NewStack(app, jsii.String("Bundled"), nil)
+	testutil.Must(t, func() {
+		for _, p := range pipelines {
+			kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String(p.id), p.props)
+		}
+		app.Synth(nil)
+	})
+	raw, err := os.ReadFile(filepath.Join(out, "Bundled.template.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]interface{}
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	assets := map[string]string{}
+	for id, fn := range testutil.Resources(tmpl, "AWS::Lambda::Function") {
+		for _, p := range pipelines {
+			if strings.HasPrefix(id, p.id+"Function") {
+				key, _ := testutil.Get(fn, "Properties", "Code", "S3Key").(string)
+				assets[p.id] = filepath.Join(out, "asset."+strings.TrimSuffix(key, ".zip"))
+			}
+		}
+	}
+	if len(assets) != len(pipelines) {
+		t.Fatalf("found assets for %d of %d pipelines: %v", len(assets), len(pipelines), assets)
+	}
+	return assets
+}
+
+// checkBootstrap asserts that dir holds a static Linux ELF `bootstrap` for machine, executable, and returns its bytes.
+func checkBootstrap(t *testing.T, dir string, machine elf.Machine) []byte {
+	t.Helper()
+	path := filepath.Join(dir, "bootstrap")
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("asset has no bootstrap: %v", err)
+	}
+	if info.Mode()&0o111 == 0 {
+		t.Errorf("bootstrap is not executable: %v", info.Mode())
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("bootstrap is not an ELF file: %v", err)
+	}
+	defer f.Close()
+	if f.Machine != machine {
+		t.Errorf("bootstrap machine: got %v, want %v", f.Machine, machine)
+	}
+	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
+		t.Errorf("bootstrap OS ABI: %v", f.OSABI)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP || prog.Type == elf.PT_DYNAMIC {
+			t.Errorf("bootstrap is dynamically linked (program header %v); want a static binary", prog.Type)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestBundlingBuildsStaticBootstrapPerArchitecture(t *testing.T) {
+	assets := bundle(t,
+		bundledPipeline{"Arm", nil},
+		bundledPipeline{"Amd", &kinesispipeline.KinesisDynamoPipelineProps{Architecture: awslambda.Architecture_X86_64()}},
+	)
+	if assets["Arm"] == assets["Amd"] {
+		t.Fatalf("arm64 and amd64 pipelines share one asset %s", assets["Arm"])
+	}
+	arm := checkBootstrap(t, assets["Arm"], elf.EM_AARCH64)
+	amd := checkBootstrap(t, assets["Amd"], elf.EM_X86_64)
+	if bytes.Equal(arm, amd) {
+		t.Error("both assets hold the same binary")
+	}
+	if size := len(arm); size > 10<<20 {
+		t.Errorf("arm64 bootstrap is %d bytes, want under 10 MB", size)
+	}
+
+	for id, dir := range assets {
+		raw, err := os.ReadFile(filepath.Join(dir, processor.ConfigFileName))
+		if err != nil {
+			t.Fatalf("%s: asset has no %s: %v", id, processor.ConfigFileName, err)
+		}
+		cfg, err := processor.ParseConfig(raw)
+		if err != nil {
+			t.Fatalf("%s: config does not parse: %v", id, err)
+		}
+		if cfg.PartitionKey != processor.DefaultConfig().PartitionKey {
+			t.Errorf("%s: config %+v, want the default", id, cfg)
+		}
+	}
+}
+
+func TestBundlingIsReproducible(t *testing.T) {
+	first := bundle(t, bundledPipeline{"Pipeline", nil})["Pipeline"]
+	second := bundle(t, bundledPipeline{"Pipeline", nil})["Pipeline"]
+	if filepath.Base(first) != filepath.Base(second) {
+		t.Errorf("two synths of the same code gave different asset hashes: %s and %s", filepath.Base(first), filepath.Base(second))
+	}
+	a, b := checkBootstrap(t, first, elf.EM_AARCH64), checkBootstrap(t, second, elf.EM_AARCH64)
+	if !bytes.Equal(a, b) {
+		t.Error("two builds of the same code gave different binaries")
+	}
+}
+
+func TestBundlingKeepsConfigurationsApart(t *testing.T) {
+	assets := bundle(t,
+		bundledPipeline{"Plain", nil},
+		bundledPipeline{"Keyed", &kinesispipeline.KinesisDynamoPipelineProps{
+			PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		}},
+	)
+	if assets["Plain"] == assets["Keyed"] {
+		t.Fatal("pipelines with different processor configurations share one asset")
+	}
+	raw, err := os.ReadFile(filepath.Join(assets["Keyed"], processor.ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"name": "pk"`) {
+		t.Errorf("keyed pipeline's config does not name its key: %s", raw)
+	}
+}
+
+func TestBundlingWithoutGoPanicsWithTheFix(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	stack := awscdk.NewStack(app, jsii.String("NoGo"), nil)
+	msg := testutil.PanicMessage(t, func() {
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), nil)
+	})
+	for _, want := range []string{"bundling the processor failed", "the go command is not on PATH", "install Go"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("panic message must contain %q, got:\n%s", want, msg)
+		}
+	}
+}
