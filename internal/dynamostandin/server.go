@@ -40,8 +40,9 @@ type Options struct {
 	// KeyAttributes maps a table name to its key attribute names, partition key first, for the items the Server
 	// stores itself. Default: - every table is keyed by "id".
 	KeyAttributes map[string][]string
-	// Discard makes the Server accept writes without storing them (for benchmarks). Validation still runs.
-	// Default: - false, items are stored and returned by Items.
+	// Discard makes the Server accept writes without storing or checking them (for benchmarks, so the stand-in's
+	// CPU does not weigh on the client measured): it only checks that a BatchWriteItem holds 1 to 25 write requests,
+	// and counts them. Default: - false, items are checked as DynamoDB would, stored, and returned by Items.
 	Discard bool
 
 	// Seed seeds the random source of fault decisions and latency. Default: - 0, itself a fixed seed.
@@ -375,49 +376,34 @@ type entry struct {
 	raw   json.RawMessage
 }
 
-// split decodes a BatchWriteItem body and, if d.partial, withholds a random subset of its write requests. It
-// returns the remaining request items and the withheld ones (nil if none).
-func (s *Server) split(body []byte, d decision) (map[string]json.RawMessage, map[string][]json.RawMessage, map[string][]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, nil, nil, fmt.Errorf("decode request: %w", err)
-	}
-	var in batchWriteInput
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, nil, nil, fmt.Errorf("decode request: %w", err)
-	}
-	if !d.partial {
-		return fields, in.RequestItems, nil, nil
-	}
+// flatten lists a BatchWriteItem's write requests, tables in name order.
+func flatten(items map[string][]json.RawMessage) []entry {
 	var all []entry
-	for _, table := range sortedTables(in.RequestItems) {
-		for _, raw := range in.RequestItems[table] {
+	for _, table := range sortedTables(items) {
+		for _, raw := range items[table] {
 			all = append(all, entry{table, raw})
 		}
 	}
-	if len(all) == 0 {
-		return fields, in.RequestItems, nil, nil
+	return all
+}
+
+// withhold picks the write requests, among n, that a partial response returns unprocessed (all false unless
+// d.partial), and counts them.
+func (s *Server) withhold(n int, d decision) []bool {
+	held := make([]bool, n)
+	if !d.partial || n == 0 {
+		return held
 	}
-	k := int(math.Ceil(s.opts.UnprocessedFraction * float64(len(all))))
-	k = max(1, min(k, len(all)))
-	pick := rand.New(rand.NewPCG(d.pickSeed, 1)).Perm(len(all))[:k]
-	withheld := make([]bool, len(all))
-	for _, i := range pick {
-		withheld[i] = true
-	}
-	kept, held := map[string][]json.RawMessage{}, map[string][]json.RawMessage{}
-	for i, e := range all {
-		if withheld[i] {
-			held[e.table] = append(held[e.table], e.raw)
-		} else {
-			kept[e.table] = append(kept[e.table], e.raw)
-		}
+	k := int(math.Ceil(s.opts.UnprocessedFraction * float64(n)))
+	k = max(1, min(k, n))
+	for _, i := range rand.New(rand.NewPCG(d.pickSeed, 1)).Perm(n)[:k] {
+		held[i] = true
 	}
 	s.count(func(st *Stats) {
 		st.PartialBatches++
 		st.UnprocessedItems += int64(k)
 	})
-	return fields, kept, held, nil
+	return held
 }
 
 // answer handles a request without an upstream.
@@ -454,44 +440,40 @@ func (s *Server) answerBatch(body []byte, d decision) ([]byte, *apiError) {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, &apiError{status: 400, typ: typeSerializing, message: err.Error()}
 	}
-	total := 0
-	for _, reqs := range in.RequestItems {
-		total += len(reqs)
+	all := flatten(in.RequestItems)
+	if len(all) < 1 || len(all) > 25 {
+		return nil, validationError("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length less than or equal to 25 and greater than or equal to 1 (got %d write requests)", len(all))
 	}
-	if total < 1 || total > 25 {
-		return nil, validationError("1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length less than or equal to 25 and greater than or equal to 1 (got %d write requests)", total)
+	puts := make([]pendingPut, len(all))
+	seen := make(map[[2]string]bool, len(all))
+	for i, e := range all {
+		if s.opts.Discard {
+			break // counted only: the stand-in's CPU must not weigh on a benchmark
+		}
+		p, err := s.decodeWrite(e.table, e.raw)
+		if err != nil {
+			return nil, err
+		}
+		if seen[[2]string{p.table, p.key}] {
+			return nil, validationError("Provided list of item keys contains duplicates")
+		}
+		seen[[2]string{p.table, p.key}] = true
+		puts[i] = p
 	}
-	for _, table := range sortedTables(in.RequestItems) {
-		seen := map[string]bool{}
-		for _, raw := range in.RequestItems[table] {
-			p, err := s.decodeWrite(table, raw)
-			if err != nil {
-				return nil, err
-			}
-			if seen[p.key] {
-				return nil, validationError("Provided list of item keys contains duplicates")
-			}
-			seen[p.key] = true
+	withheld := s.withhold(len(all), d)
+	held := map[string][]json.RawMessage{}
+	kept := puts[:0:0]
+	for i, e := range all {
+		if withheld[i] {
+			held[e.table] = append(held[e.table], e.raw)
+		} else {
+			kept = append(kept, puts[i])
 		}
 	}
-	_, kept, held, err := s.split(body, d)
+	s.apply(kept)
+	out, err := json.Marshal(batchWriteOutput{UnprocessedItems: held})
 	if err != nil {
-		return nil, &apiError{status: 400, typ: typeSerializing, message: err.Error()}
-	}
-	var puts []pendingPut
-	for _, table := range sortedTables(kept) {
-		for _, raw := range kept[table] {
-			p, _ := s.decodeWrite(table, raw) // validated above
-			puts = append(puts, p)
-		}
-	}
-	s.apply(puts)
-	if held == nil {
-		held = map[string][]json.RawMessage{}
-	}
-	out, jerr := json.Marshal(batchWriteOutput{UnprocessedItems: held})
-	if jerr != nil {
-		return nil, &apiError{status: 500, typ: "InternalServerError", message: jerr.Error()}
+		return nil, &apiError{status: 500, typ: "InternalServerError", message: err.Error()}
 	}
 	return out, nil
 }
@@ -542,6 +524,10 @@ func (s *Server) answerPut(body []byte) *apiError {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return &apiError{status: 400, typ: typeSerializing, message: err.Error()}
 	}
+	if s.opts.Discard {
+		s.apply([]pendingPut{{}})
+		return nil
+	}
 	p, err := s.decodePut(in.TableName, in.Item)
 	if err != nil {
 		return err
@@ -587,11 +573,25 @@ func isHopHeader(k string) bool {
 func (s *Server) forward(ctx context.Context, r *http.Request, op string, body []byte, d decision) response {
 	var held map[string][]json.RawMessage
 	if op == OpBatchWriteItem && d.partial {
-		fields, kept, h, err := s.split(body, d)
-		if err != nil {
+		var fields map[string]json.RawMessage
+		var in batchWriteInput
+		if err := json.Unmarshal(body, &fields); err != nil {
 			return errorResponse(&apiError{status: 400, typ: typeSerializing, message: err.Error()})
 		}
-		held = h
+		if err := json.Unmarshal(body, &in); err != nil {
+			return errorResponse(&apiError{status: 400, typ: typeSerializing, message: err.Error()})
+		}
+		all := flatten(in.RequestItems)
+		withheld := s.withhold(len(all), d)
+		kept := map[string][]json.RawMessage{}
+		held = map[string][]json.RawMessage{}
+		for i, e := range all {
+			if withheld[i] {
+				held[e.table] = append(held[e.table], e.raw)
+			} else {
+				kept[e.table] = append(kept[e.table], e.raw)
+			}
+		}
 		if len(kept) == 0 {
 			out, _ := json.Marshal(batchWriteOutput{UnprocessedItems: held})
 			return response{status: 200, body: out}

@@ -238,6 +238,9 @@ func TestCompositeKeyAndDiscard(t *testing.T) {
 	if n := len(d.Items(table)); n != 0 {
 		t.Errorf("discarding server stored %d items", n)
 	}
+	if _, err := newClient(d.URL(), 1).BatchWriteItem(ctx, batch(ids("k", 26)...)); errorCode(err) != "ValidationException" {
+		t.Errorf("26 write requests: err = %v, want a ValidationException", err)
+	}
 	if got := d.Stats().ItemsWritten; got != 2 {
 		t.Errorf("ItemsWritten = %d, want 2", got)
 	}

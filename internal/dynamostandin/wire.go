@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -27,8 +28,23 @@ const (
 // maxItemSize is DynamoDB's item size limit in bytes.
 const maxItemSize = 400 * 1024
 
-// wireItem is an item as it travels in a request: attribute name to its JSON-encoded attribute value.
-type wireItem map[string]json.RawMessage
+// wireValue is an attribute value as it travels in a request: exactly one field is set. Decoding a whole request
+// into these takes one pass over its JSON.
+type wireValue struct {
+	S    *string               `json:"S"`
+	N    *string               `json:"N"`
+	B    *[]byte               `json:"B"`
+	BOOL *bool                 `json:"BOOL"`
+	NULL *bool                 `json:"NULL"`
+	SS   []string              `json:"SS"`
+	NS   []string              `json:"NS"`
+	BS   [][]byte              `json:"BS"`
+	M    map[string]*wireValue `json:"M"`
+	L    []*wireValue          `json:"L"`
+}
+
+// wireItem is an item as it travels in a request: attribute name to value.
+type wireItem map[string]*wireValue
 
 type writeRequest struct {
 	PutRequest    *putRequest    `json:"PutRequest,omitempty"`
@@ -81,11 +97,11 @@ func (e *apiError) body() []byte {
 func decodeItem(w wireItem) (Item, int, error) {
 	it := make(Item, len(w))
 	size := 0
-	for name, raw := range w {
+	for name, v := range w {
 		if name == "" {
 			return nil, 0, errors.New("one or more parameter values are not valid: an attribute name is empty")
 		}
-		av, n, err := decodeValue(raw, 1)
+		av, n, err := v.decode(1)
 		if err != nil {
 			return nil, 0, fmt.Errorf("attribute %q: %w", name, err)
 		}
@@ -95,113 +111,85 @@ func decodeItem(w wireItem) (Item, int, error) {
 	return it, size, nil
 }
 
-// decodeValue converts one JSON attribute value ({"S": "x"}, {"N": "1"}, {"M": {...}}, ...) and returns its size.
-func decodeValue(raw json.RawMessage, depth int) (types.AttributeValue, int, error) {
+// decode converts one attribute value and returns its size.
+func (v *wireValue) decode(depth int) (types.AttributeValue, int, error) {
 	if depth > 32 {
 		return nil, 0, errors.New("nesting levels have exceeded supported limits")
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, 0, fmt.Errorf("decode attribute value: %w", err)
+	if v == nil {
+		return nil, 0, errors.New("supplied AttributeValue is empty, must contain exactly one of the supported data types")
 	}
-	if len(m) != 1 {
-		return nil, 0, fmt.Errorf("supplied AttributeValue has %d data types, want exactly 1", len(m))
-	}
-	for typ, v := range m {
-		switch typ {
-		case "S":
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, 0, fmt.Errorf("decode S: %w", err)
-			}
-			return &types.AttributeValueMemberS{Value: s}, len(s), nil
-		case "N":
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, 0, fmt.Errorf("decode N: %w", err)
-			}
-			if !json.Valid([]byte(s)) || strings.ContainsAny(s, `"{}[]tfn`) {
-				return nil, 0, fmt.Errorf("the parameter cannot be converted to a numeric value: %s", s)
-			}
-			return &types.AttributeValueMemberN{Value: s}, len(s)/2 + 1, nil
-		case "B":
-			var b []byte
-			if err := json.Unmarshal(v, &b); err != nil {
-				return nil, 0, fmt.Errorf("decode B: %w", err)
-			}
-			return &types.AttributeValueMemberB{Value: b}, len(b), nil
-		case "BOOL":
-			var b bool
-			if err := json.Unmarshal(v, &b); err != nil {
-				return nil, 0, fmt.Errorf("decode BOOL: %w", err)
-			}
-			return &types.AttributeValueMemberBOOL{Value: b}, 1, nil
-		case "NULL":
-			var b bool
-			if err := json.Unmarshal(v, &b); err != nil || !b {
-				return nil, 0, errors.New("NULL must be true")
-			}
-			return &types.AttributeValueMemberNULL{Value: true}, 1, nil
-		case "SS", "NS":
-			var ss []string
-			if err := json.Unmarshal(v, &ss); err != nil {
-				return nil, 0, fmt.Errorf("decode %s: %w", typ, err)
-			}
-			n := 3
-			for _, s := range ss {
-				n += len(s)
-			}
-			if typ == "SS" {
-				return &types.AttributeValueMemberSS{Value: ss}, n, nil
-			}
-			return &types.AttributeValueMemberNS{Value: ss}, n, nil
-		case "BS":
-			var bs [][]byte
-			if err := json.Unmarshal(v, &bs); err != nil {
-				return nil, 0, fmt.Errorf("decode BS: %w", err)
-			}
-			n := 3
-			for _, b := range bs {
-				n += len(b)
-			}
-			return &types.AttributeValueMemberBS{Value: bs}, n, nil
-		case "M":
-			var mm map[string]json.RawMessage
-			if err := json.Unmarshal(v, &mm); err != nil {
-				return nil, 0, fmt.Errorf("decode M: %w", err)
-			}
-			out := make(map[string]types.AttributeValue, len(mm))
-			n := 3
-			for k, e := range mm {
-				av, sz, err := decodeValue(e, depth+1)
-				if err != nil {
-					return nil, 0, err
-				}
-				out[k] = av
-				n += len(k) + sz + 1
-			}
-			return &types.AttributeValueMemberM{Value: out}, n, nil
-		case "L":
-			var ll []json.RawMessage
-			if err := json.Unmarshal(v, &ll); err != nil {
-				return nil, 0, fmt.Errorf("decode L: %w", err)
-			}
-			out := make([]types.AttributeValue, 0, len(ll))
-			n := 3
-			for _, e := range ll {
-				av, sz, err := decodeValue(e, depth+1)
-				if err != nil {
-					return nil, 0, err
-				}
-				out = append(out, av)
-				n += sz + 1
-			}
-			return &types.AttributeValueMemberL{Value: out}, n, nil
-		default:
-			return nil, 0, fmt.Errorf("unknown attribute value type %q", typ)
+	set := 0
+	for _, ok := range []bool{v.S != nil, v.N != nil, v.B != nil, v.BOOL != nil, v.NULL != nil, v.SS != nil,
+		v.NS != nil, v.BS != nil, v.M != nil, v.L != nil} {
+		if ok {
+			set++
 		}
 	}
-	panic("unreachable")
+	if set != 1 {
+		return nil, 0, fmt.Errorf("supplied AttributeValue has %d data types, must contain exactly one of the supported data types", set)
+	}
+	switch {
+	case v.S != nil:
+		return &types.AttributeValueMemberS{Value: *v.S}, len(*v.S), nil
+	case v.N != nil:
+		s := *v.N
+		if _, err := strconv.ParseFloat(s, 64); strings.ContainsAny(s, "xXpPiInN_") || err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, 0, fmt.Errorf("the parameter cannot be converted to a numeric value: %s", s)
+		}
+		return &types.AttributeValueMemberN{Value: s}, len(s)/2 + 1, nil
+	case v.B != nil:
+		return &types.AttributeValueMemberB{Value: *v.B}, len(*v.B), nil
+	case v.BOOL != nil:
+		return &types.AttributeValueMemberBOOL{Value: *v.BOOL}, 1, nil
+	case v.NULL != nil:
+		if !*v.NULL {
+			return nil, 0, errors.New("one or more parameter values were invalid: null attribute value types must have the value of true")
+		}
+		return &types.AttributeValueMemberNULL{Value: true}, 1, nil
+	case v.SS != nil:
+		return &types.AttributeValueMemberSS{Value: v.SS}, setSize(v.SS), nil
+	case v.NS != nil:
+		return &types.AttributeValueMemberNS{Value: v.NS}, setSize(v.NS), nil
+	case v.BS != nil:
+		n := 3
+		for _, b := range v.BS {
+			n += len(b)
+		}
+		return &types.AttributeValueMemberBS{Value: v.BS}, n, nil
+	case v.M != nil:
+		out := make(map[string]types.AttributeValue, len(v.M))
+		n := 3
+		for k, e := range v.M {
+			av, sz, err := e.decode(depth + 1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out[k] = av
+			n += len(k) + sz + 1
+		}
+		return &types.AttributeValueMemberM{Value: out}, n, nil
+	default:
+		out := make([]types.AttributeValue, 0, len(v.L))
+		n := 3
+		for _, e := range v.L {
+			av, sz, err := e.decode(depth + 1)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, av)
+			n += sz + 1
+		}
+		return &types.AttributeValueMemberL{Value: out}, n, nil
+	}
+}
+
+func setSize(ss []string) int {
+	n := 3
+	for _, s := range ss {
+		n += len(s)
+	}
+	return n
 }
 
 // KeyString serializes the key attributes of it, in the order given, as Server.Items keys them: each key value (an
