@@ -149,7 +149,7 @@ func ExampleProcessor_Handle() {
 	//   payloadEncoding: S raw
 	//   payloadSize: N 11
 	//   processorVersion: S 0.1.0
-	//   reason: S payload is not valid JSON: unexpected EOF
+	//   reason: S payload is not valid JSON: unexpected end of input
 	//   sequenceNumber: S 49590000000000000000000000000000000000000000000000000002
 	//   shardId: S shardId-000000000000
 	// batch item failures: 0

@@ -1,13 +1,11 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -51,31 +49,21 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("payload is not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	if len(trimmed) == 0 {
+	p := jsonParser{b: raw}
+	p.ws()
+	if p.i == len(raw) {
 		return nil, errors.New("payload is empty, not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	var v any
-	var obj map[string]any
-	var err error
-	if trimmed[0] == '{' {
-		err = dec.Decode(&obj)
-	} else {
-		err = dec.Decode(&v)
-	}
+	isObject := raw[p.i] == '{'
+	v, err := p.value()
 	if err != nil {
 		return nil, fmt.Errorf("payload is not valid JSON: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("payload has data after its JSON value")
+	if p.ws(); p.i != len(raw) {
+		return nil, fmt.Errorf("payload has data after its JSON value, at offset %d", p.i)
 	}
-	if trimmed[0] == '{' {
-		if obj == nil { // cannot happen for '{', kept for safety
-			return nil, errors.New("payload is not a JSON object")
-		}
-		return obj, nil
+	if isObject {
+		return v.(map[string]any), nil
 	}
 	switch v.(type) {
 	case nil:
@@ -86,10 +74,8 @@ func decodeObject(raw []byte) (map[string]any, error) {
 		return nil, errors.New("payload is a JSON string, not an object")
 	case json.Number:
 		return nil, errors.New("payload is a JSON number, not an object")
-	case bool:
-		return nil, errors.New("payload is a JSON boolean, not an object")
 	default:
-		return nil, errors.New("payload is not a JSON object")
+		return nil, errors.New("payload is a JSON boolean, not an object")
 	}
 }
 
