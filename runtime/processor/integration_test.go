@@ -1,0 +1,327 @@
+//go:build integration
+
+package processor_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+)
+
+// Integration tests against dynalite (DESIGN.md section 6) through the real SDK client. Run with
+// `go test -tags integration ./runtime/...` after `npm ci`.
+
+// dynaliteTables starts dynalite (or uses $PIPELINE_TEST_DYNAMODB_ENDPOINT), creates a data and an error table, and
+// returns the endpoint, a client for reading back, and the two table names.
+func dynaliteTables(t *testing.T) (endpoint string, db *dynamodb.Client, table, errorTable string) {
+	t.Helper()
+	endpoint = emulators.Dynalite(t)
+	db = emulators.DynamoDBClient(endpoint)
+	table, errorTable = emulators.UniqueName("data"), emulators.UniqueName("errors")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, name := range []string{table, errorTable} {
+		if err := emulators.CreateTable(ctx, db, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return endpoint, db, table, errorTable
+}
+
+// scan returns every item of table keyed by its "id".
+func scan(t *testing.T, db *dynamodb.Client, table string) map[string]processor.Item {
+	t.Helper()
+	out := map[string]processor.Item{}
+	pages := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("scan %s: %v", table, err)
+		}
+		for _, it := range page.Items {
+			id, ok := it["id"].(*types.AttributeValueMemberS)
+			if !ok {
+				t.Fatalf("scan %s: item without a string id: %v", table, it)
+			}
+			out[id.Value] = it
+		}
+	}
+	return out
+}
+
+// newProcessor returns a processor writing through the real SDK client to endpoint, with a fixed clock.
+func newProcessor(t *testing.T, endpoint, table, errorTable string, now time.Time) *processor.Processor {
+	t.Helper()
+	p, err := processor.New(newSDKClient(endpoint), quiet(table, errorTable), func(o *processor.Options) {
+		o.Now = func() time.Time { return now }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func handle(t *testing.T, p *processor.Processor, ev events.KinesisEvent) events.KinesisEventResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := p.Handle(ctx, ev)
+	if err != nil {
+		t.Fatalf("handle: %v", err)
+	}
+	return resp
+}
+
+func avS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func avN(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+
+func TestIntegrationWriteAndReplay(t *testing.T) {
+	endpoint, db, table, errorTable := dynaliteTables(t)
+	payloads := append([][]byte{[]byte(sampleJSON)}, samplePayloads(59, 10)...)
+	ev := buildEvent(payloads...)
+	first := time.Date(2024, 9, 14, 0, 0, 1, 500, time.UTC)
+
+	resp := handle(t, newProcessor(t, endpoint, table, errorTable, first), ev)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures = %v, want none", resp.BatchItemFailures)
+	}
+	stored := scan(t, db, table)
+	if len(stored) != len(payloads) {
+		t.Fatalf("stored %d items, want %d", len(stored), len(payloads))
+	}
+	sampleID := ev.Records[0].EventID
+	wantSample := processor.Item{
+		"id":                         avS(sampleID),
+		"Timestamp":                  avS("2024-09-13T23:06:55.934081Z"),
+		"Value":                      avN("81"),
+		"Category":                   avS("C"),
+		processor.AttrSequenceNumber: avS(buildSeq(0)),
+		processor.AttrPartitionKey:   avS(ev.Records[0].Kinesis.PartitionKey),
+		processor.AttrArrivalTime:    avS(benchArrival().Format(time.RFC3339Nano)),
+		processor.AttrProcessedAt:    avS(first.Format(time.RFC3339Nano)),
+	}
+	if got := stored[sampleID]; !reflect.DeepEqual(got, wantSample) {
+		t.Errorf("sample item =\n%v\nwant\n%v", got, wantSample)
+	}
+	if n := len(scan(t, db, errorTable)); n != 0 {
+		t.Errorf("error table holds %d items, want none", n)
+	}
+
+	// Replay the same batch later: same items, same values; only the processing time moves.
+	second := first.Add(time.Hour)
+	resp = handle(t, newProcessor(t, endpoint, table, errorTable, second), ev)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("replay failures = %v, want none", resp.BatchItemFailures)
+	}
+	replayed := scan(t, db, table)
+	if len(replayed) != len(stored) {
+		t.Fatalf("after replay: %d items, want %d", len(replayed), len(stored))
+	}
+	for id, before := range stored {
+		after := replayed[id]
+		if got, want := after[processor.AttrProcessedAt], avS(second.Format(time.RFC3339Nano)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s = %v after replay, want %v", id, processor.AttrProcessedAt, got, want)
+		}
+		b, a := copyWithout(before, processor.AttrProcessedAt), copyWithout(after, processor.AttrProcessedAt)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s changed on replay:\nbefore %v\nafter  %v", id, b, a)
+		}
+	}
+}
+
+func copyWithout(it processor.Item, attr string) processor.Item {
+	out := make(processor.Item, len(it))
+	for k, v := range it {
+		if k != attr {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestIntegrationMalformedRecords(t *testing.T) {
+	endpoint, db, table, errorTable := dynaliteTables(t)
+	tests := []struct {
+		name       string
+		payload    string
+		wantReason string // a word the stored reason must contain, case-insensitively
+	}{
+		{"invalid JSON", `{"Value": 81,`, "json"},
+		{"JSON null", `null`, "null"},
+		{"JSON array", `[{"Value": 81}]`, "array"},
+		{"bare string", `"C"`, "string"},
+		{"invalid UTF-8", "{\"Category\": \"\xff\xfe\"}", "utf-8"},
+		{"number past 38 digits", `{"Value": 123456789012345678901234567890123456789}`, "digits"},
+		{"number out of range", `{"Value": 1E+126}`, "magnitude"},
+		{"nesting past 32 levels", strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40), "nested"},
+		{"empty attribute name", `{"": 1}`, "empty"},
+		{"item over 400 KB", `{"Note": "` + strings.Repeat("x", 410*1024) + `"}`, "bytes"},
+	}
+	payloads := [][]byte{[]byte(sampleJSON)}
+	for _, tt := range tests {
+		payloads = append(payloads, []byte(tt.payload))
+	}
+	payloads = append(payloads, []byte(`{"Category": "last"}`))
+	ev := buildEvent(payloads...)
+
+	resp := handle(t, newProcessor(t, endpoint, table, errorTable, time.Date(2024, 9, 14, 0, 0, 0, 0, time.UTC)), ev)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures = %v, want none: malformed records are permanent failures", resp.BatchItemFailures)
+	}
+	stored := scan(t, db, table)
+	wantStored := []string{ev.Records[0].EventID, ev.Records[len(ev.Records)-1].EventID}
+	if got := sortedKeys(stored); !reflect.DeepEqual(got, sortedStrings(wantStored)) {
+		t.Errorf("data table ids = %v, want %v", got, wantStored)
+	}
+	errs := scan(t, db, errorTable)
+	if len(errs) != len(tests) {
+		t.Errorf("error table holds %d items, want %d", len(errs), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := ev.Records[i+1]
+			it, ok := errs[rec.EventID]
+			if !ok {
+				t.Fatalf("no error item for %s", rec.EventID)
+			}
+			for attr, want := range map[string]types.AttributeValue{
+				processor.ErrorAttrSequenceNumber: avS(rec.Kinesis.SequenceNumber),
+				processor.ErrorAttrShardID:        avS(benchShard),
+				processor.ErrorAttrPartitionKey:   avS(rec.Kinesis.PartitionKey),
+				processor.ErrorAttrPayloadSize:    avN(fmt.Sprint(len(tt.payload))),
+			} {
+				if got := it[attr]; !reflect.DeepEqual(got, want) {
+					t.Errorf("%s = %v, want %v", attr, got, want)
+				}
+			}
+			enc, _ := it[processor.ErrorAttrPayloadEncoding].(*types.AttributeValueMemberS)
+			payload, _ := it[processor.ErrorAttrPayload].(*types.AttributeValueMemberB)
+			switch {
+			case enc == nil || payload == nil:
+				t.Errorf("payload or encoding missing: %v", it)
+			case enc.Value == processor.PayloadEncodingRaw && string(payload.Value) != tt.payload:
+				t.Errorf("raw payload = %.80q, want %.80q", payload.Value, tt.payload)
+			case enc.Value != processor.PayloadEncodingRaw && len(tt.payload) <= processor.MaxErrorPayload:
+				t.Errorf("payload of %d bytes stored as %s, want raw", len(tt.payload), enc.Value)
+			}
+			reason, _ := it[processor.ErrorAttrReason].(*types.AttributeValueMemberS)
+			if reason == nil || !strings.Contains(strings.ToLower(reason.Value), tt.wantReason) {
+				t.Errorf("reason = %v, want one mentioning %q", it[processor.ErrorAttrReason], tt.wantReason)
+			}
+		})
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedStrings(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}
+
+// TestIntegrationFaults puts the stand-in in front of dynalite and injects faults into the processor's writes:
+// every record must still end stored (valid ones in the data table, malformed ones in the error table) or be
+// reported for retry, with every record before the reported sequence number stored.
+func TestIntegrationFaults(t *testing.T) {
+	writes := []string{dynamostandin.OpBatchWriteItem, dynamostandin.OpPutItem}
+	tests := []struct {
+		name  string
+		opts  dynamostandin.Options
+		check func(t *testing.T, st dynamostandin.Stats)
+	}{
+		{
+			name: "throttling and unprocessed items at 20%",
+			opts: dynamostandin.Options{ThrottleRate: 0.2, UnprocessedRate: 0.2, UnprocessedFraction: 0.5, FaultOperations: writes},
+			check: func(t *testing.T, st dynamostandin.Stats) {
+				if st.Throttled == 0 || st.PartialBatches == 0 {
+					t.Errorf("no faults injected: %+v", st)
+				}
+			},
+		},
+		{
+			name: "dropped connections after the write, with latency jitter",
+			opts: dynamostandin.Options{DropRate: 0.15, DropAfterApply: true, LatencyJitter: 3 * time.Millisecond, FaultOperations: writes},
+			check: func(t *testing.T, st dynamostandin.Stats) {
+				if st.Dropped == 0 {
+					t.Errorf("no connection dropped: %+v", st)
+				}
+			},
+		},
+		{
+			name: "spurious validation errors on batches are isolated item by item",
+			opts: dynamostandin.Options{ValidationRate: 0.3, FaultOperations: []string{dynamostandin.OpBatchWriteItem}},
+			check: func(t *testing.T, st dynamostandin.Stats) {
+				if st.ValidationErrors == 0 || st.Operations[dynamostandin.OpPutItem] == 0 {
+					t.Errorf("no validation error, or no one-by-one writes: %+v", st)
+				}
+			},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, db, table, errorTable := dynaliteTables(t)
+			tt.opts.Upstream = endpoint
+			tt.opts.Seed = uint64(i + 1)
+			standin := dynamostandin.New(tt.opts)
+			t.Cleanup(standin.Close)
+
+			const valid = 300
+			payloads := samplePayloads(valid, 20)
+			malformed := map[int]bool{}
+			for j := 7; j < valid; j += 31 {
+				payloads[j] = []byte(`{"broken": `)
+				malformed[j] = true
+			}
+			ev := buildEvent(payloads...)
+			resp := handle(t, newProcessor(t, standin.URL(), table, errorTable, time.Now()), ev)
+
+			reported := ""
+			if len(resp.BatchItemFailures) > 0 {
+				reported = resp.BatchItemFailures[0].ItemIdentifier
+				if len(resp.BatchItemFailures) != 1 || reported == "" {
+					t.Fatalf("failures = %v, want at most one, with a sequence number", resp.BatchItemFailures)
+				}
+			}
+			stored, errs := scan(t, db, table), scan(t, db, errorTable)
+			for j, rec := range ev.Records {
+				_, inData := stored[rec.EventID]
+				_, inErrors := errs[rec.EventID]
+				switch {
+				case malformed[j] && inData, !malformed[j] && inErrors:
+					t.Errorf("record %d (malformed %v) landed in the wrong table", j, malformed[j])
+				case inData || inErrors:
+				case reported == "" || rec.Kinesis.SequenceNumber < reported:
+					t.Errorf("record %d (%s) is neither stored nor reported (reported %q)", j, rec.Kinesis.SequenceNumber, reported)
+				}
+			}
+			if reported != "" {
+				t.Errorf("reported %s for retry although the invocation had two minutes", reported)
+			}
+			if got, want := len(stored)+len(errs), valid; got != want {
+				t.Errorf("stored %d + %d items, want %d", len(stored), len(errs), want)
+			}
+			tt.check(t, standin.Stats())
+		})
+	}
+}
