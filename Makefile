@@ -1,0 +1,47 @@
+# The two commands a newcomer runs (see README.md):
+#   make synth   set up and synthesize examples/basic, offline
+#   make test    set up and run every test tier (unit, template, bundling, integration, example synth)
+
+SHELL := /bin/bash
+GO ?= go
+TEST_TIMEOUT ?= 40m
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: all setup synth test test-fast vet fuzz bench clean
+
+all: test
+
+# npm ci re-runs only when package-lock.json changed since the last install.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+setup: node_modules/.package-lock.json
+	$(GO) mod download
+
+synth: setup
+	cd examples/basic && ../../node_modules/.bin/cdk synth --quiet
+	@echo "Synthesized examples/basic into examples/basic/cdk.out"
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# Fast tier only: unit, template and bundling tests.
+test-fast:
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# Every tier. Integration tests start their own emulators (dynalite, kinesalite) from node_modules on 127.0.0.1
+# and fail, never skip, when one is missing.
+test: setup vet
+	$(GO) test -tags integration -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) synth
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzHandle -fuzztime 60s ./runtime/processor
+
+bench:
+	bash scripts/bench.sh
+
+clean:
+	rm -rf examples/*/cdk.out

@@ -1,0 +1,167 @@
+//go:build integration
+
+package kinesispipeline_test
+
+import (
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/module"
+	modzip "golang.org/x/mod/zip"
+)
+
+const modulePath = "github.com/cdk-constructs-go/kinesis-dynamo-pipeline"
+
+// trackedFile is a file of the repository's work tree, for the module zip.
+type trackedFile struct{ root, path string }
+
+func (f trackedFile) Path() string                 { return f.path }
+func (f trackedFile) Lstat() (os.FileInfo, error)  { return os.Lstat(filepath.Join(f.root, f.path)) }
+func (f trackedFile) Open() (io.ReadCloser, error) { return os.Open(filepath.Join(f.root, f.path)) }
+
+// TestConsumerModule uses the module the way a user does: `go get` from a module proxy (a file:// proxy holding
+// this repository's tracked files under a fresh pseudo-version), `go mod tidy`, then a synth with real bundling.
+// It proves the published module is complete and that a consumer's go.sum covers the processor's build.
+func TestConsumerModule(t *testing.T) {
+	root := repoRoot(t)
+	version := pseudoVersion(t)
+	proxy := t.TempDir()
+	writeProxy(t, root, proxy, version)
+
+	consumer := t.TempDir()
+	writeFile(t, filepath.Join(consumer, "go.mod"), "module example.com/consumer\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(consumer, "main.go"), `package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"`+modulePath+`/kinesispipeline"
+)
+
+func main() {
+	defer jsii.Close()
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Consumer"), nil)
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), nil)
+	app.Synth(nil)
+}
+`)
+	goproxy := "file://" + filepath.ToSlash(proxy)
+	if upstream := goEnv(t, "GOPROXY"); upstream != "" && upstream != "off" {
+		goproxy += "," + upstream
+	}
+	outdir := filepath.Join(consumer, "cdk.out")
+	env := append(os.Environ(),
+		"GOPROXY="+goproxy,
+		"GONOSUMDB="+modulePath,
+		"GOWORK=off",
+		"GOFLAGS=",
+		"CDK_OUTDIR="+outdir,
+	)
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir, cmd.Env = consumer, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("go", "get", modulePath+"@"+version)
+	run("go", "mod", "tidy")
+	run("go", "run", ".")
+
+	assets, err := filepath.Glob(filepath.Join(outdir, "asset.*", "bootstrap"))
+	if err != nil || len(assets) != 1 {
+		t.Fatalf("want one bundled bootstrap in %s, got %v (%v)", outdir, assets, err)
+	}
+	f, err := elf.Open(assets[0])
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_AARCH64 {
+		t.Errorf("bootstrap machine %v, want arm64", f.Machine)
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func goEnv(t *testing.T, key string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", key).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", key, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// pseudoVersion returns a version no earlier run used: the module cache never refreshes a version it holds.
+func pseudoVersion(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("v0.0.0-%s-%s", time.Now().UTC().Format("20060102150405"), hex.EncodeToString(b))
+}
+
+// writeProxy lays out a GOPROXY directory serving the repository's tracked files as modulePath@version.
+func writeProxy(t *testing.T, root, proxy, version string) {
+	t.Helper()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	var files []modzip.File
+	for _, p := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil { // skip files deleted but not yet committed
+			files = append(files, trackedFile{root: root, path: p})
+		}
+	}
+	dir := filepath.Join(proxy, modulePath, "@v")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	zf, err := os.Create(filepath.Join(dir, version+".zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := modzip.Create(zf, module.Version{Path: modulePath, Version: version}, files); err != nil {
+		t.Fatalf("module zip: %v", err)
+	}
+	if err := zf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, version+".mod"), string(gomod))
+	writeFile(t, filepath.Join(dir, version+".info"), fmt.Sprintf(`{"Version":%q,"Time":%q}`, version, time.Now().UTC().Format(time.RFC3339)))
+	writeFile(t, filepath.Join(dir, "list"), version+"\n")
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
