@@ -136,15 +136,18 @@ func (b *batch) transform(ctx context.Context, i int, er *events.KinesisEventRec
 	items, err := b.p.callTransform(ctx, &r.rec)
 	r.rec.Data = nil // not needed any more: let it go early on big batches
 	switch {
+	case err == nil:
 	case errors.Is(err, ErrSkip):
 		r.out = outSkipped
 		return
 	case IsPermanent(err):
 		r.permanent(err)
 		return
-	case err != nil:
+	default:
 		r.fail(err)
 		return
+	}
+	switch {
 	case len(items) == 0:
 		r.out = outSkipped
 		return

@@ -157,10 +157,15 @@ func DefaultTransform(cfg Config) Transform {
 			}
 			item[k.Name] = av
 		}
-		item[AttrSequenceNumber] = &types.AttributeValueMemberS{Value: r.SequenceNumber}
-		item[AttrPartitionKey] = &types.AttributeValueMemberS{Value: r.PartitionKey}
-		item[AttrArrivalTime] = &types.AttributeValueMemberS{Value: formatTime(r.ArrivalTime)}
-		item[AttrProcessedAt] = &types.AttributeValueMemberS{Value: processedAtString(ctx)}
+		meta := new([4]types.AttributeValueMemberS) // one allocation for the four metadata values
+		meta[0].Value = r.SequenceNumber
+		meta[1].Value = r.PartitionKey
+		meta[2].Value = formatTime(r.ArrivalTime)
+		meta[3].Value = processedAtString(ctx)
+		item[AttrSequenceNumber] = &meta[0]
+		item[AttrPartitionKey] = &meta[1]
+		item[AttrArrivalTime] = &meta[2]
+		item[AttrProcessedAt] = &meta[3]
 		return []Item{item}, nil
 	}
 }

@@ -53,8 +53,10 @@ func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttr
 	pending := chunk
 	for attempt := 0; ; attempt++ {
 		reqs := make([]types.WriteRequest, len(pending))
+		puts := make([]types.PutRequest, len(pending)) // one allocation for all the chunk's put requests
 		for i, e := range pending {
-			reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: e.cands[len(e.cands)-1].item}}
+			puts[i].Item = e.cands[len(e.cands)-1].item
+			reqs[i].PutRequest = &puts[i]
 		}
 		out, err := p.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs}})
 		switch {
