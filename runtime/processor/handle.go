@@ -24,6 +24,9 @@ const (
 	outFailed                     // not stored: reported for retry
 )
 
+// maxRecordLogs bounds the per-record failure lines logged per batch.
+const maxRecordLogs = 100
+
 // recState is one record of a batch and its outcome.
 type recState struct {
 	rec     Record
@@ -290,6 +293,12 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 	var lowest string
 	var unidentified bool
 	log := b.p.opts.Logger
+	logged := 0
+	warn := func(msg string, r *recState) {
+		if logged++; logged <= maxRecordLogs {
+			log.LogAttrs(ctx, slog.LevelWarn, msg, recordAttrs(r)...)
+		}
+	}
 	for i := range b.recs {
 		r := &b.recs[i]
 		switch r.out {
@@ -299,10 +308,10 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 			m.skipped++
 		case outErrorStored:
 			m.toErrorTable++
-			log.LogAttrs(ctx, slog.LevelWarn, "record sent to the error table", recordAttrs(r)...)
+			warn("record sent to the error table", r)
 		default: // outFailed, or outPermanent left over (cannot happen)
 			m.failed++
-			log.LogAttrs(ctx, slog.LevelWarn, "record not stored, reported for retry", recordAttrs(r)...)
+			warn("record not stored, reported for retry", r)
 			seq := r.rec.SequenceNumber
 			if seq == "" {
 				unidentified = true
@@ -310,6 +319,9 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 				lowest = seq
 			}
 		}
+	}
+	if logged > maxRecordLogs {
+		log.LogAttrs(ctx, slog.LevelWarn, "more failed records not logged", slog.Int("count", logged-maxRecordLogs))
 	}
 	m.latency = time.Since(began)
 	resp := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
