@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -17,10 +18,16 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
-// exampleDB is a minimal in-memory processor.DB: it keeps every item written, per table.
-type exampleDB struct{ tables map[string][]processor.Item }
+// exampleDB is a minimal in-memory processor.DB: it keeps every item written, per table. Like any DB, it must be
+// safe for concurrent use: Handle has several requests in flight.
+type exampleDB struct {
+	mu     sync.Mutex
+	tables map[string][]processor.Item
+}
 
 func (m *exampleDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for table, reqs := range in.RequestItems {
 		for _, r := range reqs {
 			m.tables[table] = append(m.tables[table], r.PutRequest.Item)
@@ -30,6 +37,8 @@ func (m *exampleDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteIte
 }
 
 func (m *exampleDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.tables[*in.TableName] = append(m.tables[*in.TableName], in.Item)
 	return &dynamodb.PutItemOutput{}, nil
 }
