@@ -4,9 +4,11 @@ import (
 	"os"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -47,6 +49,8 @@ type KinesisDynamoPipeline struct {
 	function   awslambda.Function
 	mapping    awslambda.EventSourceMapping
 	config     processor.Config
+	alarms     map[PipelineAlarm]awscloudwatch.Alarm
+	dashboard  awscloudwatch.Dashboard
 }
 
 // NewKinesisDynamoPipeline creates the pipeline. props may be nil for all defaults. Invalid props panic with one
@@ -61,7 +65,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	}
 	cfg := processorConfig(&in)
 	p.config = cfg
-	if problems := validateProps(&in, cfg); len(problems) > 0 {
+	if problems := validateProps(p, &in, cfg); len(problems) > 0 {
 		panic(propsError(*p.Node().Path(), problems))
 	}
 
@@ -74,6 +78,9 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	onFailure := p.createFailureDestination(&in, removal)
 	p.createFunction(&in, cfg, removal)
 	p.createMapping(&in, onFailure)
+	p.createAlarms(&in)
+	p.createDashboard(&in)
+	p.suppressFindings(&in)
 	p.warnAboutLoss(&in)
 	return p
 }
@@ -94,13 +101,17 @@ func (p *KinesisDynamoPipeline) createStream(in *KinesisDynamoPipelineProps, rem
 		if retention == nil {
 			retention = awscdk.Duration_Hours(jsii.Number(24))
 		}
-		p.stream = awskinesis.NewStream(p, jsii.String("Stream"), &awskinesis.StreamProps{
+		props := &awskinesis.StreamProps{
 			StreamMode:      mode,
 			ShardCount:      shards,
 			RetentionPeriod: retention,
 			Encryption:      awskinesis.StreamEncryption_MANAGED,
 			RemovalPolicy:   removal,
-		})
+		}
+		if in.EncryptionKey != nil {
+			props.Encryption, props.EncryptionKey = awskinesis.StreamEncryption_KMS, in.EncryptionKey
+		}
+		p.stream = awskinesis.NewStream(p, jsii.String("Stream"), props)
 	}
 	if isTrue(in.EnhancedFanOut) {
 		p.consumer = awskinesis.NewStreamConsumer(p, jsii.String("StreamConsumer"), &awskinesis.StreamConsumerProps{
@@ -118,7 +129,7 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 		if pk == nil {
 			pk = &awsdynamodb.Attribute{Name: jsii.String(cfg.PartitionKey.Name), Type: awsdynamodb.AttributeType_STRING}
 		}
-		p.table = newTable(p, "Table", pk, in.SortKey, nil, removal)
+		p.table = newTable(p, "Table", pk, in.SortKey, nil, in.EncryptionKey, removal)
 	}
 	if !enabled(in.ErrorTableEnabled) {
 		return
@@ -133,16 +144,20 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 	}
 	p.errorTable = newTable(p, "ErrorTable",
 		&awsdynamodb.Attribute{Name: jsii.String(processor.ErrorTablePartitionKey), Type: awsdynamodb.AttributeType_STRING},
-		nil, ttl, removal)
+		nil, ttl, in.EncryptionKey, removal)
 }
 
-// newTable creates an on-demand table with point-in-time recovery and AWS-managed encryption.
-func newTable(scope constructs.Construct, id string, pk, sk *awsdynamodb.Attribute, ttl *string, removal awscdk.RemovalPolicy) awsdynamodb.TableV2 {
+// newTable creates an on-demand table with point-in-time recovery, encrypted with key or else an AWS-managed key.
+func newTable(scope constructs.Construct, id string, pk, sk *awsdynamodb.Attribute, ttl *string, key awskms.IKey, removal awscdk.RemovalPolicy) awsdynamodb.TableV2 {
+	encryption := awsdynamodb.TableEncryptionV2_AwsManagedKey()
+	if key != nil {
+		encryption = awsdynamodb.TableEncryptionV2_CustomerManagedKey(key, nil)
+	}
 	return awsdynamodb.NewTableV2(scope, jsii.String(id), &awsdynamodb.TablePropsV2{
 		PartitionKey: pk,
 		SortKey:      sk,
 		Billing:      awsdynamodb.Billing_OnDemand(nil),
-		Encryption:   awsdynamodb.TableEncryptionV2_AwsManagedKey(),
+		Encryption:   encryption,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
@@ -156,27 +171,35 @@ func (p *KinesisDynamoPipeline) createFailureDestination(in *KinesisDynamoPipeli
 	case in.FailureBucket != nil:
 		p.bucket = in.FailureBucket
 	case isTrue(in.FailureBucketEnabled):
-		p.bucket = awss3.NewBucket(p, jsii.String("FailureBucket"), &awss3.BucketProps{
+		props := &awss3.BucketProps{
 			Encryption:        awss3.BucketEncryption_S3_MANAGED,
 			EnforceSSL:        jsii.Bool(true),
 			BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 			ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
 			Versioned:         jsii.Bool(true),
 			RemovalPolicy:     removal,
-		})
+		}
+		if in.EncryptionKey != nil {
+			props.Encryption, props.EncryptionKey, props.BucketKeyEnabled = awss3.BucketEncryption_KMS, in.EncryptionKey, jsii.Bool(true)
+		}
+		p.bucket = awss3.NewBucket(p, jsii.String("FailureBucket"), props)
 	case in.DeadLetterQueue != nil:
 		p.queue = in.DeadLetterQueue
 	case enabled(in.DeadLetterQueueEnabled):
-		p.queue = awssqs.NewQueue(p, jsii.String("DeadLetterQueue"), &awssqs.QueueProps{
+		props := &awssqs.QueueProps{
 			Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
 			EnforceSSL:      jsii.Bool(true),
 			RetentionPeriod: awscdk.Duration_Days(jsii.Number(DefaultQueueRetentionDays)),
 			RemovalPolicy:   removal,
-		})
+		}
+		if in.EncryptionKey != nil {
+			props.Encryption, props.EncryptionMasterKey = awssqs.QueueEncryption_KMS, in.EncryptionKey
+		}
+		p.queue = awssqs.NewQueue(p, jsii.String("DeadLetterQueue"), props)
 	}
 	switch {
 	case p.bucket != nil:
-		return awslambdaeventsources.NewS3OnFailureDestination(p.bucket)
+		return &s3Destination{bucket: p.bucket}
 	case p.queue != nil:
 		return awslambdaeventsources.NewSqsDlq(p.queue)
 	}
@@ -188,10 +211,17 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, c
 	if retention == "" {
 		retention = awslogs.RetentionDays_ONE_MONTH
 	}
-	logGroup := awslogs.NewLogGroup(p, jsii.String("LogGroup"), &awslogs.LogGroupProps{
+	logProps := &awslogs.LogGroupProps{
 		Retention:     retention,
 		RemovalPolicy: removal,
-	})
+	}
+	if in.EncryptionKey != nil {
+		logProps.EncryptionKey = in.EncryptionKey
+		// CloudWatch Logs encrypts with the key itself: its service principal needs the key, through the key policy.
+		logs := awsiam.NewServicePrincipal(jsii.String("logs."+*awscdk.Stack_Of(p).Region()+".amazonaws.com"), nil)
+		in.EncryptionKey.GrantEncryptDecrypt(logs)
+	}
+	logGroup := awslogs.NewLogGroup(p, jsii.String("LogGroup"), logProps)
 	p.logGroup = logGroup
 	role := awsiam.NewRole(p, jsii.String("ServiceRole"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
@@ -227,17 +257,21 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, c
 		panic("kinesispipeline: " + err.Error())
 	}
 	p.function = awslambda.NewFunction(p, jsii.String("Function"), &awslambda.FunctionProps{
-		Description:   jsii.String("Writes the records of a Kinesis stream to DynamoDB"),
-		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture:  arch,
-		Handler:       jsii.String("bootstrap"),
-		Code:          processorCode(newDefaultBundler(*arch.Name(), config)),
-		MemorySize:    memory,
-		Timeout:       timeout,
-		LoggingFormat: awslambda.LoggingFormat_JSON,
-		LogGroup:      logGroup,
-		Role:          role,
-		Environment:   &env,
+		Description:    jsii.String("Writes the records of a Kinesis stream to DynamoDB"),
+		Runtime:        awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:   arch,
+		Handler:        jsii.String("bootstrap"),
+		Code:           processorCode(newDefaultBundler(*arch.Name(), config)),
+		MemorySize:     memory,
+		Timeout:        timeout,
+		LoggingFormat:  awslambda.LoggingFormat_JSON,
+		LogGroup:       logGroup,
+		Role:           role,
+		Environment:    &env,
+		Tracing:        in.Tracing,
+		Vpc:            in.Vpc,
+		VpcSubnets:     in.VpcSubnets,
+		SecurityGroups: in.SecurityGroups,
 	})
 
 	// Exactly what the processor calls, in the role's default policy.
@@ -295,6 +329,11 @@ func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, on
 			maxAge = awscdk.Duration_Hours(jsii.Number(DefaultMaxRecordAgeHours))
 		}
 	}
+	var metricsConfig *awslambda.MetricsConfig
+	if p.bucket != nil {
+		// The bucket's only delivery signal is the mapping's OnFailureDestinationDeliveredEventCount.
+		metricsConfig = &awslambda.MetricsConfig{Metrics: &[]awslambda.MetricType{awslambda.MetricType_EVENT_COUNT}}
+	}
 	bisect := in.BisectBatchOnError
 	if bisect == nil {
 		bisect = jsii.Bool(true)
@@ -313,6 +352,7 @@ func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, on
 		ReportBatchItemFailures:   jsii.Bool(true),
 		Enabled:                   in.Enabled,
 		OnFailure:                 onFailure,
+		MetricsConfig:             metricsConfig,
 	})
 	// The mapping starts polling as soon as it exists: make sure the role's permissions exist first.
 	p.mapping.Node().AddDependency(p.role)

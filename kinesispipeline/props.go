@@ -2,8 +2,11 @@ package kinesispipeline
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -177,4 +180,61 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: true.
 	Enabled *bool
+
+	// --- Security ---
+
+	// EncryptionKey is a customer-managed KMS key for every resource the construct creates: stream, tables, queue,
+	// bucket and log group. The function is granted exactly the key use each resource needs. For the log group, the
+	// key's policy must allow CloudWatch Logs; the construct adds that statement, which takes effect only for a key
+	// defined in this app (an imported key's policy cannot be changed).
+	//
+	// Default: - AWS-managed keys (alias/aws/kinesis, alias/aws/dynamodb), SQS-managed and S3-managed encryption.
+	EncryptionKey awskms.IKey
+	// Tracing turns on AWS X-Ray tracing for the function.
+	//
+	// Default: - awslambda.Tracing_DISABLED.
+	Tracing awslambda.Tracing
+	// Vpc places the function in a VPC. Its subnets then need a route to DynamoDB, Kinesis, CloudWatch Logs (and SQS,
+	// S3 and KMS when used): a NAT gateway, or the VPC endpoints listed in the README.
+	//
+	// Default: - not in a VPC.
+	Vpc awsec2.IVpc
+	// VpcSubnets selects the subnets of Vpc the function uses. Only with Vpc.
+	//
+	// Default: - the VPC's private subnets with egress.
+	VpcSubnets *awsec2.SubnetSelection
+	// SecurityGroups of the function in Vpc. Only with Vpc.
+	//
+	// Default: - a new security group allowing all outbound traffic.
+	SecurityGroups *[]awsec2.ISecurityGroup
+
+	// --- Monitoring ---
+
+	// AlarmsEnabled creates the pipeline's alarms (see PipelineAlarm). Each watches only this pipeline's resources.
+	//
+	// Default: true.
+	AlarmsEnabled *bool
+	// DisabledAlarms lists alarms not to create.
+	//
+	// Default: - every alarm of PipelineAlarm is created.
+	DisabledAlarms *[]PipelineAlarm
+	// AlarmAction is notified when an alarm fires and when it recovers, for example an SNS topic action
+	// (awscloudwatchactions.NewSnsAction).
+	//
+	// Default: - no action; the alarms only change state.
+	AlarmAction awscloudwatch.IAlarmAction
+	// IteratorAgeAlarmThreshold is how far the function may fall behind the stream (age of the last record read)
+	// before the iterator-age alarm fires, for 3 consecutive minutes.
+	//
+	// Default: - 10 minutes.
+	IteratorAgeAlarmThreshold awscdk.Duration
+	// ErrorTableAlarmThreshold is the number of records sent to the error table in 5 minutes at which the
+	// error-table alarm fires.
+	//
+	// Default: 1 - any record that could not be written.
+	ErrorTableAlarmThreshold *float64
+	// DashboardEnabled creates a CloudWatch dashboard with the pipeline's health on one screen.
+	//
+	// Default: false.
+	DashboardEnabled *bool
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
@@ -43,7 +44,7 @@ func attributeType(t awsdynamodb.AttributeType) processor.AttributeType {
 }
 
 // validateProps returns every problem with the props, each naming the prop, sorted for a stable message.
-func validateProps(in *KinesisDynamoPipelineProps, cfg processor.Config) []string {
+func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, cfg processor.Config) []string {
 	var v validator
 
 	// Stream.
@@ -112,6 +113,36 @@ func validateProps(in *KinesisDynamoPipelineProps, cfg processor.Config) []strin
 			v.check(!strings.HasPrefix(k, "PIPELINE_"), fmt.Sprintf("Environment: %q uses the reserved prefix PIPELINE_", k))
 		}
 	}
+
+	// Security.
+	if in.EncryptionKey != nil {
+		v.check(!*awscdk.Token_IsUnresolved(awscdk.Stack_Of(scope).Region()), "EncryptionKey: needs a stack with an "+
+			"explicit region (StackProps.Env), because DynamoDB global tables name their customer-managed key per region")
+	}
+	if in.Vpc == nil {
+		v.check(in.VpcSubnets == nil, "VpcSubnets: only allowed with Vpc")
+		v.check(in.SecurityGroups == nil, "SecurityGroups: only allowed with Vpc")
+	}
+
+	// Monitoring.
+	if in.AlarmsEnabled != nil && !*in.AlarmsEnabled {
+		v.check(in.AlarmAction == nil, "AlarmAction: must be unset when AlarmsEnabled is false")
+		v.check(in.DisabledAlarms == nil, "DisabledAlarms: must be unset when AlarmsEnabled is false")
+		v.check(in.IteratorAgeAlarmThreshold == nil, "IteratorAgeAlarmThreshold: must be unset when AlarmsEnabled is false")
+		v.check(in.ErrorTableAlarmThreshold == nil, "ErrorTableAlarmThreshold: must be unset when AlarmsEnabled is false")
+	}
+	if in.DisabledAlarms != nil {
+		for _, a := range *in.DisabledAlarms {
+			switch a {
+			case PipelineAlarm_ITERATOR_AGE, PipelineAlarm_ON_FAILURE_DESTINATION, PipelineAlarm_ERROR_TABLE,
+				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED:
+			default:
+				v.add(fmt.Sprintf("DisabledAlarms: %q is not a PipelineAlarm", a))
+			}
+		}
+	}
+	v.duration("IteratorAgeAlarmThreshold", in.IteratorAgeAlarmThreshold, 1, 7*24*3600, "between 1 second and 7 days")
+	v.number("ErrorTableAlarmThreshold", in.ErrorTableAlarmThreshold, 1, math.MaxInt32, "at least 1")
 
 	// Event source mapping.
 	v.number("BatchSize", in.BatchSize, 1, 10000, "between 1 and 10000")
