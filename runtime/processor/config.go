@@ -65,6 +65,66 @@ type Config struct {
 	// ErrorTTLSeconds, when positive, makes error-table items expire this many seconds after they are written, through
 	// the ErrorTTLAttribute attribute. Default: 0, error items never expire.
 	ErrorTTLSeconds int64 `json:"errorTtlSeconds,omitempty"`
+	// Transform, when set, configures the default transform declaratively: field selection, computed attributes, a
+	// filter, a JSON Schema and a time to live (see TransformConfig). Default: nil, each record's JSON object is stored
+	// as is, plus the key and metadata attributes.
+	Transform *TransformConfig `json:"transform,omitempty"`
+}
+
+// TransformConfig is the declarative part of the default transform. For each record it runs, in this order:
+//
+//  1. Schema: the decoded payload must satisfy it, else the record goes to the error table with the schema errors.
+//  2. Filter: a record for which it is false is skipped (counted, not written).
+//  3. Include, Rename, Exclude: the payload's fields become the item's attributes.
+//  4. Computed: each expression's value becomes an attribute, in order.
+//  5. The key attributes (read from the original payload or the record's metadata, never from renamed or computed
+//     attributes), the metadata attributes unless OmitMetadata, and the TTL attribute.
+//
+// Paths are dot-separated field names into nested JSON objects ("order.customer.id"); they cannot address array
+// elements or fields whose names contain a dot. Expressions use github.com/expr-lang/expr; see the package
+// documentation for what they see. Everything is compiled once, by Validate and when the transform is built.
+type TransformConfig struct {
+	// Include keeps only these payload paths (with nested paths, only those parts of the objects). Rename sources
+	// are kept too. Default: every field.
+	Include []string `json:"include,omitempty"`
+	// Exclude drops these payload paths, after Include and Rename. Default: none.
+	Exclude []string `json:"exclude,omitempty"`
+	// Rename moves the value at a payload path (the key) to a top-level attribute (the value). A missing source
+	// gives no attribute; a target replaces a payload attribute of the same name. Default: none.
+	Rename map[string]string `json:"rename,omitempty"`
+	// Computed adds attributes from expressions, evaluated in order after Include, Rename and Exclude; later
+	// expressions see earlier results as variables. A computed attribute replaces a payload attribute of the same
+	// name. Default: none.
+	Computed []ComputedAttribute `json:"computed,omitempty"`
+	// Filter is a boolean expression: records for which it is false are skipped (counted, not written). It sees the
+	// payload and the record, not computed attributes. Default: "", every record is kept.
+	Filter string `json:"filter,omitempty"`
+	// Schema is a JSON Schema (draft 2020-12 unless its "$schema" says otherwise; "format" is asserted) the decoded
+	// payload must satisfy; other records go to the error table with the schema errors as the reason. It must be
+	// self-contained: references to other documents are rejected. Default: none.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// TTL sets an expiry attribute on every item. Default: none.
+	TTL *TTLConfig `json:"ttl,omitempty"`
+	// OmitMetadata drops the metadata attributes (AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime,
+	// AttrProcessedAt). Default: false, they are written.
+	OmitMetadata bool `json:"omitMetadata,omitempty"`
+}
+
+// ComputedAttribute is an attribute whose value an expression computes.
+type ComputedAttribute struct {
+	// Name is the attribute's name.
+	Name string `json:"name"`
+	// Expression computes the value (see the package documentation for the environment and the type mapping).
+	Expression string `json:"expression"`
+}
+
+// TTLConfig makes items expire: Attribute (N, Unix seconds) is set to the record's arrival time plus Seconds.
+// DynamoDB's time to live must be enabled on the table for that attribute.
+type TTLConfig struct {
+	// Attribute is the TTL attribute's name.
+	Attribute string `json:"attribute"`
+	// Seconds is how long after its arrival an item expires: at least 1, at most MaxTTLSeconds.
+	Seconds int64 `json:"seconds"`
 }
 
 // Attribute names the processor writes. Metadata attributes are added to every item of the default transform;
@@ -107,7 +167,10 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate reports every problem with c (after WithDefaults) joined into one error, or nil. The construct runs it at
-// synth time and the processor at cold start, so both agree on what is valid.
+// synth time and the processor at cold start, so both agree on what is valid. Each problem is one line starting with
+// what it is about: "partition key:", "sort key:", "error TTL:", or for the transform "transform.include[0]:",
+// "transform.exclude[0]:", "transform.rename[<source>]:", "transform.computed[0] (<name>):", "transform.filter:",
+// "transform.schema:", "transform.ttl:". Expression problems quote the expression and the compiler's message.
 func (c Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.PartitionKey.validate("partition key")...)
@@ -119,6 +182,10 @@ func (c Config) Validate() error {
 	}
 	if c.ErrorTTLSeconds < 0 {
 		errs = append(errs, fmt.Errorf("error TTL: %d seconds is negative", c.ErrorTTLSeconds))
+	}
+	if c.Transform != nil {
+		_, terrs := compileTransform(c)
+		errs = append(errs, terrs...)
 	}
 	return errors.Join(errs...)
 }

@@ -135,8 +135,21 @@ func ToAttributeValue(v any) (types.AttributeValue, error) {
 // AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and AttrProcessedAt. Key and metadata attributes replace
 // payload attributes of the same name. A key value that is missing, empty or of the wrong type is a permanent error.
 // A zero cfg means DefaultConfig().
+//
+// With cfg.Transform set, the item is built as TransformConfig describes (schema, filter, field selection, computed
+// attributes, TTL). Its expressions and schema are compiled here, once. A configuration that does not pass
+// cfg.Validate gives a Transform that fails every record with that error as a transient one (retried, never sent to
+// the error table); New validates the configuration first, so it never builds one.
 func DefaultTransform(cfg Config) Transform {
 	cfg = cfg.WithDefaults()
+	if cfg.Transform != nil {
+		t, err := newDeclarativeTransform(cfg)
+		if err != nil {
+			err = fmt.Errorf("invalid transform config: %w", err)
+			return func(context.Context, *Record) ([]Item, error) { return nil, err }
+		}
+		return t
+	}
 	keys := []KeyAttribute{cfg.PartitionKey}
 	if cfg.SortKey != nil {
 		keys = append(keys, *cfg.SortKey)
