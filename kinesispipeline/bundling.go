@@ -27,6 +27,7 @@ const fallbackImage = "golang:1.26"
 // goBundler compiles a Go main package into `bootstrap` on the synthesizing machine, next to the processor's
 // configuration file. CDK calls TryBundle once per distinct asset.
 type goBundler struct {
+	prop   string // the prop that named the package, for error messages; empty for the default processor
 	pkg    string // import path of the main package to build
 	dir    string // directory to build in: inside the module that resolves pkg
 	goarch string // "arm64" or "amd64"
@@ -39,7 +40,11 @@ var _ awscdk.ILocalBundling = (*goBundler)(nil)
 // machines without it with a message about the Docker daemon, hiding the real problem. Failures panic instead.
 func (b *goBundler) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool {
 	if err := b.bundle(*outputDir); err != nil {
-		panic(fmt.Sprintf("kinesispipeline: bundling the processor failed: %v", err))
+		what := "the processor"
+		if b.prop != "" {
+			what = fmt.Sprintf("%s %q", b.prop, b.pkg)
+		}
+		panic(fmt.Sprintf("kinesispipeline: bundling %s failed: %v", what, err))
 	}
 	return jsii.Bool(true)
 }
@@ -126,4 +131,56 @@ func processorCode(b *goBundler) awslambda.Code {
 			},
 		},
 	})
+}
+
+// resolveEntry finds the main package a ProcessorEntry names: a directory (absolute, or relative to the working
+// directory, where the CDK app runs) or an import path resolvable from the working directory. It returns the bundler
+// for it, building from the package's own module root, or a problem naming the prop.
+func resolveEntry(entry, goarch string, config []byte) (*goBundler, string) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, "ProcessorEntry: the go command is not on PATH; install Go to build your processor"
+	}
+	dir, arg := "", entry
+	if filepath.IsAbs(entry) || entry == "." || entry == ".." || strings.HasPrefix(entry, "./") || strings.HasPrefix(entry, "../") {
+		abs, err := filepath.Abs(entry)
+		if err != nil {
+			return nil, fmt.Sprintf("ProcessorEntry: %q: %v", entry, err)
+		}
+		if info, err := os.Stat(abs); err != nil || !info.IsDir() {
+			return nil, fmt.Sprintf("ProcessorEntry: %q does not exist or is not a directory (relative paths start at %s)", entry, mustGetwd())
+		}
+		dir, arg = abs, "."
+	}
+	cmd := exec.Command(goBin, "list", "-e", "-f", "{{.Name}}\t{{.ImportPath}}\t{{if .Module}}{{.Module.Dir}}{{end}}\t{{if .Error}}{{.Error}}{{end}}", arg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Sprintf("ProcessorEntry: %q cannot be resolved: %v: %s", entry, err, strings.TrimSpace(stderr.String()))
+	}
+	fields := strings.SplitN(strings.TrimRight(string(out), "\n"), "\t", 4)
+	if len(fields) != 4 {
+		return nil, fmt.Sprintf("ProcessorEntry: %q: unexpected go list output %q", entry, out)
+	}
+	name, pkg, moduleDir, listErr := fields[0], fields[1], fields[2], fields[3]
+	switch {
+	case listErr != "":
+		return nil, fmt.Sprintf("ProcessorEntry: %q is not a buildable package: %s", entry, listErr)
+	case name != "main":
+		return nil, fmt.Sprintf("ProcessorEntry: %q is package %s, not a main package (it must be `package main` and call processor.Start)", entry, name)
+	case moduleDir == "":
+		return nil, fmt.Sprintf("ProcessorEntry: %q is not inside a Go module", entry)
+	}
+	return &goBundler{prop: "ProcessorEntry", pkg: pkg, dir: moduleDir, goarch: goarch, config: config}, ""
+}
+
+func mustGetwd() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "the working directory"
+	}
+	return dir
 }

@@ -1,7 +1,7 @@
 package kinesispipeline
 
 import (
-	"os"
+	"sort"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -65,7 +65,13 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	}
 	cfg := processorConfig(&in)
 	p.config = cfg
-	if problems := validateProps(p, &in, cfg); len(problems) > 0 {
+	problems := validateProps(p, &in, cfg)
+	bundler, problem := newBundler(&in, cfg)
+	if problem != "" {
+		problems = append(problems, problem)
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
 		panic(propsError(*p.Node().Path(), problems))
 	}
 
@@ -76,7 +82,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createStream(&in, removal)
 	p.createTables(&in, cfg, removal)
 	onFailure := p.createFailureDestination(&in, removal)
-	p.createFunction(&in, cfg, removal)
+	p.createFunction(&in, bundler, removal)
 	p.createMapping(&in, onFailure)
 	p.createAlarms(&in)
 	p.createDashboard(&in)
@@ -206,7 +212,7 @@ func (p *KinesisDynamoPipeline) createFailureDestination(in *KinesisDynamoPipeli
 	return nil
 }
 
-func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, cfg processor.Config, removal awscdk.RemovalPolicy) {
+func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, bundler *goBundler, removal awscdk.RemovalPolicy) {
 	retention := in.LogRetention
 	if retention == "" {
 		retention = awslogs.RetentionDays_ONE_MONTH
@@ -252,16 +258,12 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, c
 		env[processor.EnvErrorTableName] = p.errorTable.TableName()
 	}
 
-	config, err := cfg.Marshal()
-	if err != nil {
-		panic("kinesispipeline: " + err.Error())
-	}
 	p.function = awslambda.NewFunction(p, jsii.String("Function"), &awslambda.FunctionProps{
 		Description:    jsii.String("Writes the records of a Kinesis stream to DynamoDB"),
 		Runtime:        awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:   arch,
 		Handler:        jsii.String("bootstrap"),
-		Code:           processorCode(newDefaultBundler(*arch.Name(), config)),
+		Code:           processorCode(bundler),
 		MemorySize:     memory,
 		Timeout:        timeout,
 		LoggingFormat:  awslambda.LoggingFormat_JSON,
@@ -290,16 +292,20 @@ func grantItemWrites(table awsdynamodb.ITable, grantee awsiam.IGrantable) {
 	}
 }
 
-func newDefaultBundler(arch string, config []byte) *goBundler {
-	dir, err := os.Getwd()
+// newBundler returns the bundler of the processor the props ask for, or a problem with ProcessorEntry.
+func newBundler(in *KinesisDynamoPipelineProps, cfg processor.Config) (*goBundler, string) {
+	config, err := cfg.Marshal()
 	if err != nil {
-		panic("kinesispipeline: " + err.Error())
+		return nil, "processor configuration: " + err.Error()
 	}
 	goarch := "arm64"
-	if arch == *awslambda.Architecture_X86_64().Name() {
+	if in.Architecture != nil && *in.Architecture.Name() == *awslambda.Architecture_X86_64().Name() {
 		goarch = "amd64"
 	}
-	return &goBundler{pkg: DefaultProcessorPackage, dir: dir, goarch: goarch, config: config}
+	if in.ProcessorEntry != nil {
+		return resolveEntry(*in.ProcessorEntry, goarch, config)
+	}
+	return &goBundler{pkg: DefaultProcessorPackage, dir: mustGetwd(), goarch: goarch, config: config}, ""
 }
 
 func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, onFailure awslambda.IEventSourceDlq) {

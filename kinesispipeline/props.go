@@ -121,6 +121,14 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: - awslambda.Architecture_ARM_64(), cheaper per GB-second than x86_64.
 	Architecture awslambda.Architecture
+	// ProcessorEntry names your own processor: a main package in your module that calls processor.Start with your
+	// transform and options (see runtime/processor). Either a directory, relative to where the CDK app runs
+	// ("./processor") or absolute, or an import path ("example.com/app/processor"). It is bundled like the default
+	// processor (same pinned build, its own asset), from its own module root, and gets the same environment,
+	// configuration file, permissions, error table and on-failure destination.
+	//
+	// Default: - the default processor, github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/processor.
+	ProcessorEntry *string
 	// Environment holds extra environment variables for the function. Names starting with "PIPELINE_" are
 	// reserved for the construct.
 	//

@@ -1,0 +1,80 @@
+package kinesispipeline_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
+)
+
+// writeTempModule writes a module of its own with the given files and returns its directory.
+func writeTempModule(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files["go.mod"] = "module example.com/entry\n\ngo 1.26\n"
+	for name, content := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestProcessorEntryErrors(t *testing.T) {
+	mod := writeTempModule(t, map[string]string{
+		"lib/lib.go":     "package lib\n\nfunc F() {}\n",
+		"broken/main.go": "package main\n\nfunc main() { notDefined() }\n",
+	})
+	tests := []struct {
+		name   string
+		entry  string
+		bundle bool
+		want   []string
+	}{
+		{"missing directory", "./no-such-processor", false, []string{`ProcessorEntry: "./no-such-processor" does not exist`}},
+		{"unknown import path", "example.com/nowhere/processor", false, []string{`ProcessorEntry: "example.com/nowhere/processor"`}},
+		{"not a main package", filepath.Join(mod, "lib"), false, []string{"ProcessorEntry:", "is package lib, not a main package"}},
+		{"does not compile", filepath.Join(mod, "broken"), true, []string{`bundling ProcessorEntry "example.com/entry/broken" failed`, "undefined: notDefined"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := testutil.NewApp()
+			if tt.bundle {
+				app = awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+			}
+			stack := awscdk.NewStack(app, jsii.String("Entry"), nil)
+			msg := testutil.PanicMessage(t, func() {
+				kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+					ProcessorEntry: jsii.String(tt.entry),
+				})
+			})
+			for _, want := range tt.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("panic message must contain %q, got:\n%s", want, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestProcessorEntryByImportPath names the default processor by import path: it resolves from the working
+// directory's module, like a user's own package would.
+func TestProcessorEntryByImportPath(t *testing.T) {
+	stack := testutil.NewStack()
+	testutil.Must(t, func() {
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+			ProcessorEntry: jsii.String(kinesispipeline.DefaultProcessorPackage),
+		})
+	})
+	testutil.OneResource(t, testutil.Template(t, stack), typeFunction)
+}
