@@ -342,3 +342,14 @@ func FuzzDeaggregate(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDeaggregate(b *testing.B) {
+	agg := kpl.Aggregate(userRecords(500))
+	b.SetBytes(int64(len(agg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := kpl.Deaggregate(agg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -17,6 +17,12 @@
 //     failure without an error table). Handle reports the lowest such sequence number as the one batch item failure,
 //     so Lambda retries from there. Item keys are deterministic, so retried records rewrite the same items.
 //
+// Records written by the Kinesis Producer Library in its aggregated format (see package runtime/kpl) are split into
+// their user records, each processed like a plain record with its own partition key and an event id ending in
+// "#<sub-sequence number>"; counts and metrics are per user record. An aggregate that cannot be read (a checksum
+// mismatch, truncated, an invalid message) goes to the error table whole. A failed user record reports its aggregate's
+// sequence number, so Lambda retries the whole aggregate and its stored user records rewrite the same items.
+//
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
 package processor

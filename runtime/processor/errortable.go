@@ -45,6 +45,9 @@ func (p *Processor) errorItem(ctx context.Context, r *Record, err error) Item {
 		ErrorAttrProcessorVersion: &types.AttributeValueMemberS{Value: p.opts.Version},
 		ErrorAttrFailedAt:         &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)},
 	}
+	if r.Aggregated {
+		item[ErrorAttrSubSequenceNumber] = &types.AttributeValueMemberN{Value: strconv.Itoa(r.SubSequenceNumber)}
+	}
 	payload, encoding := r.Raw, PayloadEncodingRaw
 	if len(payload) > MaxErrorPayload {
 		if gz, ok := gzipUpTo(payload, MaxErrorPayload); ok {

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 )
 
 // outcome is where a record of the batch stands.
@@ -65,23 +68,31 @@ type entry struct {
 
 // batch holds one invocation's state.
 type batch struct {
-	p         *Processor
-	recs      []recState
-	entries   []*entry // data table, in first-seen order
-	byKey     map[string]*entry
-	errorEnts []*entry
+	p              *Processor
+	kinesisRecords int        // records in the event
+	recs           []recState // one per plain record and per user record of an aggregate
+	entries        []*entry   // data table, in first-seen order
+	byKey          map[string]*entry
+	errorEnts      []*entry
 }
 
 // Handle processes one batch of Kinesis records: every record ends stored in the data table, skipped, or stored in
 // the error table; the lowest sequence number of the records that did not is reported as the batch item failure,
 // so Lambda retries from there. The error is non-nil only when a failed record cannot be identified (it has no
 // sequence number): Lambda then retries the whole batch.
+//
+// A record the Kinesis Producer Library aggregated (see runtime/kpl) is split into its user records first, and each
+// is processed like a plain record (Record.Aggregated, Record.SubSequenceNumber). If one of them is not stored, the
+// aggregate's sequence number is reported: Lambda retries the whole aggregate, and its user records rewrite the same
+// items, since their event ids (and so the default keys) include their sub-sequence numbers. An aggregate that cannot
+// be read (a checksum mismatch, truncated, an invalid message) goes to the error table whole.
 func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	began := time.Now()
 	ctx = withBatchTime(ctx, p.opts.Now())
-	b := &batch{p: p, recs: make([]recState, len(ev.Records)), byKey: make(map[string]*entry, len(ev.Records))}
-	for i := range ev.Records {
-		b.transform(ctx, i, &ev.Records[i])
+	b := &batch{p: p, kinesisRecords: len(ev.Records), byKey: make(map[string]*entry, len(ev.Records))}
+	b.load(ev.Records)
+	for i := range b.recs {
+		b.transform(ctx, i)
 	}
 
 	wctx, cancel := writeContext(ctx)
@@ -109,22 +120,88 @@ func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, dl.Add(-margin))
 }
 
+// load fills b.recs from the event's records: one per plain record, one per user record of a KPL-aggregated record
+// (see runtime/kpl), and one for an aggregate that cannot be read, which fails permanently as a whole.
+func (b *batch) load(ers []events.KinesisEventRecord) {
+	// Aggregates are rare: plain batches pay one prefix check per record and no allocation for them.
+	var aggs []aggregate // per record, only once an aggregate is seen
+	total := len(ers)
+	for i := range ers {
+		data := ers[i].Kinesis.Data
+		if !kpl.IsAggregated(data) {
+			continue
+		}
+		if aggs == nil {
+			aggs = make([]aggregate, len(ers))
+		}
+		a := &aggs[i]
+		a.is = true
+		a.recs, a.err = kpl.Deaggregate(data)
+		if len(a.recs) > 1 {
+			total += len(a.recs) - 1
+		}
+	}
+	b.recs = make([]recState, total)
+	k := 0
+	for i := range ers {
+		er := &ers[i]
+		r := &b.recs[k]
+		k++
+		r.rec = Record{
+			EventID:        er.EventID,
+			SequenceNumber: er.Kinesis.SequenceNumber,
+			PartitionKey:   er.Kinesis.PartitionKey,
+			// Kinesis keeps milliseconds; the event's float seconds lose the last digits, so round back.
+			ArrivalTime: er.Kinesis.ApproximateArrivalTimestamp.Round(time.Millisecond),
+			Raw:         er.Kinesis.Data,
+		}
+		if shard, _, ok := strings.Cut(er.EventID, ":"); ok {
+			r.rec.ShardID = shard
+		}
+		if r.rec.EventID == "" {
+			r.rec.EventID = r.rec.SequenceNumber
+		}
+		if aggs == nil || !aggs[i].is {
+			continue
+		}
+		a := &aggs[i]
+		switch {
+		case a.err != nil: // the whole Kinesis record, as received, goes to the error table
+			r.permanent(a.err)
+			continue
+		case len(a.recs) == 0: // a valid aggregate of nothing: acknowledge it
+			r.rec.Aggregated = true
+			r.out = outSkipped
+			continue
+		}
+		base := r.rec
+		for j, ur := range a.recs {
+			if j > 0 {
+				r = &b.recs[k]
+				k++
+			}
+			r.rec = base
+			r.rec.EventID = base.EventID + "#" + strconv.Itoa(j)
+			r.rec.PartitionKey = ur.PartitionKey
+			r.rec.SubSequenceNumber = j
+			r.rec.Aggregated = true
+			r.rec.Raw = ur.Data
+		}
+	}
+}
+
+// aggregate is what load read from a KPL-aggregated record.
+type aggregate struct {
+	is   bool
+	recs []kpl.UserRecord
+	err  error
+}
+
 // transform decodes, transforms and validates record i, and queues its items.
-func (b *batch) transform(ctx context.Context, i int, er *events.KinesisEventRecord) {
+func (b *batch) transform(ctx context.Context, i int) {
 	r := &b.recs[i]
-	r.rec = Record{
-		EventID:        er.EventID,
-		SequenceNumber: er.Kinesis.SequenceNumber,
-		PartitionKey:   er.Kinesis.PartitionKey,
-		// Kinesis keeps milliseconds; the event's float seconds lose the last digits, so round back.
-		ArrivalTime: er.Kinesis.ApproximateArrivalTimestamp.Round(time.Millisecond),
-		Raw:         er.Kinesis.Data,
-	}
-	if shard, _, ok := strings.Cut(er.EventID, ":"); ok {
-		r.rec.ShardID = shard
-	}
-	if r.rec.EventID == "" {
-		r.rec.EventID = r.rec.SequenceNumber
+	if r.out != outPending { // an unreadable or empty aggregate
+		return
 	}
 	if err := ctx.Err(); err != nil {
 		r.fail(err)
@@ -181,7 +258,8 @@ func (p *Processor) callTransform(ctx context.Context, r *Record) (items []Item,
 	return p.opts.Transform(ctx, r)
 }
 
-// add queues record i's item under its key, keeping candidates in sequence-number order.
+// add queues record i's item under its key, keeping candidates in sequence-number order. The user records of one
+// aggregate share a sequence number and are added in sub-sequence order, so the later one wins there too.
 func (b *batch) add(i int, it Item) {
 	key := itemKey(it, b.p.keys)
 	e := b.byKey[key]
@@ -329,7 +407,7 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 		resp.BatchItemFailures = []events.KinesisBatchItemFailure{{ItemIdentifier: lowest}}
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "batch processed",
-		slog.Int("records", len(b.recs)), slog.Int("written", m.written), slog.Int("skipped", m.skipped),
+		slog.Int("records", len(b.recs)), slog.Int("kinesisRecords", b.kinesisRecords), slog.Int("written", m.written), slog.Int("skipped", m.skipped),
 		slog.Int("toErrorTable", m.toErrorTable), slog.Int("failed", m.failed),
 		slog.String("reportedSequenceNumber", lowest), slog.Float64("latencyMs", float64(m.latency.Microseconds())/1000))
 	b.p.emitMetrics(m)

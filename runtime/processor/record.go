@@ -12,20 +12,30 @@ import (
 type Item = map[string]types.AttributeValue
 
 // Record is one Kinesis record as a Transform sees it: its metadata, its raw payload and the payload decoded as a
-// JSON object.
+// JSON object. For a record the Kinesis Producer Library aggregated, it is one user record of the aggregate: the
+// aggregate's metadata, the user record's partition key and payload, and its index as SubSequenceNumber.
 type Record struct {
 	// EventID is the record's event id, "shardId:sequenceNumber". It is unique per Kinesis record and stable across
-	// retries. When the event carries none, the sequence number is used.
+	// retries. When the event carries none, the sequence number is used. For a user record of an aggregate, the
+	// aggregate's event id followed by "#" and the sub-sequence number ("shardId:sequenceNumber#3"), unique per user
+	// record and stable across retries.
 	EventID string
 	// ShardID is the shard the record came from (the part of the event id before the colon).
 	ShardID string
-	// SequenceNumber is the record's sequence number: a decimal string of up to 129 digits.
+	// SequenceNumber is the record's sequence number: a decimal string of up to 129 digits. The user records of an
+	// aggregate share the aggregate's.
 	SequenceNumber string
-	// PartitionKey is the partition key the producer chose.
+	// SubSequenceNumber is the index of the user record in its aggregate, from 0; 0 for a plain record.
+	SubSequenceNumber int
+	// Aggregated reports whether the record is a user record of a KPL-aggregated Kinesis record.
+	Aggregated bool
+	// PartitionKey is the partition key the producer chose (for a user record of an aggregate, the user record's own,
+	// from the aggregate's table; its explicit hash key is not kept).
 	PartitionKey string
 	// ArrivalTime is the approximate time the stream received the record.
 	ArrivalTime time.Time
-	// Raw is the record's payload as the producer wrote it. A Transform must not modify it.
+	// Raw is the record's payload as the producer wrote it (for a user record of an aggregate, the user record's
+	// data). A Transform must not modify it.
 	Raw []byte
 	// Data is Raw decoded as a JSON object: numbers are json.Number (exact), objects map[string]any, arrays []any,
 	// null nil. A record whose payload is not a JSON object never reaches a Transform: it is a permanent failure.
@@ -87,19 +97,22 @@ const (
 	AttrProcessedAt = "_processedAt"
 )
 
-// Attributes of the error table's items, besides ErrorTablePartitionKey (the event id) and ErrorTTLAttribute.
+// Attributes of the error table's items, besides ErrorTablePartitionKey (the event id, see Record.EventID) and
+// ErrorTTLAttribute. An error item of a KPL aggregate that cannot be read holds the whole Kinesis record; one of a user
+// record of an aggregate holds the user record (its partition key and payload).
 const (
-	ErrorAttrShardID          = "shardId"          // S: the record's shard.
-	ErrorAttrSequenceNumber   = "sequenceNumber"   // S: the record's sequence number.
-	ErrorAttrPartitionKey     = "partitionKey"     // S: the producer's partition key.
-	ErrorAttrArrivalTime      = "arrivalTime"      // S: RFC 3339, UTC.
-	ErrorAttrPayload          = "payload"          // B: the payload, encoded as ErrorAttrPayloadEncoding says.
-	ErrorAttrPayloadEncoding  = "payloadEncoding"  // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingTruncated.
-	ErrorAttrPayloadSize      = "payloadSize"      // N: the original payload's size in bytes.
-	ErrorAttrPayloadSHA256    = "payloadSha256"    // S: hex SHA-256 of the original payload (truncated payloads only).
-	ErrorAttrReason           = "reason"           // S: why the record failed.
-	ErrorAttrProcessorVersion = "processorVersion" // S: Options.Version.
-	ErrorAttrFailedAt         = "failedAt"         // S: RFC 3339, UTC.
+	ErrorAttrShardID           = "shardId"           // S: the record's shard.
+	ErrorAttrSequenceNumber    = "sequenceNumber"    // S: the record's sequence number.
+	ErrorAttrSubSequenceNumber = "subSequenceNumber" // N: the user record's index in its KPL aggregate (user records only).
+	ErrorAttrPartitionKey      = "partitionKey"      // S: the producer's partition key.
+	ErrorAttrArrivalTime       = "arrivalTime"       // S: RFC 3339, UTC.
+	ErrorAttrPayload           = "payload"           // B: the payload, encoded as ErrorAttrPayloadEncoding says.
+	ErrorAttrPayloadEncoding   = "payloadEncoding"   // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingTruncated.
+	ErrorAttrPayloadSize       = "payloadSize"       // N: the original payload's size in bytes.
+	ErrorAttrPayloadSHA256     = "payloadSha256"     // S: hex SHA-256 of the original payload (truncated payloads only).
+	ErrorAttrReason            = "reason"            // S: why the record failed.
+	ErrorAttrProcessorVersion  = "processorVersion"  // S: Options.Version.
+	ErrorAttrFailedAt          = "failedAt"          // S: RFC 3339, UTC.
 )
 
 // Values of ErrorAttrPayloadEncoding.
