@@ -36,7 +36,7 @@ const (
 // Key sources that take a key attribute's value from the record's metadata rather than from its payload.
 // Any other source is a dot-separated path into the record's JSON object (for example "order.id").
 const (
-	SourceEventID        = "$eventId"        // "shardId:sequenceNumber", unique per Kinesis record.
+	SourceEventID        = "$eventId"        // "shardId:sequenceNumber" (plus "#<n>" for KPL user records, see Record.EventID), unique per record.
 	SourceSequenceNumber = "$sequenceNumber" // the record's sequence number, as a string.
 	SourcePartitionKey   = "$partitionKey"   // the producer's partition key.
 	SourceShardID        = "$shardId"        // the shard the record came from.
