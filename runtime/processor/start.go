@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
@@ -33,9 +32,11 @@ func NewDynamoDBClient(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynam
 }
 
 // Start runs the processor as a Lambda function: it reads the table names from EnvTableName and EnvErrorTableName,
-// the static configuration with LoadConfig, the AWS configuration with the SDK's default loader (so AWS_REGION and
-// AWS_ENDPOINT_URL_DYNAMODB apply), applies optFns, and hands Handle to lambda.Start. A setup error is logged and
-// the process exits with status 1.
+// the static configuration with LoadConfig, the AWS configuration from the environment Lambda sets (AWS_REGION, the
+// role's AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+// when set), applies optFns, and hands Handle to lambda.Start. A setup error is logged and the process exits with
+// status 1. Start does not use the SDK's default loader (shared config files, SSO, IMDS), which would double the
+// size of `bootstrap`: a processor that needs it can load its own configuration and call New.
 func Start(optFns ...func(*Options)) {
 	p, err := setup(context.Background(), optFns...)
 	if err != nil {
@@ -52,7 +53,7 @@ func setup(ctx context.Context, optFns ...func(*Options)) (*Processor, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, endpoint, err := lambdaAWSConfig()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("load AWS config: %w", err))
 	}
@@ -70,5 +71,5 @@ func setup(ctx context.Context, optFns ...func(*Options)) (*Processor, error) {
 		o.Config = cfg
 	})
 	fns = append(fns, optFns...)
-	return New(NewDynamoDBClient(awsCfg), fns...)
+	return New(newClientDB(NewDynamoDBClient(awsCfg, endpoint)), fns...)
 }
