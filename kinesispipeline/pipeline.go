@@ -63,9 +63,9 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	if props != nil {
 		in = *props
 	}
-	cfg := processorConfig(&in)
+	cfg, problems := processorConfig(&in)
 	p.config = cfg
-	problems := validateProps(p, &in, cfg)
+	problems = append(problems, validateProps(p, &in, cfg)...)
 	bundler, problem := newBundler(&in, cfg)
 	if problem != "" {
 		problems = append(problems, problem)
@@ -135,7 +135,11 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 		if pk == nil {
 			pk = &awsdynamodb.Attribute{Name: jsii.String(cfg.PartitionKey.Name), Type: awsdynamodb.AttributeType_STRING}
 		}
-		p.table = newTable(p, "Table", pk, in.SortKey, nil, in.EncryptionKey, removal)
+		var ttl *string
+		if cfg.Transform != nil && cfg.Transform.TTL != nil {
+			ttl = jsii.String(cfg.Transform.TTL.Attribute)
+		}
+		p.table = newTable(p, "Table", pk, in.SortKey, ttl, in.EncryptionKey, removal)
 	}
 	if !enabled(in.ErrorTableEnabled) {
 		return
@@ -359,12 +363,19 @@ func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, on
 		Enabled:                   in.Enabled,
 		OnFailure:                 onFailure,
 		MetricsConfig:             metricsConfig,
+		Filters:                   in.Filters,
 	})
 	// The mapping starts polling as soon as it exists: make sure the role's permissions exist first.
 	p.mapping.Node().AddDependency(p.role)
 }
 
 func (p *KinesisDynamoPipeline) warnAboutLoss(in *KinesisDynamoPipelineProps) {
+	if in.Filters != nil && len(*in.Filters) > 0 {
+		awscdk.Annotations_Of(p).AddWarningV2(jsii.String("kinesispipeline:filtersBypassErrorTable"),
+			jsii.String("Filters are set: Kinesis event filtering drops records whose data is not JSON (and records matching "+
+				"no filter) before the function sees them, so malformed records never reach the error table and are not "+
+				"counted; use Transform.Filter instead to keep them accounted for"), nil)
+	}
 	if p.queue == nil && p.bucket == nil && !isTrue(in.UnlimitedRetries) {
 		awscdk.Annotations_Of(p).AddWarningV2(jsii.String("kinesispipeline:noFailureDestination"),
 			jsii.String("the pipeline has no on-failure destination and finite retries: batches the event source mapping "+

@@ -106,6 +106,12 @@ type KinesisDynamoPipelineProps struct {
 	// Default: false.
 	FailureBucketEnabled *bool
 
+	// Transform customizes the default processor's transform declaratively: key mapping, field selection, computed
+	// attributes, a filter, a JSON Schema and a time-to-live. See TransformProps.
+	//
+	// Default: - each record's JSON object becomes one item keyed by the event id, plus metadata attributes.
+	Transform *TransformProps
+
 	// --- Function ---
 
 	// MemorySize of the processor function, in MB. Lambda gives CPU in proportion to memory.
@@ -179,6 +185,13 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: false.
 	UnlimitedRetries *bool
+	// Filters are event filtering patterns of the event source mapping (at most 5; build them with
+	// awslambda.FilterCriteria_Filter): records matching none of them are dropped before the function runs, at no
+	// cost. Kinesis filters on `data` also drop records whose data is not JSON, so malformed records never reach the
+	// error table; synth warns about it.
+	//
+	// Default: - no filtering, every record reaches the function.
+	Filters *[]*map[string]interface{}
 	// BisectBatchOnError splits a failing batch in two and retries each half, isolating a bad record.
 	//
 	// Default: true.

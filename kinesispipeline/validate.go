@@ -16,8 +16,10 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
-// processorConfig derives the processor's static configuration from the props.
-func processorConfig(in *KinesisDynamoPipelineProps) processor.Config {
+// processorConfig derives the processor's static configuration from the props, with the problems only the props
+// can have (Config.Validate finds the rest).
+func processorConfig(in *KinesisDynamoPipelineProps) (processor.Config, []string) {
+	var problems []string
 	cfg := processor.DefaultConfig()
 	if in.PartitionKey != nil {
 		cfg.PartitionKey = processor.KeyAttribute{Name: deref(in.PartitionKey.Name), Type: attributeType(in.PartitionKey.Type)}
@@ -28,7 +30,22 @@ func processorConfig(in *KinesisDynamoPipelineProps) processor.Config {
 	if in.ErrorRetention != nil && !*in.ErrorRetention.IsUnresolved() {
 		cfg.ErrorTTLSeconds = int64(math.Ceil(seconds(in.ErrorRetention)))
 	}
-	return cfg.WithDefaults()
+	if t := in.Transform; t != nil {
+		if t.PartitionKeyFrom != nil {
+			cfg.PartitionKey.Source = *t.PartitionKeyFrom
+		}
+		if t.SortKeyFrom != nil {
+			if cfg.SortKey == nil {
+				problems = append(problems, "Transform.SortKeyFrom: only allowed with SortKey")
+			} else {
+				cfg.SortKey.Source = *t.SortKeyFrom
+			}
+		}
+		var more []string
+		cfg.Transform, more = transformConfig(t)
+		problems = append(problems, more...)
+	}
+	return cfg.WithDefaults(), problems
 }
 
 func attributeType(t awsdynamodb.AttributeType) processor.AttributeType {
@@ -70,11 +87,15 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 	}
 	if err := cfg.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			line = strings.Replace(line, "partition key:", "PartitionKey:", 1)
-			line = strings.Replace(line, "sort key:", "SortKey:", 1)
-			line = strings.Replace(line, "error TTL:", "ErrorRetention:", 1)
-			v.add(line)
+			v.add(configProblem(line))
 		}
+	}
+	if in.Table != nil && in.Transform != nil && in.Transform.TimeToLive != nil {
+		v.add("Transform.TimeToLive: not allowed with an existing Table (the construct cannot turn on TTL on a table it " +
+			"does not own); enable TTL on your table and compute the attribute with Transform.Computed")
+	}
+	if in.Filters != nil {
+		v.check(len(*in.Filters) <= 5, fmt.Sprintf("Filters: at most 5 filters per event source mapping (got %d)", len(*in.Filters)))
 	}
 	if !enabled(in.ErrorTableEnabled) {
 		v.check(in.ErrorTable == nil, "ErrorTable: must be unset when ErrorTableEnabled is false")

@@ -1,0 +1,128 @@
+package kinesispipeline_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
+)
+
+func TestTransformConfiguration(t *testing.T) {
+	stringKey := func(name string) *awsdynamodb.Attribute {
+		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: awsdynamodb.AttributeType_STRING}
+	}
+	tests := []struct {
+		name  string
+		props kinesispipeline.KinesisDynamoPipelineProps
+		want  string // the processor configuration file, compact
+	}{
+		{"key from payload fields", kinesispipeline.KinesisDynamoPipelineProps{
+			PartitionKey: stringKey("orderId"), SortKey: stringKey("ts"),
+			Transform: &kinesispipeline.TransformProps{PartitionKeyFrom: jsii.String("order.id"), SortKeyFrom: jsii.String(kinesispipeline.KeySource_ARRIVAL_TIME)},
+		}, `{"partitionKey":{"name":"orderId","type":"S","source":"order.id"},"sortKey":{"name":"ts","type":"S","source":"$arrivalTime"},"transform":{}}`},
+		{"field selection", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			Include: jsii.Strings("a", "b.c"), Exclude: jsii.Strings("b.secret"), Rename: &map[string]*string{"b.c": jsii.String("bc")},
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"include":["a","b.c"],"exclude":["b.secret"],"rename":{"b.c":"bc"}}}`},
+		{"computed, filter, metadata", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			Computed:     &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("Double"), Expression: jsii.String("Value * 2")}},
+			Filter:       jsii.String(`Category != "TEST"`),
+			OmitMetadata: jsii.Bool(true),
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"computed":[{"name":"Double","expression":"Value * 2"}],"filter":"Category != \"TEST\"","omitMetadata":true}}`},
+		{"schema", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			Schema: jsii.String(`{"type":"object","required":["Value"]}`),
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"schema":{"type":"object","required":["Value"]}}}`},
+		{"time to live", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			TimeToLive: awscdk.Duration_Days(jsii.Number(7)),
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"ttl":{"attribute":"expiresAt","seconds":604800}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			props := tt.props
+			_, p, _ := synth(t, &props)
+			assertEqual(t, "config", configJSON(t, p), tt.want)
+		})
+	}
+}
+
+func TestTransformTimeToLiveOnTable(t *testing.T) {
+	_, _, tmpl := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+		TimeToLive: awscdk.Duration_Days(jsii.Number(1)), TimeToLiveAttribute: jsii.String("ttl"),
+	}})
+	id, _ := tableID(t, tmpl, "PipelineTable")
+	assertEqual(t, "TTL", testutil.Get(testutil.Resources(tmpl, typeTable)[id], "Properties", "TimeToLiveSpecification"),
+		map[string]interface{}{"AttributeName": "ttl", "Enabled": true})
+}
+
+func TestFilters(t *testing.T) {
+	stack, _, tmpl := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{Filters: &[]*map[string]interface{}{
+		awslambda.FilterCriteria_Filter(&map[string]interface{}{"data": map[string]interface{}{"Category": awslambda.FilterRule_IsEqual("C")}}),
+	}})
+	assertEqual(t, "filter criteria", testutil.Get(testutil.Properties(t, tmpl, typeMapping), "FilterCriteria"),
+		map[string]interface{}{"Filters": []interface{}{map[string]interface{}{"Pattern": `{"data":{"Category":["C"]}}`}}})
+	w := testutil.Warnings(t, stack)
+	if len(w) != 1 || !strings.Contains(w[0], "malformed records never reach the error table") {
+		t.Errorf("want the warning that filters bypass the error table, got %q", w)
+	}
+}
+
+func TestTransformValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		props func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps
+		want  []string
+	}{
+		{"bad expression", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+				Computed: &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("X"), Expression: jsii.String("Value * * 2")}},
+			}}
+		}, []string{"Transform.Computed[0] (X):", "Value * * 2"}},
+		{"filter that is not boolean", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{Filter: jsii.String(`"yes"`)}}
+		}, []string{"Transform.Filter:", "expected bool"}},
+		{"schema that is not JSON", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{Schema: jsii.String(`{"type":`)}}
+		}, []string{"Transform.Schema: is not valid JSON"}},
+		{"schema that does not compile", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{Schema: jsii.String(`{"type":"no-such-type"}`)}}
+		}, []string{"Transform.Schema:"}},
+		{"key source that cannot be a key", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{PartitionKeyFrom: jsii.String("$bogus")}}
+		}, []string{`PartitionKey: unknown metadata source "$bogus"`}},
+		{"key path with an empty segment", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{PartitionKeyFrom: jsii.String("order..id")}}
+		}, []string{"PartitionKey: source path", "empty segment"}},
+		{"sort key source without a sort key", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{SortKeyFrom: jsii.String("ts")}}
+		}, []string{"Transform.SortKeyFrom: only allowed with SortKey"}},
+		{"TTL on an imported table", func(s awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{
+				Table:        awsdynamodb.TableV2_FromTableName(s, jsii.String("T"), jsii.String("t")),
+				PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("id"), Type: awsdynamodb.AttributeType_STRING},
+				Transform:    &kinesispipeline.TransformProps{TimeToLive: awscdk.Duration_Days(jsii.Number(1))},
+			}
+		}, []string{"Transform.TimeToLive: not allowed with an existing Table"}},
+		{"more than 5 filters", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			f := awslambda.FilterCriteria_Filter(&map[string]interface{}{"data": map[string]interface{}{"a": awslambda.FilterRule_Exists()}})
+			return &kinesispipeline.KinesisDynamoPipelineProps{Filters: &[]*map[string]interface{}{f, f, f, f, f, f}}
+		}, []string{"Filters: at most 5 filters per event source mapping (got 6)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stack := testutil.NewStack()
+			msg := testutil.PanicMessage(t, func() {
+				kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), tt.props(stack))
+			})
+			for _, want := range tt.want {
+				if !strings.Contains(msg, want) {
+					t.Errorf("panic message must contain %q, got:\n%s", want, msg)
+				}
+			}
+		})
+	}
+}
