@@ -23,6 +23,37 @@
 // mismatch, truncated, an invalid message) goes to the error table whole. A failed user record reports its aggregate's
 // sequence number, so Lambda retries the whole aggregate and its stored user records rewrite the same items.
 //
+// # Declarative transform
+//
+// Config.Transform (TransformConfig) adapts the default transform without Go code: a JSON Schema the payload must
+// satisfy, a filter, field selection (Include, Exclude, Rename), computed attributes and a time to live.
+// Config.Validate compiles every expression and the schema and reports each problem on its own line, prefixed with
+// the option ("transform.computed[2] (ProcessedValue): ..."); the construct runs it at synth time. The processor
+// compiles them when it starts (New), never per record. Key attributes are read from the original payload (or the
+// record's metadata), never from renamed or computed attributes.
+//
+// Expressions use github.com/expr-lang/expr (https://expr-lang.org/docs/language-definition). They see:
+//   - every payload field as a top-level variable: strings, booleans, nil for null, numbers as int64 when written as
+//     an integer that fits, else float64; objects as map[string]any and arrays as []any (same conversion inside).
+//     A field the record lacks is nil: == and != work, "Field ?? default" supplies a default and "a?.b" reads
+//     through it, but arithmetic, ordering and string functions on nil fail (the record goes to the error table).
+//     A filter giving nil counts as false;
+//   - payload: the whole payload as a map, for fields with names that are not identifiers ($env["my-field"] works
+//     too) or that are shadowed by record or payload;
+//   - record: the record's metadata: record.eventId, record.partitionKey, record.sequenceNumber, record.shardId
+//     (strings), record.arrivalTime and record.processedAt (time.Time; processedAt is the batch's processing time,
+//     the value of AttrProcessedAt);
+//   - earlier computed attributes, by name (except ones named record or payload);
+//   - expr's builtins (upper, lower, trim, split, replace, len, map, filter, now, date, duration, ...) and
+//     iso8601(t) (RFC 3339 with nanoseconds, UTC), unixMillis(t) and unixSeconds(t).
+//
+// Results become attribute values: integers N (exact: 81 * 2 gives N "162"), floats N (shortest representation that
+// round-trips: 0.1 * 3 gives "0.30000000000000004"; NaN and infinities are errors), strings S, booleans BOOL, nil
+// NULL, time.Time S (RFC 3339 with nanoseconds, UTC), durations S ("1h30m0s"), maps M and lists L. Fields that are
+// not computed keep their exact JSON numbers. An expression that fails at run time sends its record to the error
+// table with the option, the message and the position as the reason; one whose type can never be stored (a
+// function, the record itself) is rejected by Validate.
+//
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
 package processor
