@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
 // Environment variables that point the helpers at an emulator started elsewhere (for example by .ci/run) instead of
@@ -62,8 +64,7 @@ func Dynalite(t testing.TB) string {
 	if ep := os.Getenv(EnvDynamoDBEndpoint); ep != "" {
 		return ep
 	}
-	return start(t, "dynalite", map[string]any{"createTableMs": 0, "deleteTableMs": 0, "updateTableMs": 0},
-		"DynamoDB_20120810.ListTables", "application/x-amz-json-1.0")
+	return startForTest(t, StartDynalite)
 }
 
 // Kinesalite starts kinesalite (streams become ACTIVE at once) and returns its endpoint, "http://127.0.0.1:<port>".
@@ -74,7 +75,58 @@ func Kinesalite(t testing.TB) string {
 	if ep := os.Getenv(EnvKinesisEndpoint); ep != "" {
 		return ep
 	}
-	return start(t, "kinesalite", map[string]any{"createStreamMs": 0, "deleteStreamMs": 0, "updateStreamMs": 0, "shardLimit": 100},
+	return startForTest(t, StartKinesalite)
+}
+
+// startForTest starts an emulator from the module root above the working directory, stops it on t.Cleanup and
+// fails the test with the fix when it cannot start.
+func startForTest(t testing.TB, start func(ctx context.Context, root string) (*Emulator, error)) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatalf("start emulator: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startupTimeout)
+	defer cancel()
+	e, err := start(ctx, root)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(e.Stop)
+	return e.Endpoint
+}
+
+// Emulator is a running emulator process, listening on 127.0.0.1. It exits when Stop is called or when the process
+// that started it exits (its standard input closes).
+type Emulator struct {
+	// Name is the npm package that runs: "dynalite" or "kinesalite".
+	Name string
+	// Endpoint is the emulator's base URL, "http://127.0.0.1:<port>", for the SDK's BaseEndpoint.
+	Endpoint string
+
+	stop   func()
+	stderr *lockedBuffer
+}
+
+// Stop stops the emulator and waits (at most a few seconds, then kills it) until it has exited. It is safe to call
+// more than once.
+func (e *Emulator) Stop() { e.stop() }
+
+// Stderr returns what the emulator wrote to its standard error so far.
+func (e *Emulator) Stderr() string { return e.stderr.String() }
+
+// StartDynalite starts dynalite from root's node_modules (root is the directory of package.json, normally
+// ModuleRoot) on a free port of 127.0.0.1, with tables that become ACTIVE at once, and waits until it answers.
+// Call Stop when done.
+func StartDynalite(ctx context.Context, root string) (*Emulator, error) {
+	return start(ctx, root, "dynalite", map[string]any{"createTableMs": 0, "deleteTableMs": 0, "updateTableMs": 0},
+		"DynamoDB_20120810.ListTables", "application/x-amz-json-1.0")
+}
+
+// StartKinesalite starts kinesalite from root's node_modules on a free port of 127.0.0.1, with streams that become
+// ACTIVE at once, and waits until it answers. Call Stop when done.
+func StartKinesalite(ctx context.Context, root string) (*Emulator, error) {
+	return start(ctx, root, "kinesalite", map[string]any{"createStreamMs": 0, "deleteStreamMs": 0, "updateStreamMs": 0, "shardLimit": 100},
 		"Kinesis_20131202.ListStreams", "application/x-amz-json-1.1")
 }
 
@@ -98,39 +150,34 @@ func ModuleRoot() (string, error) {
 }
 
 // start runs the emulator package name and waits until it answers target.
-func start(t testing.TB, name string, opts map[string]any, target, contentType string) string {
-	t.Helper()
-	root, err := ModuleRoot()
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
+func start(ctx context.Context, root, name string, opts map[string]any, target, contentType string) (*Emulator, error) {
 	fix := fmt.Sprintf("run `npm ci` in %s (package.json pins the emulators)", root)
 	if _, err := os.Stat(filepath.Join(root, "node_modules", ".bin", name)); err != nil {
-		t.Fatalf("start %s: %s is not installed (%v): %s", name, name, err, fix)
+		return nil, fmt.Errorf("start %s: %s is not installed (%w): %s", name, name, err, fix)
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("start %s: node is not on PATH (%v): install Node.js 20 or later, then %s", name, err, fix)
+		return nil, fmt.Errorf("start %s: node is not on PATH (%w): install Node.js 20 or later, then %s", name, err, fix)
 	}
 	optsJSON, err := json.Marshal(opts)
 	if err != nil {
-		t.Fatalf("start %s: encode options: %v", name, err)
+		return nil, fmt.Errorf("start %s: encode options: %w", name, err)
 	}
 	cmd := exec.Command(node, "-e", server, filepath.Join(root, "node_modules", name), string(optsJSON))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v: %s", name, err, fix)
+		return nil, fmt.Errorf("start %s: %w: %s", name, err, fix)
 	}
 	exited := make(chan struct{})
 	var stopOnce sync.Once
@@ -161,24 +208,29 @@ func start(t testing.TB, name string, opts map[string]any, target, contentType s
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(stop)
 
 	var port int
+	timer := time.NewTimer(startupTimeout)
+	defer timer.Stop()
 	select {
 	case port = <-ports:
 	case <-exited:
-		t.Fatalf("start %s: exited before listening: %s\n%s", name, cmd.ProcessState, stderr)
-	case <-time.After(startupTimeout):
+		return nil, fmt.Errorf("start %s: exited before listening: %s\n%s", name, cmd.ProcessState, stderr)
+	case <-timer.C:
 		stop()
-		t.Fatalf("start %s: not listening after %v\n%s", name, startupTimeout, stderr)
+		return nil, fmt.Errorf("start %s: not listening after %v\n%s", name, startupTimeout, stderr)
+	case <-ctx.Done():
+		stop()
+		return nil, fmt.Errorf("start %s: %w", name, ctx.Err())
 	}
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	e := &Emulator{Name: name, Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), stop: stop, stderr: stderr}
+	wctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
-	if err := waitAnswering(ctx, endpoint, target, contentType); err != nil {
-		t.Fatalf("start %s: %v\n%s", name, err, stderr)
+	if err := waitAnswering(wctx, e.Endpoint, target, contentType); err != nil {
+		stop()
+		return nil, fmt.Errorf("start %s: %w\n%s", name, err, stderr)
 	}
-	return endpoint
+	return e, nil
 }
 
 // waitAnswering polls endpoint with a request for target until it gets any HTTP response.
@@ -249,11 +301,17 @@ var _ TableAPI = (*dynamodb.Client)(nil)
 // CreateTable creates a PAY_PER_REQUEST table keyed by "id" (S), the data and error tables' default key, and waits
 // until it is ACTIVE.
 func CreateTable(ctx context.Context, db TableAPI, name string) error {
+	return CreateKeyedTable(ctx, db, name, "id", types.ScalarAttributeTypeS)
+}
+
+// CreateKeyedTable creates a PAY_PER_REQUEST table whose partition key is the attribute key of type typ, as the
+// construct does for a mapped partition key, and waits until it is ACTIVE.
+func CreateKeyedTable(ctx context.Context, db TableAPI, name, key string, typ types.ScalarAttributeType) error {
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(name),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(key), AttributeType: typ}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(key), KeyType: types.KeyTypeHash}},
 	})
 	if err != nil {
 		return fmt.Errorf("create table %s: %w", name, err)
@@ -265,6 +323,43 @@ func CreateTable(ctx context.Context, db TableAPI, name string) error {
 		return fmt.Errorf("wait for table %s: %w", name, err)
 	}
 	return nil
+}
+
+// KinesisClient returns a Kinesis client for endpoint built from AWSConfig. With kinesalite, name streams by
+// StreamName in every request.
+func KinesisClient(endpoint string) *kinesis.Client {
+	return kinesis.NewFromConfig(AWSConfig(), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// StreamAPI is the part of the Kinesis client CreateStream needs.
+type StreamAPI interface {
+	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+}
+
+var _ StreamAPI = (*kinesis.Client)(nil)
+
+// CreateStream creates a provisioned stream with shards shards and waits (at most a minute) until it is ACTIVE.
+func CreateStream(ctx context.Context, kc StreamAPI, name string, shards int32) error {
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
+		return fmt.Errorf("create stream %s: %w", name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("describe stream %s: %w", name, err)
+		}
+		if out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for stream %s: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // UniqueName returns a table or stream name derived from prefix that no other call returns, valid for both

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
@@ -96,5 +98,55 @@ func TestKinesalite(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 200 || !strings.Contains(string(body), `"StreamNames":[]`) {
 		t.Errorf("ListStreams: %d %s", res.StatusCode, body)
+	}
+}
+
+func TestKinesaliteWithSDK(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kc := emulators.KinesisClient(emulators.Kinesalite(t))
+	name := emulators.UniqueName(t.Name())
+	if err := emulators.CreateStream(ctx, kc, name, 2); err != nil {
+		t.Fatal(err)
+	}
+	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shards.Shards) != 2 {
+		t.Fatalf("shards = %d, want 2", len(shards.Shards))
+	}
+	put, err := kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(name), PartitionKey: aws.String("pk"), Data: []byte(`{"a":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name), ShardId: put.ShardId,
+		ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs.Records) != 1 || string(recs.Records[0].Data) != `{"a":1}` || *recs.Records[0].SequenceNumber != *put.SequenceNumber {
+		t.Errorf("records = %+v", recs.Records)
+	}
+}
+
+func TestCreateKeyedTable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := emulators.DynamoDBClient(emulators.Dynalite(t))
+	name := emulators.UniqueName(t.Name())
+	if err := emulators.CreateKeyedTable(ctx, db, name, "businessId", types.ScalarAttributeTypeS); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *desc.Table.KeySchema[0].AttributeName; got != "businessId" {
+		t.Errorf("partition key = %s, want businessId", got)
 	}
 }
