@@ -1,29 +1,14 @@
 package kinesispipeline
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
 )
 
 // These tests drive the bundler directly, without jsii, for the failures a user can cause.
-
-func writeModule(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
 
 func TestBundlerErrors(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
@@ -60,7 +45,7 @@ func TestBundlerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := writeModule(t, tt.files)
+			dir := testutil.WriteModule(t, tt.files)
 			t.Setenv("GOWORK", "off")
 			t.Setenv("GOFLAGS", "-mod=mod")
 			b := &goBundler{pkg: tt.pkg, dir: dir, goarch: "arm64", config: []byte("{}\n")}

@@ -3,7 +3,6 @@ package kinesispipeline_test
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +28,7 @@ type bundledPipeline struct {
 // bundle synthesizes one stack holding the pipelines, with bundling on, and returns each pipeline's asset directory.
 func bundle(t *testing.T, pipelines ...bundledPipeline) map[string]string {
 	t.Helper()
-	out := t.TempDir()
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	app, out := testutil.BundlingApp(t)
 	stack := awscdk.NewStack(app, jsii.String("Bundled"), nil)
 	testutil.Must(t, func() {
 		for _, p := range pipelines {
@@ -38,61 +36,12 @@ func bundle(t *testing.T, pipelines ...bundledPipeline) map[string]string {
 		}
 		app.Synth(nil)
 	})
-	raw, err := os.ReadFile(filepath.Join(out, "Bundled.template.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl map[string]interface{}
-	if err := json.Unmarshal(raw, &tmpl); err != nil {
-		t.Fatal(err)
-	}
+	functions := testutil.FunctionAssets(t, out, "Bundled")
 	assets := map[string]string{}
-	for id, fn := range testutil.Resources(tmpl, "AWS::Lambda::Function") {
-		for _, p := range pipelines {
-			if strings.HasPrefix(id, p.id+"Function") {
-				key, _ := testutil.Get(fn, "Properties", "Code", "S3Key").(string)
-				assets[p.id] = filepath.Join(out, "asset."+strings.TrimSuffix(key, ".zip"))
-			}
-		}
-	}
-	if len(assets) != len(pipelines) {
-		t.Fatalf("found assets for %d of %d pipelines: %v", len(assets), len(pipelines), assets)
+	for _, p := range pipelines {
+		assets[p.id] = testutil.AssetOf(t, functions, p.id+"Function")
 	}
 	return assets
-}
-
-// checkBootstrap asserts that dir holds a static Linux ELF `bootstrap` for machine, executable, and returns its bytes.
-func checkBootstrap(t *testing.T, dir string, machine elf.Machine) []byte {
-	t.Helper()
-	path := filepath.Join(dir, "bootstrap")
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatalf("asset has no bootstrap: %v", err)
-	}
-	if info.Mode()&0o111 == 0 {
-		t.Errorf("bootstrap is not executable: %v", info.Mode())
-	}
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatalf("bootstrap is not an ELF file: %v", err)
-	}
-	defer f.Close()
-	if f.Machine != machine {
-		t.Errorf("bootstrap machine: got %v, want %v", f.Machine, machine)
-	}
-	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
-		t.Errorf("bootstrap OS ABI: %v", f.OSABI)
-	}
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP || prog.Type == elf.PT_DYNAMIC {
-			t.Errorf("bootstrap is dynamically linked (program header %v); want a static binary", prog.Type)
-		}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 func TestBundlingBuildsStaticBootstrapPerArchitecture(t *testing.T) {
@@ -103,8 +52,8 @@ func TestBundlingBuildsStaticBootstrapPerArchitecture(t *testing.T) {
 	if assets["Arm"] == assets["Amd"] {
 		t.Fatalf("arm64 and amd64 pipelines share one asset %s", assets["Arm"])
 	}
-	arm := checkBootstrap(t, assets["Arm"], elf.EM_AARCH64)
-	amd := checkBootstrap(t, assets["Amd"], elf.EM_X86_64)
+	arm := testutil.CheckBootstrap(t, assets["Arm"], elf.EM_AARCH64)
+	amd := testutil.CheckBootstrap(t, assets["Amd"], elf.EM_X86_64)
 	if bytes.Equal(arm, amd) {
 		t.Error("both assets hold the same binary")
 	}
@@ -133,7 +82,7 @@ func TestBundlingIsReproducible(t *testing.T) {
 	if filepath.Base(first) != filepath.Base(second) {
 		t.Errorf("two synths of the same code gave different asset hashes: %s and %s", filepath.Base(first), filepath.Base(second))
 	}
-	a, b := checkBootstrap(t, first, elf.EM_AARCH64), checkBootstrap(t, second, elf.EM_AARCH64)
+	a, b := testutil.CheckBootstrap(t, first, elf.EM_AARCH64), testutil.CheckBootstrap(t, second, elf.EM_AARCH64)
 	if !bytes.Equal(a, b) {
 		t.Error("two builds of the same code gave different binaries")
 	}
@@ -160,7 +109,7 @@ func TestBundlingKeepsConfigurationsApart(t *testing.T) {
 
 func TestBundlingWithoutGoPanicsWithTheFix(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	app, _ := testutil.BundlingApp(t)
 	stack := awscdk.NewStack(app, jsii.String("NoGo"), nil)
 	msg := testutil.PanicMessage(t, func() {
 		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), nil)

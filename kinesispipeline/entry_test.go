@@ -1,7 +1,6 @@
 package kinesispipeline_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,25 +12,9 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
 )
 
-// writeTempModule writes a module of its own with the given files and returns its directory.
-func writeTempModule(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	files["go.mod"] = "module example.com/entry\n\ngo 1.26\n"
-	for name, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func TestProcessorEntryErrors(t *testing.T) {
-	mod := writeTempModule(t, map[string]string{
+	mod := testutil.WriteModule(t, map[string]string{
+		"go.mod":         "module example.com/entry\n\ngo 1.26\n",
 		"lib/lib.go":     "package lib\n\nfunc F() {}\n",
 		"broken/main.go": "package main\n\nfunc main() { notDefined() }\n",
 	})
