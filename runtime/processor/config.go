@@ -21,6 +21,10 @@ const (
 	EnvConfigFile = "PIPELINE_CONFIG_FILE"
 	// ConfigFileName is the name of the static configuration file the construct writes next to `bootstrap`.
 	ConfigFileName = "pipeline.json"
+	// NoExprBuildTag is the build tag that leaves the expression and JSON Schema libraries out of the processor
+	// (`go build -tags kdp_noexpr`), making `bootstrap` about 3 MB smaller. Such a processor rejects a configuration
+	// for which Config.NeedsExpressions is true; everything else works as without the tag.
+	NoExprBuildTag = "kdp_noexpr"
 )
 
 // AttributeType is a DynamoDB key attribute type.
@@ -83,6 +87,9 @@ type Config struct {
 // Paths are dot-separated field names into nested JSON objects ("order.customer.id"); they cannot address array
 // elements or fields whose names contain a dot. Expressions use github.com/expr-lang/expr; see the package
 // documentation for what they see. Everything is compiled once, by Validate and when the transform is built.
+//
+// Schema, Filter and Computed need the expression and JSON Schema libraries, which a processor built with
+// -tags kdp_noexpr (NoExprBuildTag) leaves out: there, Validate reports each of them as a problem.
 type TransformConfig struct {
 	// Include keeps only these payload paths (with nested paths, only those parts of the objects). Rename sources
 	// are kept too. Default: every field.
@@ -171,6 +178,8 @@ func (c Config) WithDefaults() Config {
 // what it is about: "partition key:", "sort key:", "error TTL:", or for the transform "transform.include[0]:",
 // "transform.exclude[0]:", "transform.rename[<source>]:", "transform.computed[0] (<name>):", "transform.filter:",
 // "transform.schema:", "transform.ttl:". Expression problems quote the expression and the compiler's message.
+// Built with -tags kdp_noexpr (NoExprBuildTag), it reports every computed attribute, the filter and the schema as a
+// problem ("transform.filter: this processor was built with -tags kdp_noexpr, ..."): that processor cannot run them.
 func (c Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.PartitionKey.validate("partition key")...)
@@ -188,6 +197,20 @@ func (c Config) Validate() error {
 		errs = append(errs, terrs...)
 	}
 	return errors.Join(errs...)
+}
+
+// NeedsExpressions reports whether c's Transform has computed attributes, a filter or a schema: the parts that need
+// the expression and JSON Schema libraries. When it is false, the processor can be built with -tags kdp_noexpr
+// (NoExprBuildTag), which leaves both libraries out of `bootstrap`; a processor built that way rejects a
+// configuration for which it is true.
+func (c Config) NeedsExpressions() bool {
+	t := c.Transform
+	return t != nil && (len(t.Computed) > 0 || t.Filter != "" || t.hasSchema())
+}
+
+// hasSchema reports whether t sets a schema (JSON null counts as none).
+func (t *TransformConfig) hasSchema() bool {
+	return len(t.Schema) > 0 && string(t.Schema) != "null"
 }
 
 func (k KeyAttribute) validate(what string) []error {

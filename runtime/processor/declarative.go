@@ -4,48 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/expr-lang/expr/vm"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // MaxTTLSeconds is the longest time to live TransformConfig.TTL accepts: 100 years.
 const MaxTTLSeconds = 36525 * 24 * 3600 // 100 years of 365.25 days
 
-// declarative is a compiled TransformConfig.
+// declarative is a compiled TransformConfig. The expression and schema parts (exprParts, compileExprParts and the
+// transform method) live in declarative_expr.go, or in declarative_noexpr.go when built with -tags kdp_noexpr.
 type declarative struct {
-	keys     []KeyAttribute
-	include  [][]string // paths to keep (rename sources added, nested duplicates removed); nil keeps every field
-	exclude  [][]string
-	renames  []renameOp // sorted by source path
-	computed []computedOp
-	filter   *vm.Program
-	schema   *jsonschema.Schema
-	ttl      *TTLConfig
-	meta     bool // write the metadata attributes
+	keys    []KeyAttribute
+	include [][]string // paths to keep (rename sources added, nested duplicates removed); nil keeps every field
+	exclude [][]string
+	renames []renameOp // sorted by source path
+	ttl     *TTLConfig
+	meta    bool // write the metadata attributes
 
-	exprs   bool     // there is a filter or a computed attribute
-	vars    []string // payload fields the expressions read
-	allVars bool     // an expression reads $env: every field is a variable
-	payload bool     // an expression reads the payload variable
+	exprParts // computed attributes, filter and schema
 }
 
 type renameOp struct {
 	src  []string
 	dst  string
 	path string
-}
-
-type computedOp struct {
-	name  string
-	label string // "transform.computed[i] (name)"
-	prog  *vm.Program
-	bind  bool // later expressions see the result under name
 }
 
 // compileTransform compiles c.Transform (c after WithDefaults), returning every problem, each one line prefixed with
@@ -162,62 +147,9 @@ func compileTransform(c Config) (*declarative, []error) {
 		d.exclude = append(d.exclude, strings.Split(p, "."))
 	}
 
-	// Computed attributes.
-	for i, ca := range t.Computed {
-		prefix := fmt.Sprintf("transform.computed[%d] (%s)", i, ca.Name)
-		if ca.Name == "" {
-			fail("%s: name is empty", prefix)
-		} else {
-			claim(prefix, ca.Name, "computed by "+prefix)
-		}
-		prog, err := compileExpr(ca.Expression, false)
-		if err != nil {
-			fail("%s: %v", prefix, err)
-			continue
-		}
-		d.computed = append(d.computed, computedOp{name: ca.Name, label: prefix, prog: prog,
-			bind: ca.Name != exprRecordVar && ca.Name != exprPayloadVar})
-		d.addVars(prog)
-	}
-
-	// Filter.
-	if t.Filter != "" {
-		prog, err := compileExpr(t.Filter, true)
-		if err != nil {
-			fail("transform.filter: %v", err)
-		} else {
-			d.filter = prog
-			d.addVars(prog)
-		}
-	}
-
-	// Schema.
-	if len(t.Schema) > 0 && string(t.Schema) != "null" {
-		sch, err := compileSchema(t.Schema)
-		if err != nil {
-			fail("transform.schema: %v", err)
-		}
-		d.schema = sch
-	}
-	d.exprs = d.filter != nil || len(d.computed) > 0
+	// Computed attributes, filter, schema.
+	d.compileExprParts(t, claim, fail)
 	return d, errs
-}
-
-// addVars records the payload fields prog reads.
-func (d *declarative) addVars(prog *vm.Program) {
-	names, all := identifiers(prog)
-	d.allVars = d.allVars || all
-	for _, n := range names {
-		switch n {
-		case exprRecordVar:
-		case exprPayloadVar:
-			d.payload = true
-		default:
-			if !slices.Contains(d.vars, n) {
-				d.vars = append(d.vars, n)
-			}
-		}
-	}
 }
 
 // within reports whether path p is path q or inside it.
@@ -249,56 +181,9 @@ func newDeclarativeTransform(cfg Config) (Transform, error) {
 	return d.transform, nil
 }
 
-// transform is the Transform of a declarative configuration.
-func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) {
-	if d.schema != nil {
-		if err := d.schema.Validate(r.Data); err != nil {
-			return nil, Permanent(errors.New(schemaReason(err)))
-		}
-	}
-	var st *exprState
-	if d.exprs {
-		st = exprStates.Get().(*exprState)
-		defer func() {
-			clear(st.env)
-			st.rec = exprRecord{}
-			exprStates.Put(st)
-		}()
-		d.fillEnv(ctx, st, r)
-	}
-	if d.filter != nil {
-		out, err := st.vm.Run(d.filter, st.env)
-		if err != nil {
-			return nil, Permanent(fmt.Errorf("transform.filter: %s", oneLine(err)))
-		}
-		keep, ok := out.(bool)
-		if !ok {
-			return nil, Permanent(fmt.Errorf("transform.filter: gives %s, want a boolean", describeValue(out)))
-		}
-		if !keep {
-			return nil, ErrSkip
-		}
-	}
-
-	extra := len(d.keys) + len(d.computed) + len(d.renames) + 5
-	item, err := d.fields(r.Data, extra)
-	if err != nil {
-		return nil, Permanent(err)
-	}
-	for _, c := range d.computed {
-		out, err := st.vm.Run(c.prog, st.env)
-		if err != nil {
-			return nil, Permanent(fmt.Errorf("%s: %s", c.label, oneLine(err)))
-		}
-		av, err := fromExprValue(out)
-		if err != nil {
-			return nil, Permanent(fmt.Errorf("%s: %w", c.label, err))
-		}
-		item[c.name] = av
-		if c.bind {
-			st.env[c.name] = out
-		}
-	}
+// finish adds the key attributes, the metadata attributes and the TTL attribute to item, the record's payload
+// attributes, and returns it as the transform's result.
+func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item, error) {
 	for _, k := range d.keys {
 		av, err := keyValue(k, r)
 		if err != nil {
@@ -325,33 +210,6 @@ func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) 
 		item[d.ttl.Attribute] = &types.AttributeValueMemberN{Value: strconv.FormatInt(base.Unix()+d.ttl.Seconds, 10)}
 	}
 	return []Item{item}, nil
-}
-
-// fillEnv sets the variables of r's expressions.
-func (d *declarative) fillEnv(ctx context.Context, st *exprState, r *Record) {
-	if d.allVars {
-		for k, v := range r.Data {
-			st.env[k] = toExprValue(v)
-		}
-	} else {
-		for _, name := range d.vars {
-			if v, ok := r.Data[name]; ok {
-				st.env[name] = toExprValue(v)
-			}
-		}
-	}
-	if d.payload {
-		st.env[exprPayloadVar] = toExprValue(r.Data)
-	}
-	st.rec = exprRecord{
-		EventID:        r.EventID,
-		PartitionKey:   r.PartitionKey,
-		SequenceNumber: r.SequenceNumber,
-		ShardID:        r.ShardID,
-		ArrivalTime:    r.ArrivalTime.UTC(),
-		ProcessedAt:    ProcessedAt(ctx),
-	}
-	st.env[exprRecordVar] = &st.rec
 }
 
 // fields builds the item's payload attributes: Include, then Rename, then Exclude. The record's data is not
@@ -443,12 +301,4 @@ func takePath(item Item, p []string) types.AttributeValue {
 	}
 	delete(m, p[len(p)-1])
 	return av
-}
-
-// describeValue names an expression result's type for error messages.
-func describeValue(v any) string {
-	if v == nil {
-		return "nil"
-	}
-	return fmt.Sprintf("a %T (%v)", v, abbreviate(fmt.Sprint(v)))
 }

@@ -54,6 +54,15 @@
 // table with the option, the message and the position as the reason; one whose type can never be stored (a
 // function, the record itself) is rejected by Validate.
 //
+// # Building without expressions
+//
+// Expressions and the schema link github.com/expr-lang/expr and github.com/santhosh-tekuri/jsonschema/v6, about 3 MB
+// of `bootstrap` (whose reflection also keeps the linker from dropping unused methods). Building with
+// -tags kdp_noexpr (NoExprBuildTag) leaves both out; Include, Exclude, Rename, TTL, OmitMetadata and the key
+// attributes work as without it, while Config.Validate (so New and ParseConfig too) rejects a configuration with
+// computed attributes, a filter or a schema: "transform.filter: this processor was built with -tags kdp_noexpr,
+// which leaves out expressions; rebuild without it". Config.NeedsExpressions tells which build a configuration needs.
+//
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
 package processor

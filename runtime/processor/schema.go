@@ -1,3 +1,5 @@
+//go:build !kdp_noexpr
+
 package processor
 
 import (
