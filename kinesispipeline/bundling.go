@@ -31,6 +31,7 @@ type goBundler struct {
 	pkg    string // import path of the main package to build
 	dir    string // directory to build in: inside the module that resolves pkg
 	goarch string // "arm64" or "amd64"
+	tags   string // build tags, comma-separated
 	config []byte // content of processor.ConfigFileName
 }
 
@@ -61,7 +62,7 @@ func (b *goBundler) bundle(outputDir string) error {
 	if err := checkVendor(root, b.pkg); err != nil {
 		return err
 	}
-	cmd := exec.Command(goBin, "build", "-trimpath", "-buildvcs=false", "-tags", "lambda.norpc",
+	cmd := exec.Command(goBin, "build", "-trimpath", "-buildvcs=false", "-tags", b.tags,
 		"-ldflags", "-s -w", "-o", filepath.Join(outputDir, "bootstrap"), b.pkg)
 	cmd.Dir = b.dir
 	cmd.Env = b.env()
@@ -127,6 +128,7 @@ func processorCode(b *goBundler) awslambda.Code {
 				"GOOS":                       jsii.String("linux"),
 				"GOARCH":                     jsii.String(b.goarch),
 				"PIPELINE_PROCESSOR_PACKAGE": jsii.String(b.pkg),
+				"PIPELINE_BUILD_TAGS":        jsii.String(b.tags),
 				"PIPELINE_CONFIG_SHA256":     jsii.String(hex.EncodeToString(sum[:])),
 			},
 		},
@@ -136,7 +138,7 @@ func processorCode(b *goBundler) awslambda.Code {
 // resolveEntry finds the main package a ProcessorEntry names: a directory (absolute, or relative to the working
 // directory, where the CDK app runs) or an import path resolvable from the working directory. It returns the bundler
 // for it, building from the package's own module root, or a problem naming the prop.
-func resolveEntry(entry, goarch string, config []byte) (*goBundler, string) {
+func resolveEntry(entry, goarch, tags string, config []byte) (*goBundler, string) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return nil, "ProcessorEntry: the go command is not on PATH; install Go to build your processor"
@@ -174,7 +176,7 @@ func resolveEntry(entry, goarch string, config []byte) (*goBundler, string) {
 	case moduleDir == "":
 		return nil, fmt.Sprintf("ProcessorEntry: %q is not inside a Go module", entry)
 	}
-	return &goBundler{prop: "ProcessorEntry", pkg: pkg, dir: moduleDir, goarch: goarch, config: config}, ""
+	return &goBundler{prop: "ProcessorEntry", pkg: pkg, dir: moduleDir, goarch: goarch, tags: tags, config: config}, ""
 }
 
 func mustGetwd() string {

@@ -48,7 +48,7 @@ func TestBundlerErrors(t *testing.T) {
 			dir := testutil.WriteModule(t, tt.files)
 			t.Setenv("GOWORK", "off")
 			t.Setenv("GOFLAGS", "-mod=mod")
-			b := &goBundler{pkg: tt.pkg, dir: dir, goarch: "arm64", config: []byte("{}\n")}
+			b := &goBundler{pkg: tt.pkg, dir: dir, goarch: "arm64", tags: "lambda.norpc", config: []byte("{}\n")}
 			err := b.bundle(t.TempDir())
 			if err == nil {
 				t.Fatal("want an error, got none")

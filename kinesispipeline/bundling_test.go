@@ -2,6 +2,7 @@ package kinesispipeline_test
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"debug/elf"
 	"os"
 	"path/filepath"
@@ -94,9 +95,12 @@ func TestBundlingKeepsConfigurationsApart(t *testing.T) {
 		bundledPipeline{"Keyed", &kinesispipeline.KinesisDynamoPipelineProps{
 			PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
 		}},
+		bundledPipeline{"Computed", &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			Computed: &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("Double"), Expression: jsii.String("Value * 2")}},
+		}}},
 	)
-	if assets["Plain"] == assets["Keyed"] {
-		t.Fatal("pipelines with different processor configurations share one asset")
+	if assets["Plain"] == assets["Keyed"] || assets["Plain"] == assets["Computed"] {
+		t.Fatalf("pipelines with different processor configurations share an asset: %v", assets)
 	}
 	raw, err := os.ReadFile(filepath.Join(assets["Keyed"], processor.ConfigFileName))
 	if err != nil {
@@ -104,6 +108,21 @@ func TestBundlingKeepsConfigurationsApart(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"name": "pk"`) {
 		t.Errorf("keyed pipeline's config does not name its key: %s", raw)
+	}
+
+	// Expressions need expr; without them, the bundler leaves it out (processor.NoExprBuildTag).
+	for id, wantExpr := range map[string]bool{"Plain": false, "Keyed": false, "Computed": true} {
+		info, err := buildinfo.ReadFile(filepath.Join(assets[id], "bootstrap"))
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		hasExpr := false
+		for _, dep := range info.Deps {
+			hasExpr = hasExpr || dep.Path == "github.com/expr-lang/expr"
+		}
+		if hasExpr != wantExpr {
+			t.Errorf("%s: bootstrap links expr = %v, want %v", id, hasExpr, wantExpr)
+		}
 	}
 }
 
