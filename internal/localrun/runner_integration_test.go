@@ -389,7 +389,9 @@ func TestSinkFailureHoldsTheCheckpoint(t *testing.T) {
 
 type failingSink struct{}
 
-func (failingSink) Send(context.Context, localrun.FailureRecord) error { return errors.New("sink down") }
+func (failingSink) Send(context.Context, localrun.FailureRecord) error {
+	return errors.New("sink down")
+}
 
 func TestFailureRecordJSON(t *testing.T) {
 	rec := localrun.FailureRecord{Timestamp: localrun.Time{Time: time.Date(2019, 11, 14, 0, 38, 6, 21e6, time.UTC)}}
