@@ -192,15 +192,7 @@ func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item,
 		item[k.Name] = av
 	}
 	if d.meta {
-		meta := new([4]types.AttributeValueMemberS)
-		meta[0].Value = r.SequenceNumber
-		meta[1].Value = r.PartitionKey
-		meta[2].Value = formatTime(r.ArrivalTime)
-		meta[3].Value = processedAtString(ctx)
-		item[AttrSequenceNumber] = &meta[0]
-		item[AttrPartitionKey] = &meta[1]
-		item[AttrArrivalTime] = &meta[2]
-		item[AttrProcessedAt] = &meta[3]
+		addMetadata(ctx, item, r)
 	}
 	if d.ttl != nil {
 		base := r.ArrivalTime

@@ -133,7 +133,7 @@ func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) 
 		if err != nil {
 			return nil, Permanent(fmt.Errorf("%s: %s", c.label, oneLine(err)))
 		}
-		av, err := fromExprValue(out)
+		av, err := ToAttributeValue(out)
 		if err != nil {
 			return nil, Permanent(fmt.Errorf("%s: %w", c.label, err))
 		}

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -181,117 +179,4 @@ func exprNumber(s string) any {
 		return s // cannot happen: the decoder only produces valid numbers
 	}
 	return f
-}
-
-var (
-	timeType     = reflect.TypeOf(time.Time{})
-	durationType = reflect.TypeOf(time.Duration(0))
-)
-
-// fromExprValue converts an expression's result to an attribute value: integers to exact N, floats to N
-// (strconv 'g', shortest; NaN and infinities are errors), strings to S, bools to BOOL, nil to NULL, time.Time to S
-// (RFC 3339 with nanoseconds, UTC), time.Duration to S ("1h30m0s"), []byte to B, maps with string keys to M, slices
-// and arrays to L.
-func fromExprValue(v any) (types.AttributeValue, error) {
-	switch x := v.(type) {
-	case nil:
-		return &types.AttributeValueMemberNULL{Value: true}, nil
-	case string:
-		return &types.AttributeValueMemberS{Value: x}, nil
-	case bool:
-		return &types.AttributeValueMemberBOOL{Value: x}, nil
-	case int:
-		return &types.AttributeValueMemberN{Value: strconv.Itoa(x)}, nil
-	case int64:
-		return &types.AttributeValueMemberN{Value: strconv.FormatInt(x, 10)}, nil
-	case float64:
-		return floatValue(x)
-	case time.Time:
-		return &types.AttributeValueMemberS{Value: x.UTC().Format(time.RFC3339Nano)}, nil
-	case time.Duration:
-		return &types.AttributeValueMemberS{Value: x.String()}, nil
-	case json.Number:
-		return &types.AttributeValueMemberN{Value: string(x)}, nil
-	case []byte:
-		return &types.AttributeValueMemberB{Value: x}, nil
-	case map[string]any:
-		m := make(map[string]types.AttributeValue, len(x))
-		for k, e := range x {
-			av, err := fromExprValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
-			}
-			m[k] = av
-		}
-		return &types.AttributeValueMemberM{Value: m}, nil
-	case []any:
-		l := make([]types.AttributeValue, len(x))
-		for i, e := range x {
-			av, err := fromExprValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			l[i] = av
-		}
-		return &types.AttributeValueMemberL{Value: l}, nil
-	}
-	return reflectValue(reflect.ValueOf(v))
-}
-
-func floatValue(f float64) (types.AttributeValue, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("number %v has no DynamoDB representation", f)
-	}
-	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(f, 'g', -1, 64)}, nil
-}
-
-// reflectValue converts the less common result types (other numeric kinds, typed slices and maps).
-func reflectValue(rv reflect.Value) (types.AttributeValue, error) {
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if rv.Type() == durationType {
-			return fromExprValue(time.Duration(rv.Int()))
-		}
-		return &types.AttributeValueMemberN{Value: strconv.FormatInt(rv.Int(), 10)}, nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return &types.AttributeValueMemberN{Value: strconv.FormatUint(rv.Uint(), 10)}, nil
-	case reflect.Float32, reflect.Float64:
-		return floatValue(rv.Float())
-	case reflect.String:
-		return &types.AttributeValueMemberS{Value: rv.String()}, nil
-	case reflect.Bool:
-		return &types.AttributeValueMemberBOOL{Value: rv.Bool()}, nil
-	case reflect.Pointer, reflect.Interface:
-		if rv.IsNil() {
-			return &types.AttributeValueMemberNULL{Value: true}, nil
-		}
-		return fromExprValue(rv.Elem().Interface())
-	case reflect.Slice, reflect.Array:
-		l := make([]types.AttributeValue, rv.Len())
-		for i := range l {
-			av, err := fromExprValue(rv.Index(i).Interface())
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			l[i] = av
-		}
-		return &types.AttributeValueMemberL{Value: l}, nil
-	case reflect.Map:
-		if rv.Type().Key().Kind() != reflect.String {
-			break
-		}
-		m := make(map[string]types.AttributeValue, rv.Len())
-		for it := rv.MapRange(); it.Next(); {
-			av, err := fromExprValue(it.Value().Interface())
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", it.Key().String(), err)
-			}
-			m[it.Key().String()] = av
-		}
-		return &types.AttributeValueMemberM{Value: m}, nil
-	}
-	if rv.Type() == timeType {
-		return fromExprValue(rv.Interface())
-	}
-	return nil, fmt.Errorf("a %s has no DynamoDB representation", rv.Type())
 }

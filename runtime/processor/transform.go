@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -79,57 +78,6 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	}
 }
 
-// ToAttributeValue converts a value of a decoded JSON document (as in Record.Data) to a DynamoDB attribute value:
-// string to S, json.Number to N (exact), bool to BOOL, nil to NULL, map[string]any to M, []any to L. It also accepts
-// Go numbers (to N), []byte (to B), and an attribute value as is. Other types are an error.
-func ToAttributeValue(v any) (types.AttributeValue, error) {
-	switch x := v.(type) {
-	case string:
-		return &types.AttributeValueMemberS{Value: x}, nil
-	case json.Number:
-		return &types.AttributeValueMemberN{Value: string(x)}, nil
-	case bool:
-		return &types.AttributeValueMemberBOOL{Value: x}, nil
-	case nil:
-		return &types.AttributeValueMemberNULL{Value: true}, nil
-	case map[string]any:
-		m := make(map[string]types.AttributeValue, len(x))
-		for k, e := range x {
-			av, err := ToAttributeValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
-			}
-			m[k] = av
-		}
-		return &types.AttributeValueMemberM{Value: m}, nil
-	case []any:
-		l := make([]types.AttributeValue, len(x))
-		for i, e := range x {
-			av, err := ToAttributeValue(e)
-			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
-			}
-			l[i] = av
-		}
-		return &types.AttributeValueMemberL{Value: l}, nil
-	case int:
-		return &types.AttributeValueMemberN{Value: strconv.Itoa(x)}, nil
-	case int64:
-		return &types.AttributeValueMemberN{Value: strconv.FormatInt(x, 10)}, nil
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, fmt.Errorf("number %v has no DynamoDB representation", x)
-		}
-		return &types.AttributeValueMemberN{Value: strconv.FormatFloat(x, 'g', -1, 64)}, nil
-	case []byte:
-		return &types.AttributeValueMemberB{Value: x}, nil
-	case types.AttributeValue:
-		return x, nil
-	default:
-		return nil, fmt.Errorf("unsupported value type %T", v)
-	}
-}
-
 // DefaultTransform returns the transform of the default processor: the record's JSON object becomes one item with
 // the same attributes (see ToAttributeValue), plus the key attributes cfg describes and the metadata attributes
 // AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and AttrProcessedAt. Key and metadata attributes replace
@@ -170,15 +118,7 @@ func DefaultTransform(cfg Config) Transform {
 			}
 			item[k.Name] = av
 		}
-		meta := new([4]types.AttributeValueMemberS) // one allocation for the four metadata values
-		meta[0].Value = r.SequenceNumber
-		meta[1].Value = r.PartitionKey
-		meta[2].Value = formatTime(r.ArrivalTime)
-		meta[3].Value = processedAtString(ctx)
-		item[AttrSequenceNumber] = &meta[0]
-		item[AttrPartitionKey] = &meta[1]
-		item[AttrArrivalTime] = &meta[2]
-		item[AttrProcessedAt] = &meta[3]
+		addMetadata(ctx, item, r)
 		return []Item{item}, nil
 	}
 }
@@ -279,4 +219,18 @@ func jsonKind(v any) string {
 	default:
 		return fmt.Sprintf("a %T", v)
 	}
+}
+
+// addMetadata sets the metadata attributes AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and
+// AttrProcessedAt on item, with one allocation for the four values.
+func addMetadata(ctx context.Context, item Item, r *Record) {
+	meta := new([4]types.AttributeValueMemberS)
+	meta[0].Value = r.SequenceNumber
+	meta[1].Value = r.PartitionKey
+	meta[2].Value = formatTime(r.ArrivalTime)
+	meta[3].Value = processedAtString(ctx)
+	item[AttrSequenceNumber] = &meta[0]
+	item[AttrPartitionKey] = &meta[1]
+	item[AttrArrivalTime] = &meta[2]
+	item[AttrProcessedAt] = &meta[3]
 }
