@@ -1,0 +1,320 @@
+package redrive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+)
+
+// DB is the part of the DynamoDB API a Redriver uses: the processor's writes, and Scan and DeleteItem on the error
+// table. *dynamodb.Client satisfies it.
+type DB interface {
+	processor.DB
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+// Kinesis is the part of the Kinesis API a Redriver uses to read ranges back. *kinesis.Client satisfies it.
+type Kinesis interface {
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+// SQS is the part of the SQS API Redriver.DLQ uses. *sqs.Client satisfies it.
+type SQS interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// S3 is the part of the S3 API Redriver.S3 uses. *s3.Client satisfies it.
+type S3 interface {
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+var (
+	_ DB      = (*dynamodb.Client)(nil)
+	_ Kinesis = (*kinesis.Client)(nil)
+	_ SQS     = (*sqs.Client)(nil)
+	_ S3      = (*s3.Client)(nil)
+)
+
+// Clients are the AWS clients a Redriver uses. DB is always needed; Kinesis for DLQ (and S3 objects without a
+// payload), SQS for DLQ, S3 for S3.
+type Clients struct {
+	DB      DB
+	Kinesis Kinesis
+	SQS     SQS
+	S3      S3
+}
+
+// DefaultBatchSize is the default number of records handled per processor call.
+const DefaultBatchSize = 100
+
+// Options configure a Redriver. New sets the defaults, applies the caller's functions, then checks the result.
+type Options struct {
+	// TableName is the pipeline's data table. Required.
+	TableName string
+	// ErrorTableName is the pipeline's error table. Required for Errors; for DLQ and S3, records that fail
+	// permanently go there, as in the pipeline. Default: "" (no error table: a permanent failure leaves its source
+	// unrecovered).
+	ErrorTableName string
+	// Config is the pipeline's static configuration (its pipeline.json). Default: processor.DefaultConfig().
+	Config processor.Config
+	// ProcessorOptions are applied to the processor's options after the table names and Config: set a custom
+	// Transform here to redrive a pipeline built with one. Default: none.
+	ProcessorOptions []func(*processor.Options)
+	// DryRun reads and transforms but writes and deletes nothing. Default: false.
+	DryRun bool
+	// Rate is the most records processed per second; 0 means no limit. Default: 0.
+	Rate float64
+	// BatchSize is the most records handled per processor call. Default: DefaultBatchSize.
+	BatchSize int
+	// Logger receives the processor's logs (per-record failures at Warn, a summary per call at Info) and the
+	// Redriver's notes about each source. Default: a logger that discards everything.
+	Logger *slog.Logger
+	// Progress, when set, is called with the running summary after each source. Default: nil.
+	Progress func(Summary)
+	// Result, when set, is called with each source's result as soon as it is known. Default: nil.
+	Result func(Result)
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+}
+
+// Redriver re-processes failed records. Its methods are not safe for concurrent use.
+type Redriver struct {
+	c       Clients
+	opts    Options
+	run     *runner
+	limiter limiter
+	sum     Summary
+	began   time.Time
+}
+
+// New returns a Redriver. It sets the defaults, applies optFns in order, then checks the options and builds the
+// processor (compiling the configuration's transform), reporting every problem at once.
+func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
+	o := Options{Config: processor.DefaultConfig(), BatchSize: DefaultBatchSize, Now: time.Now}
+	for _, fn := range optFns {
+		if fn != nil {
+			fn(&o)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	var errs []error
+	if c.DB == nil {
+		errs = append(errs, errors.New("clients: DB is nil"))
+	}
+	if o.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate %v is negative", o.Rate))
+	}
+	if o.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch size %d is negative", o.BatchSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("new redriver: %w", err)
+	}
+	r := &Redriver{c: c, opts: o, limiter: limiter{rate: o.Rate, now: o.Now}}
+	run, err := newRunner(c.DB, o)
+	if err != nil {
+		return nil, fmt.Errorf("new redriver: %w", err)
+	}
+	r.run = run
+	return r, nil
+}
+
+// Outcome is what became of one source: a DLQ message, an S3 object or an error-table entry.
+type Outcome string
+
+// Outcomes. OutcomeRecovered and OutcomeWouldRecover leave nothing behind; every other outcome leaves its source
+// where it was and counts as unrecovered.
+const (
+	// OutcomeRecovered: every record is stored (in the data table, skipped by the transform, or, for DLQ and S3, in
+	// the error table) and the source was removed (an S3 object only with S3Input.Delete).
+	OutcomeRecovered Outcome = "recovered"
+	// OutcomeWouldRecover: dry run; every record would be stored and the source removed.
+	OutcomeWouldRecover Outcome = "would-recover"
+	// OutcomeExpired: the range cannot be read in full from the stream any more (past retention, stream or shard
+	// gone); the records still readable were processed. The source is kept.
+	OutcomeExpired Outcome = "expired"
+	// OutcomeFailed: some record was not stored (a transient failure, throttling, or a permanent failure without an
+	// error table), or the source could not be read or removed. The source is kept; run again.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeFailedAgain: an error-table entry's record failed permanently again; the processor rewrote its entry
+	// with the new reason.
+	OutcomeFailedAgain Outcome = "failed-again"
+	// OutcomeInvalid: the source cannot be re-processed as it is (not an invocation record, a truncated payload).
+	// It is kept.
+	OutcomeInvalid Outcome = "invalid"
+)
+
+// Result is what became of one source.
+type Result struct {
+	// Source names the source: "sqs:<message id>", "s3://<bucket>/<key>" or "error:<id>".
+	Source string
+	// Outcome is what became of it.
+	Outcome Outcome
+	// Reason says why, for every outcome but OutcomeRecovered and OutcomeWouldRecover.
+	Reason string
+	// ShardID, StartSequenceNumber and EndSequenceNumber name the records the source points at.
+	ShardID, StartSequenceNumber, EndSequenceNumber string
+	// Records counts what became of the source's records.
+	Records RecordCounts
+	// Removed reports whether the source was deleted.
+	Removed bool
+}
+
+// RecordCounts counts records by what became of them, as the processor reports them (a KPL aggregate counts once
+// per user record).
+type RecordCounts struct {
+	// Read counts Kinesis records read (from the stream, a payload or an error entry).
+	Read int
+	// Written counts records whose items are all stored in the data table.
+	Written int
+	// Skipped counts records the transform skipped.
+	Skipped int
+	// ToErrorTable counts records stored in the error table.
+	ToErrorTable int
+	// Failed counts records not stored anywhere.
+	Failed int
+}
+
+func (c *RecordCounts) add(o RecordCounts) {
+	c.Read += o.Read
+	c.Written += o.Written
+	c.Skipped += o.Skipped
+	c.ToErrorTable += o.ToErrorTable
+	c.Failed += o.Failed
+}
+
+// Summary counts a run's sources by outcome and their records.
+type Summary struct {
+	// Sources counts sources by outcome.
+	Sources map[Outcome]int
+	// Records counts records.
+	Records RecordCounts
+	// Removed counts sources deleted.
+	Removed int
+	// Unrecoverable lists every source whose outcome is neither OutcomeRecovered nor OutcomeWouldRecover.
+	Unrecoverable []Result
+	// Elapsed is the time since the run began.
+	Elapsed time.Duration
+	// DryRun reports whether the run was a dry run.
+	DryRun bool
+}
+
+// Total returns the number of sources seen.
+func (s Summary) Total() int {
+	n := 0
+	for _, v := range s.Sources {
+		n += v
+	}
+	return n
+}
+
+// Unrecovered returns the number of sources left behind.
+func (s Summary) Unrecovered() int { return len(s.Unrecoverable) }
+
+// RecordsPerSecond returns the records read per second so far.
+func (s Summary) RecordsPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Records.Read) / s.Elapsed.Seconds()
+}
+
+func (s Summary) clone() Summary {
+	c := s
+	c.Sources = make(map[Outcome]int, len(s.Sources))
+	for k, v := range s.Sources {
+		c.Sources[k] = v
+	}
+	c.Unrecoverable = append([]Result(nil), s.Unrecoverable...)
+	return c
+}
+
+// start resets the running summary.
+func (r *Redriver) start() {
+	r.began = r.opts.Now()
+	r.sum = Summary{Sources: map[Outcome]int{}, DryRun: r.opts.DryRun}
+}
+
+// record adds a source's result to the running summary and reports it.
+func (r *Redriver) record(res Result) {
+	if r.opts.DryRun && res.Outcome == OutcomeRecovered {
+		res.Outcome = OutcomeWouldRecover
+	}
+	r.sum.Sources[res.Outcome]++
+	r.sum.Records.add(res.Records)
+	if res.Removed {
+		r.sum.Removed++
+	}
+	if res.Outcome != OutcomeRecovered && res.Outcome != OutcomeWouldRecover {
+		r.sum.Unrecoverable = append(r.sum.Unrecoverable, res)
+		r.opts.Logger.Warn("source left behind", "source", res.Source, "outcome", string(res.Outcome), "reason", res.Reason,
+			"shardId", res.ShardID, "startSequenceNumber", res.StartSequenceNumber, "endSequenceNumber", res.EndSequenceNumber)
+	}
+	r.sum.Elapsed = r.opts.Now().Sub(r.began)
+	if r.opts.Result != nil {
+		r.opts.Result(res)
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress(r.sum.clone())
+	}
+}
+
+// finish returns the run's summary.
+func (r *Redriver) finish() Summary {
+	r.sum.Elapsed = r.opts.Now().Sub(r.began)
+	return r.sum.clone()
+}
+
+// limiter paces records to a rate. The first records go at once; each call books its records' time.
+type limiter struct {
+	rate float64
+	now  func() time.Time
+	next time.Time
+}
+
+// wait blocks until n more records may go, or ctx is done.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	if l.rate <= 0 || n <= 0 {
+		return ctx.Err()
+	}
+	now := l.now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	d := l.next.Sub(now)
+	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("rate limit: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}

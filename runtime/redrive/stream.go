@@ -1,0 +1,280 @@
+package redrive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// Stream reading limits.
+const (
+	maxGetRecords   = 10000                  // GetRecords' largest Limit
+	maxEmptyPolls   = 300                    // empty GetRecords pages in a row before giving up on a range
+	emptyPollPause  = 200 * time.Millisecond // Kinesis allows 5 GetRecords per second per shard
+	maxIteratorRuns = 20                     // fresh iterators after ExpiredIteratorException
+)
+
+// errExpired marks a range that cannot be read in full any more.
+type errExpired struct{ msg string }
+
+func (e *errExpired) Error() string { return e.msg }
+
+// batcher collects records into processor calls of at most Options.BatchSize, paced by the rate limit, and sums
+// what became of them.
+type batcher struct {
+	r       *Redriver
+	pending []events.KinesisEventRecord
+	counts  RecordCounts
+	failed  []string // why batches were not stored
+}
+
+func (b *batcher) add(ctx context.Context, recs ...events.KinesisEventRecord) error {
+	b.pending = append(b.pending, recs...)
+	for len(b.pending) >= b.r.opts.BatchSize {
+		if err := b.flushN(ctx, b.r.opts.BatchSize); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batcher) flush(ctx context.Context) error {
+	for len(b.pending) > 0 {
+		if err := b.flushN(ctx, min(len(b.pending), b.r.opts.BatchSize)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batcher) flushN(ctx context.Context, n int) error {
+	chunk := b.pending[:n]
+	if err := b.r.limiter.wait(ctx, n); err != nil {
+		return err
+	}
+	res, err := b.r.run.handle(ctx, events.KinesisEvent{Records: chunk})
+	b.pending = append(b.pending[:0], b.pending[n:]...)
+	if err != nil {
+		b.counts.Read += n
+		b.counts.Failed += n
+		b.failed = append(b.failed, err.Error())
+		return nil
+	}
+	b.counts.add(res.counts)
+	if !res.ok() {
+		b.failed = append(b.failed, fmt.Sprintf("%d records not stored, from sequence number %s (see the processor's warnings)", res.counts.Failed, res.reported))
+	}
+	return nil
+}
+
+// result sums the batches into res: OutcomeFailed if any record was not stored.
+func (b *batcher) result(res *Result) {
+	res.Records.add(b.counts)
+	if len(b.failed) > 0 {
+		res.Outcome = OutcomeFailed
+		res.Reason = strings.Join(b.failed, "; ")
+	}
+}
+
+// processRange reads the records bi names from the stream, handles them and returns the result: OutcomeRecovered
+// (nothing removed yet), OutcomeExpired, or OutcomeFailed.
+func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBatchInfo) Result {
+	res := Result{Source: source, Outcome: OutcomeRecovered, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber, EndSequenceNumber: bi.EndSequenceNumber}
+	if r.c.Kinesis == nil {
+		res.Outcome, res.Reason = OutcomeFailed, "no Kinesis client to read the range with"
+		return res
+	}
+	ref, err := ParseStreamARN(bi.StreamARN)
+	if err != nil {
+		res.Outcome, res.Reason = OutcomeInvalid, err.Error()
+		return res
+	}
+	b := &batcher{r: r}
+	readErr := r.readRange(ctx, ref, bi, func(recs []ktypes.Record) error {
+		evs := make([]events.KinesisEventRecord, len(recs))
+		for i, rec := range recs {
+			evs[i] = eventRecord(ref, bi.ShardID, rec)
+		}
+		return b.add(ctx, evs...)
+	})
+	if readErr == nil || isExpired(readErr) {
+		if err := b.flush(ctx); err != nil && readErr == nil {
+			readErr = err
+		}
+	}
+	b.result(&res)
+	var exp *errExpired
+	switch {
+	case errors.As(readErr, &exp):
+		reason := exp.msg
+		if res.Outcome == OutcomeFailed {
+			reason += "; and " + res.Reason
+		}
+		res.Outcome, res.Reason = OutcomeExpired, reason
+	case readErr != nil:
+		reason := readErr.Error()
+		if res.Outcome == OutcomeFailed {
+			reason += "; " + res.Reason
+		}
+		res.Outcome, res.Reason = OutcomeFailed, reason
+	}
+	return res
+}
+
+func isExpired(err error) bool {
+	var exp *errExpired
+	return errors.As(err, &exp)
+}
+
+// readRange calls fn with the records of bi's range, in order, page by page. It returns an *errExpired when the
+// range cannot be read in full (the records still readable are passed to fn first), another error when reading
+// failed, or fn's error.
+func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatchInfo, fn func([]ktypes.Record) error) error {
+	where := fmt.Sprintf("stream %s shard %s range %s..%s", ref.Name, bi.ShardID, bi.StartSequenceNumber, bi.EndSequenceNumber)
+	iter, err := r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAtSequenceNumber, bi.StartSequenceNumber)
+	if err != nil {
+		if gone(err) {
+			return &errExpired{fmt.Sprintf("%s cannot be read (past the stream's retention, or not in this stream): %v", where, err)}
+		}
+		return fmt.Errorf("%s: get shard iterator: %w", where, err)
+	}
+	limit := int32(maxGetRecords)
+	if bi.BatchSize > 0 && bi.BatchSize < maxGetRecords {
+		limit = int32(bi.BatchSize)
+	}
+	var (
+		last    string // the last sequence number read
+		trimmed string // set when the range's first records are gone
+		empty   int
+		renewed int
+	)
+	for {
+		out, err := r.c.Kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit), StreamARN: optionalARN(ref)})
+		if err != nil {
+			var expIter *ktypes.ExpiredIteratorException
+			if errors.As(err, &expIter) && last != "" && renewed < maxIteratorRuns {
+				renewed++
+				iter, err = r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAfterSequenceNumber, last)
+				if err == nil {
+					continue
+				}
+			}
+			if gone(err) {
+				return &errExpired{fmt.Sprintf("%s: read stopped after sequence number %q: %v", where, last, err)}
+			}
+			return fmt.Errorf("%s: get records: %w", where, err)
+		}
+		var page []ktypes.Record
+		done := false
+		for _, rec := range out.Records {
+			seq := aws.ToString(rec.SequenceNumber)
+			if CompareSequenceNumbers(seq, bi.StartSequenceNumber) < 0 {
+				continue
+			}
+			if last == "" && seq != bi.StartSequenceNumber {
+				trimmed = seq
+			}
+			if CompareSequenceNumbers(seq, bi.EndSequenceNumber) > 0 {
+				done = true
+				break
+			}
+			last = seq
+			page = append(page, rec)
+			if seq == bi.EndSequenceNumber {
+				done = true
+				break
+			}
+		}
+		if len(page) > 0 {
+			empty = 0
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		switch {
+		case done:
+			if trimmed != "" {
+				return &errExpired{fmt.Sprintf("%s: records from %s up to %s are gone (trimmed past the stream's retention); the first record still there is %s", where, bi.StartSequenceNumber, trimmed, trimmed)}
+			}
+			return nil
+		case out.NextShardIterator == nil:
+			return &errExpired{fmt.Sprintf("%s: the shard is closed and ends at sequence number %q, before the range's end", where, last)}
+		case len(out.Records) == 0:
+			if out.MillisBehindLatest != nil && *out.MillisBehindLatest == 0 {
+				return &errExpired{fmt.Sprintf("%s: records missing: the shard's latest record is %q, before the range's end", where, last)}
+			}
+			if empty++; empty > maxEmptyPolls {
+				return fmt.Errorf("%s: no records after %d reads past sequence number %q", where, empty, last)
+			}
+			t := time.NewTimer(emptyPollPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%s: %w", where, ctx.Err())
+			case <-t.C:
+			}
+		}
+		iter = out.NextShardIterator
+	}
+}
+
+// shardIterator gets an iterator of the given type at seq. It names the stream by name and ARN: Kinesis accepts
+// either (the ARN reaches streams of other accounts) and kinesalite needs the name.
+func (r *Redriver) shardIterator(ctx context.Context, ref StreamRef, shard string, typ ktypes.ShardIteratorType, seq string) (*string, error) {
+	out, err := r.c.Kinesis.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(ref.Name), StreamARN: optionalARN(ref), ShardId: aws.String(shard),
+		ShardIteratorType: typ, StartingSequenceNumber: aws.String(seq),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.ShardIterator == nil {
+		return nil, errors.New("no shard iterator returned")
+	}
+	return out.ShardIterator, nil
+}
+
+func optionalARN(ref StreamRef) *string {
+	if ref.ARN == "" {
+		return nil
+	}
+	return aws.String(ref.ARN)
+}
+
+// gone reports whether err says the stream, the shard or the sequence number no longer exists.
+func gone(err error) bool {
+	var nf *ktypes.ResourceNotFoundException
+	var inv *ktypes.InvalidArgumentException
+	return errors.As(err, &nf) || errors.As(err, &inv)
+}
+
+// eventRecord builds the event record Lambda would have sent for rec.
+func eventRecord(ref StreamRef, shard string, rec ktypes.Record) events.KinesisEventRecord {
+	seq := aws.ToString(rec.SequenceNumber)
+	var arrival time.Time
+	if rec.ApproximateArrivalTimestamp != nil {
+		arrival = *rec.ApproximateArrivalTimestamp
+	}
+	return events.KinesisEventRecord{
+		AwsRegion:      ref.Region,
+		EventID:        shard + ":" + seq,
+		EventName:      "aws:kinesis:record",
+		EventSource:    "aws:kinesis",
+		EventSourceArn: ref.ARN,
+		EventVersion:   "1.0",
+		Kinesis: events.KinesisRecord{
+			ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: arrival},
+			Data:                        rec.Data,
+			PartitionKey:                aws.ToString(rec.PartitionKey),
+			SequenceNumber:              seq,
+			KinesisSchemaVersion:        "1.0",
+		},
+	}
+}
