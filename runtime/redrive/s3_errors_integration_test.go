@@ -1,0 +1,277 @@
+//go:build integration
+
+package redrive_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
+)
+
+// s3Object is an invocation record as Lambda writes it to an S3 on-failure destination.
+func (e *env) s3Object(t *testing.T, shard string, seqs []string, payloads []string, payloadAsString bool) []byte {
+	t.Helper()
+	var ev events.KinesisEvent
+	for i, s := range seqs {
+		ev.Records = append(ev.Records, events.KinesisEventRecord{
+			AwsRegion: "us-east-1", EventID: shard + ":" + s, EventName: "aws:kinesis:record", EventSource: "aws:kinesis",
+			EventSourceArn: e.arn, EventVersion: "1.0",
+			Kinesis: events.KinesisRecord{PartitionKey: "pk", SequenceNumber: s, Data: []byte(payloads[i]), KinesisSchemaVersion: "1.0",
+				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: time.Unix(1736000000, 0)}},
+		})
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(e.failureBody(shard, seqs[0], seqs[len(seqs)-1], len(seqs))), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if payloadAsString {
+		doc["payload"] = string(mustJSON(t, ev))
+	} else {
+		doc["payload"] = ev
+	}
+	return mustJSON(t, doc)
+}
+
+func TestS3(t *testing.T) {
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`)
+	bucket := &memS3{}
+	prefix := "aws/lambda/9f1c2d3e-esm/" + shard + "/2025/01/02/"
+	// The payload holds the records: they need not be in the stream any more (these ones are not).
+	bucket.put(prefix+"2025-01-02T03.04.05-a", e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true))
+	bucket.put(prefix+"2025-01-02T03.04.06-b", e.s3Object(t, shard, []string{"902"}, []string{`{"n":902}`}, false))
+	// Without a payload, the range is read back from the stream.
+	bucket.put(prefix+"2025-01-02T03.04.07-c", []byte(e.failureBody(shard, seqs[1], seqs[3], 3)))
+	bucket.put(prefix+"2025-01-02T03.04.08-d", []byte(`not an invocation record`))
+	bucket.put("elsewhere/x", []byte(`ignored: outside the prefix`))
+
+	c := e.clients()
+	c.S3 = bucket
+	sum, err := newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 3 || sum.Sources[redrive.OutcomeInvalid] != 1 || sum.Removed != 0 || sum.Records.Written != 6 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if got, want := keys(items(t, e.db, e.table)), ids(shard, "900", "901", "902", seqs[1], seqs[2], seqs[3]); !reflect.DeepEqual(got, want) {
+		t.Errorf("data table = %v, want %v", got, want)
+	}
+	if len(bucket.keys()) != 5 {
+		t.Errorf("objects = %v, want all kept without Delete", bucket.keys())
+	}
+
+	// With Delete, recovered objects go; the invalid one stays.
+	sum, err = newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures", Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Removed != 3 || sum.Unrecovered() != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if got, want := bucket.keys(), []string{prefix + "2025-01-02T03.04.08-d", "elsewhere/x"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("objects = %v, want %v", got, want)
+	}
+	if n := len(items(t, e.db, e.table)); n != 6 {
+		t.Errorf("%d items after the second run, want the same 6", n)
+	}
+}
+
+// schemaConfig requires an "amount" number, the schema the records below fail.
+func schemaConfig(t *testing.T) processor.Config {
+	t.Helper()
+	c, err := processor.ParseConfig([]byte(`{"transform":{"schema":{"type":"object","required":["amount"],"properties":{"amount":{"type":"number"}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pipeline handles the records as the deployed pipeline would, with cfg.
+func (e *env) pipeline(t *testing.T, cfg processor.Config, recs ...events.KinesisEventRecord) {
+	t.Helper()
+	p, err := processor.New(e.db, func(o *processor.Options) {
+		o.TableName, o.ErrorTableName, o.Config = e.table, e.errors, cfg
+		o.MetricsWriter = &bytes.Buffer{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Handle(context.Background(), events.KinesisEvent{Records: recs})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("pipeline: %v %+v", err, resp)
+	}
+}
+
+func rec(shard, seq, data string) events.KinesisEventRecord {
+	return events.KinesisEventRecord{EventID: shard + ":" + seq, EventSource: "aws:kinesis",
+		Kinesis: events.KinesisRecord{SequenceNumber: seq, PartitionKey: "pk", Data: []byte(data),
+			ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: time.UnixMilli(1736000000123)}}}
+}
+
+func TestErrorsAfterSchemaFix(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const shard = "shardId-000000000000"
+	e.pipeline(t, schemaConfig(t),
+		rec(shard, "100", `{"amount":1}`),
+		rec(shard, "101", `{"amount":"2"}`), // wrong type
+		rec(shard, "102", `{"total":3}`),    // missing
+		rec(shard, "103", `not json`),       // fails with any schema
+	)
+	if got, want := keys(items(t, e.db, e.errors)), ids(shard, "101", "102", "103"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("error table = %v, want %v", got, want)
+	}
+	before := items(t, e.db, e.errors)
+
+	// A dry run with the old schema says both would fail again and changes nothing.
+	r := newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config = schemaConfig(t); o.DryRun = true })
+	sum, err := r.Errors(ctx, redrive.ErrorsInput{Reason: "schema"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeFailedAgain] != 2 || sum.Total() != 2 {
+		t.Fatalf("dry run: summary = %+v", sum)
+	}
+	for _, res := range sum.Unrecoverable {
+		if !strings.HasPrefix(res.Reason, "would fail again: ") || !strings.Contains(res.Reason, "amount") {
+			t.Errorf("dry run reason = %q", res.Reason)
+		}
+	}
+	if after := items(t, e.db, e.errors); !reflect.DeepEqual(after, before) {
+		t.Errorf("dry run changed the error table")
+	}
+
+	// The schema fix: the pipeline's config without the schema. Only the schema failures are chosen.
+	sum, err = newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{Reason: "schema", Since: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 2 || sum.Removed != 2 || sum.Unrecovered() != 0 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	data := items(t, e.db, e.table)
+	if got, want := keys(data), ids(shard, "100", "101", "102"); !reflect.DeepEqual(got, want) {
+		t.Errorf("data table = %v, want %v", got, want)
+	}
+	if it := data[shard+":102"]; str(it, "_kinesisArrivalTime") != "2025-01-04T14:13:20.123Z" || str(it, "_kinesisPartitionKey") != "pk" {
+		t.Errorf("rebuilt record lost its metadata: %v", it)
+	}
+	if got, want := keys(items(t, e.db, e.errors)), ids(shard, "103"); !reflect.DeepEqual(got, want) {
+		t.Errorf("error table = %v, want %v", got, want)
+	}
+
+	// The one left fails again: its entry stays, rewritten.
+	sum, err = newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeFailedAgain] != 1 || sum.Unrecovered() != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	left := items(t, e.db, e.errors)[shard+":103"]
+	if left == nil || str(left, processor.ErrorAttrFailedAt) == str(before[shard+":103"], processor.ErrorAttrFailedAt) {
+		t.Errorf("entry not rewritten: %v", left)
+	}
+}
+
+func TestErrorsPayloadEncodings(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	fmt.Fprint(zw, `{"big":true}`)
+	zw.Close()
+	put := func(id, enc string, payload []byte) {
+		_, err := e.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.errors), Item: map[string]types.AttributeValue{
+			processor.ErrorTablePartitionKey:   &types.AttributeValueMemberS{Value: id},
+			processor.ErrorAttrSequenceNumber:  &types.AttributeValueMemberS{Value: strings.Split(strings.Split(id, ":")[1], "#")[0]},
+			processor.ErrorAttrShardID:         &types.AttributeValueMemberS{Value: "shardId-000000000000"},
+			processor.ErrorAttrPayload:         &types.AttributeValueMemberB{Value: payload},
+			processor.ErrorAttrPayloadEncoding: &types.AttributeValueMemberS{Value: enc},
+			processor.ErrorAttrPayloadSize:     &types.AttributeValueMemberN{Value: "999999"},
+			processor.ErrorAttrReason:          &types.AttributeValueMemberS{Value: "too big"},
+			processor.ErrorAttrFailedAt:        &types.AttributeValueMemberS{Value: "2025-01-02T03:04:05.123Z"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("shardId-000000000000:200", processor.PayloadEncodingGzip, gz.Bytes())
+	put("shardId-000000000000:201", processor.PayloadEncodingTruncated, []byte(`{"big":`))
+	// A user record of a KPL aggregate keeps its "#<n>" id, and so its default key.
+	put("shardId-000000000000:202#3", processor.PayloadEncodingRaw, []byte(`{"user":3}`))
+
+	sum, err := newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{
+		Since: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), Until: time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 2 || sum.Sources[redrive.OutcomeInvalid] != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if res := sum.Unrecoverable[0]; res.Source != "error:shardId-000000000000:201" || !strings.Contains(res.Reason, "truncated") {
+		t.Errorf("unrecoverable = %+v", res)
+	}
+	if got, want := keys(items(t, e.db, e.table)), []string{"shardId-000000000000:200", "shardId-000000000000:202#3"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("data table = %v, want %v", got, want)
+	}
+	if got, want := keys(items(t, e.db, e.errors)), []string{"shardId-000000000000:201"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("error table = %v, want %v", got, want)
+	}
+
+	// Outside the time range: nothing chosen.
+	sum, err = newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{Since: time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC)})
+	if err != nil || sum.Total() != 0 {
+		t.Fatalf("summary = %+v, %v", sum, err)
+	}
+}
+
+// racingDB rewrites an error entry (a newer failure of the same record) just before the Redriver deletes it.
+type racingDB struct {
+	*dynamodb.Client
+	table string
+}
+
+func (d racingDB) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	_, err := d.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(d.table), Key: in.Key,
+		UpdateExpression:          aws.String("SET #f = :f"),
+		ExpressionAttributeNames:  map[string]string{"#f": processor.ErrorAttrFailedAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":f": &types.AttributeValueMemberS{Value: "2999-01-01T00:00:00Z"}}})
+	if err != nil {
+		return nil, err
+	}
+	return d.Client.DeleteItem(ctx, in, optFns...)
+}
+
+func TestErrorsNewerFailureKept(t *testing.T) {
+	e := newEnv(t)
+	const shard = "shardId-000000000000"
+	e.pipeline(t, schemaConfig(t), rec(shard, "300", `{"total":1}`))
+	c := e.clients()
+	c.DB = racingDB{Client: e.db, table: e.errors}
+	sum, err := newRedriver(t, c, e).Errors(context.Background(), redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeFailed] != 1 || sum.Removed != 0 || !strings.Contains(sum.Unrecoverable[0].Reason, "changed meanwhile") {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if left := items(t, e.db, e.errors)[shard+":300"]; str(left, processor.ErrorAttrFailedAt) != "2999-01-01T00:00:00Z" {
+		t.Errorf("the newer failure was lost: %v", left)
+	}
+}
