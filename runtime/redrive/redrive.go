@@ -270,7 +270,7 @@ func (r *Redriver) record(res Result) {
 	}
 	if res.Outcome != OutcomeRecovered && res.Outcome != OutcomeWouldRecover {
 		r.sum.Unrecoverable = append(r.sum.Unrecoverable, res)
-		r.opts.Logger.Warn("source left behind", "source", res.Source, "outcome", string(res.Outcome), "reason", res.Reason,
+		r.opts.Logger.Info("source left behind", "source", res.Source, "outcome", string(res.Outcome), "reason", res.Reason,
 			"shardId", res.ShardID, "startSequenceNumber", res.StartSequenceNumber, "endSequenceNumber", res.EndSequenceNumber)
 	}
 	r.sum.Elapsed = r.opts.Now().Sub(r.began)
