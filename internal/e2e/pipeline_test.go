@@ -287,7 +287,11 @@ func allSequenceNumbers(t *testing.T, ctx context.Context, p *pipeline) []string
 		}
 		return nil, nil
 	})
-	r, err := localrun.New(p.kc, sink, func(o *localrun.Options) { o.StreamName = p.stream; o.BatchSize = 10000; o.PollInterval = 20 * time.Millisecond })
+	r, err := localrun.New(p.kc, sink, func(o *localrun.Options) {
+		o.StreamName = p.stream
+		o.BatchSize = 10000
+		o.PollInterval = 20 * time.Millisecond
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
