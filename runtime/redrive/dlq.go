@@ -111,8 +111,17 @@ func (r *Redriver) redriveMessage(ctx context.Context, in DLQInput, m sqstypes.M
 	if err != nil {
 		return Result{Source: source, Outcome: OutcomeInvalid, Reason: err.Error()}
 	}
+	bi := rec.KinesisBatchInfo
+	// The message may have waited behind others of its receive: renew its visibility before starting. A message that
+	// became visible meanwhile and was received elsewhere has a new receipt handle; leave it to that consumer.
+	if _, err := r.c.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(in.QueueURL), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: int32(in.VisibilityTimeout / time.Second),
+	}); err != nil {
+		return Result{Source: source, Outcome: OutcomeFailed, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber,
+			EndSequenceNumber: bi.EndSequenceNumber, Reason: fmt.Sprintf("renew the message's visibility: %v", err)}
+	}
 	stop := r.keepInvisible(ctx, in, aws.ToString(m.ReceiptHandle))
-	res := r.processRange(ctx, source, rec.KinesisBatchInfo)
+	res := r.processRange(ctx, source, bi)
 	stop()
 	if res.Outcome != OutcomeRecovered || r.opts.DryRun {
 		return res
