@@ -86,6 +86,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createMapping(&in, onFailure)
 	p.createAlarms(&in)
 	p.createDashboard(&in)
+	p.createOutputs(&in)
 	p.suppressFindings(&in)
 	p.warnAboutLoss(&in)
 	return p
@@ -289,11 +290,12 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, b
 }
 
 // grantItemWrites allows the two calls the processor makes, plus the key use of a customer-managed table key.
-func grantItemWrites(table awsdynamodb.ITable, grantee awsiam.IGrantable) {
-	table.Grant(grantee, jsii.String("dynamodb:BatchWriteItem"), jsii.String("dynamodb:PutItem"))
+func grantItemWrites(table awsdynamodb.ITable, grantee awsiam.IGrantable) awsiam.Grant {
+	grant := table.Grant(grantee, jsii.String("dynamodb:BatchWriteItem"), jsii.String("dynamodb:PutItem"))
 	if key := table.EncryptionKey(); key != nil {
-		key.GrantEncryptDecrypt(grantee)
+		grant = grant.Combine(key.GrantEncryptDecrypt(grantee))
 	}
+	return grant
 }
 
 // newBundler returns the bundler of the processor the props ask for, or a problem with ProcessorEntry.

@@ -254,6 +254,11 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: 1 - any record that could not be written.
 	ErrorTableAlarmThreshold *float64
+	// OutputsEnabled adds stack outputs naming the stream, the tables and the on-failure destination, and the
+	// redrive commands (runtime/cmd/redrive) ready to run against them.
+	//
+	// Default: true.
+	OutputsEnabled *bool
 	// DashboardEnabled creates a CloudWatch dashboard with the pipeline's health on one screen.
 	//
 	// Default: false.

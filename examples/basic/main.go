@@ -12,27 +12,12 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
 )
 
-// NewBasicStack returns the example's stack: a pipeline and outputs naming what a user needs to try it.
+// NewBasicStack returns the example's stack: one pipeline with defaults. The construct's outputs name the stream to
+// put records into, the tables, the on-failure queue and the redrive commands.
 func NewBasicStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
-	pipeline := kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("StreamName"), &awscdk.CfnOutputProps{
-		Value:       pipeline.Stream().StreamName(),
-		Description: jsii.String("Put JSON records here"),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("TableName"), &awscdk.CfnOutputProps{
-		Value:       pipeline.Table().TableName(),
-		Description: jsii.String("Items land here"),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("ErrorTableName"), &awscdk.CfnOutputProps{
-		Value:       pipeline.ErrorTable().TableName(),
-		Description: jsii.String("Records that can never be written land here, with their payload and the reason"),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String("DeadLetterQueueUrl"), &awscdk.CfnOutputProps{
-		Value:       pipeline.DeadLetterQueue().QueueUrl(),
-		Description: jsii.String("On-failure records (shard and sequence range) of batches that kept failing"),
 	})
 	return stack
 }

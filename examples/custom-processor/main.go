@@ -15,13 +15,11 @@ import (
 // NewCustomProcessorStack returns the example's stack: a pipeline whose function is the enrich processor.
 func NewCustomProcessorStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
-	pipeline := kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
 		// A directory relative to where the app runs (this one), or an import path.
 		ProcessorEntry: jsii.String("./processor"),
 		RemovalPolicy:  awscdk.RemovalPolicy_DESTROY,
 	})
-	awscdk.NewCfnOutput(stack, jsii.String("StreamName"), &awscdk.CfnOutputProps{Value: pipeline.Stream().StreamName()})
-	awscdk.NewCfnOutput(stack, jsii.String("TableName"), &awscdk.CfnOutputProps{Value: pipeline.Table().TableName()})
 	return stack
 }
 

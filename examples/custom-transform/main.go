@@ -49,8 +49,6 @@ func PipelineProps() *kinesispipeline.KinesisDynamoPipelineProps {
 func NewCustomTransformStack(scope constructs.Construct, id string, props *awscdk.StackProps) (awscdk.Stack, *kinesispipeline.KinesisDynamoPipeline) {
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
 	pipeline := kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), PipelineProps())
-	awscdk.NewCfnOutput(stack, jsii.String("StreamName"), &awscdk.CfnOutputProps{Value: pipeline.Stream().StreamName()})
-	awscdk.NewCfnOutput(stack, jsii.String("TableName"), &awscdk.CfnOutputProps{Value: pipeline.Table().TableName()})
 	return stack, pipeline
 }
 
