@@ -45,6 +45,8 @@
 //   - Lambda's retry delays, polling rate (about one GetRecords per shard per second when idle), throttling of its
 //     own invocations, tumbling windows, event filtering, enhanced fan-out consumers and KPL de-aggregation in the
 //     poller are not reproduced; MaximumRecordAge accepts values below AWS's 60 s minimum for tests.
+//   - kinesalite never answers an AT_TIMESTAMP GetShardIterator when no record in the shard is that recent (the call
+//     hangs until its context ends); real Kinesis returns an iterator.
 //   - The on-failure record's requestId is random, functionArn is Options.FunctionARN, and responseContext.statusCode
 //     is 200 after an invocation (0 when records expired before one).
 package localrun
