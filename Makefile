@@ -7,7 +7,7 @@ GO ?= go
 TEST_TIMEOUT ?= 40m
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: all setup synth test test-fast vet fuzz bench clean
+.PHONY: all setup synth test test-fast vet fuzz bench clean local e2e reliability
 
 all: test
 
@@ -24,18 +24,33 @@ synth: setup
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./...
+	$(GO) vet -tags 'integration e2e' ./...
+	$(GO) vet -tags kdp_noexpr ./runtime/...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # Fast tier only: unit, template and bundling tests.
 test-fast:
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
-# Every tier. Integration tests start their own emulators (dynalite, kinesalite) from node_modules on 127.0.0.1
-# and fail, never skip, when one is missing.
+# Every tier. Integration and end-to-end tests start their own emulators (dynalite, kinesalite) from node_modules on
+# 127.0.0.1 and fail, never skip, when one is missing. The processor is also tested as the bundler builds it without
+# expressions (build tag kdp_noexpr).
 test: setup vet
-	$(GO) test -tags integration -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags 'integration e2e' -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags kdp_noexpr -timeout $(TEST_TIMEOUT) ./runtime/processor
 	$(MAKE) synth
+
+# Run the pipeline locally: kinesalite, dynalite and the default processor on 127.0.0.1 (ARGS=-rie for the real bootstrap).
+local: setup
+	$(GO) run ./examples/local-demo $(ARGS)
+
+# End-to-end tier only (under 10 minutes on 2 cores).
+e2e: setup
+	$(GO) test -tags e2e -count=1 -timeout 10m ./internal/e2e
+
+# The e2e tier's reliability figures as a markdown table.
+reliability: setup
+	bash scripts/reliability.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHandle -fuzztime 60s ./runtime/processor
