@@ -5,10 +5,13 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -123,6 +126,51 @@ func TestValidation(t *testing.T) {
 		{"unlimited retries with a retry count", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
 			return &kinesispipeline.KinesisDynamoPipelineProps{UnlimitedRetries: jsii.Bool(true), RetryAttempts: jsii.Number(3)}
 		}, "RetryAttempts: must be unset with UnlimitedRetries"},
+		{"unlimited retries with a record age", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{UnlimitedRetries: jsii.Bool(true), MaxRecordAge: awscdk.Duration_Hours(jsii.Number(1))}
+		}, "MaxRecordAge: must be unset with UnlimitedRetries"},
+		{"stream mode with an existing stream", func(s constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{
+				Stream:     awskinesis.Stream_FromStreamArn(s, jsii.String("S"), jsii.String("arn:aws:kinesis:eu-west-1:123456789012:stream/x")),
+				StreamMode: awskinesis.StreamMode_ON_DEMAND,
+			}
+		}, "StreamMode: must be unset when Stream is given"},
+		{"retention with an existing stream", func(s constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{
+				Stream:          awskinesis.Stream_FromStreamArn(s, jsii.String("S"), jsii.String("arn:aws:kinesis:eu-west-1:123456789012:stream/x")),
+				RetentionPeriod: awscdk.Duration_Days(jsii.Number(2)),
+			}
+		}, "RetentionPeriod: must be unset when Stream is given"},
+		{"queue enabled with a bucket", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{FailureBucketEnabled: jsii.Bool(true), DeadLetterQueueEnabled: jsii.Bool(true)}
+		}, "DeadLetterQueueEnabled: must not be true with FailureBucket or FailureBucketEnabled"},
+		{"custom architecture", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Architecture: awslambda.Architecture_Custom(jsii.String("riscv64"), jsii.String("linux/riscv64"))}
+		}, `Architecture: "riscv64" is not supported`},
+		{"error retention without an error table", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{ErrorTableEnabled: jsii.Bool(false), ErrorRetention: awscdk.Duration_Days(jsii.Number(1))}
+		}, "ErrorRetention: must be unset when ErrorTableEnabled is false"},
+		{"error retention below a second", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{ErrorRetention: awscdk.Duration_Millis(jsii.Number(500))}
+		}, "ErrorRetention: must be whole seconds at least 1 second"},
+		{"security groups without a VPC", func(s constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{SecurityGroups: &[]awsec2.ISecurityGroup{
+				awsec2.SecurityGroup_FromSecurityGroupId(s, jsii.String("SG"), jsii.String("sg-12345678"), nil),
+			}}
+		}, "SecurityGroups: only allowed with Vpc"},
+		{"alarm action with alarms off", func(s constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{AlarmsEnabled: jsii.Bool(false),
+				AlarmAction: awscloudwatchactions.NewSnsAction(awssns.NewTopic(s, jsii.String("T"), nil))}
+		}, "AlarmAction: must be unset when AlarmsEnabled is false"},
+		{"unknown disabled alarm", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{DisabledAlarms: &[]kinesispipeline.PipelineAlarm{"NoSuchAlarm"}}
+		}, `DisabledAlarms: "NoSuchAlarm" is not a PipelineAlarm`},
+		{"error-table alarm threshold 0", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{ErrorTableAlarmThreshold: jsii.Number(0)}
+		}, "ErrorTableAlarmThreshold: must be a whole number at least 1 (got 0)"},
+		{"iterator age threshold 8 days", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{IteratorAgeAlarmThreshold: awscdk.Duration_Days(jsii.Number(8))}
+		}, "IteratorAgeAlarmThreshold: must be whole seconds between 1 second and 7 days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
