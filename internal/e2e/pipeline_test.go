@@ -16,6 +16,7 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
 // byBusinessID keys items by the payload's businessId, as the construct's transform props can.
@@ -259,7 +260,7 @@ func TestDynamoDBUnreachableEndsInTheSink(t *testing.T) {
 	for i, rec := range recs {
 		bi := rec.KinesisBatchInfo
 		if bi.ShardID != shard || bi.StartSequenceNumber != seqs[covered] || bi.EndSequenceNumber != seqs[covered+bi.BatchSize-1] ||
-			rec.RequestContext.Condition != localrun.ConditionRetryAttemptsExhausted || rec.RequestContext.ApproximateInvokeCount != 2 {
+			rec.RequestContext.Condition != redrive.ConditionRetryAttemptsExhausted || rec.RequestContext.ApproximateInvokeCount != 2 {
 			t.Errorf("on-failure record %d = %+v", i, rec)
 		}
 		covered += bi.BatchSize

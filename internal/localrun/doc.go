@@ -27,9 +27,10 @@
 //     fails the whole batch. Without ReportBatchItemFailures the response is ignored.
 //   - MaximumRetryAttempts: a batch that has failed more than this many times is given up on.
 //     MaximumRecordAge: before each invocation, the leading records older than this are given up on.
-//   - Giving up sends one FailureRecord per batch to OnFailure (the documented SQS/SNS on-failure message: shard id,
-//     start and end sequence numbers, batch size, approximate arrival of the first and last record, condition,
-//     invoke count) and only then moves the checkpoint past those records. Without OnFailure the records are
+//   - Giving up sends one redrive.FailureRecord per batch to OnFailure (the documented SQS/SNS on-failure message:
+//     shard id, start and end sequence numbers, batch size, approximate arrival of the first and last record,
+//     condition, invoke count; times in UTC with milliseconds) and only then moves the checkpoint past those records.
+//     SQSSink sends it to a queue as Lambda does, FileSink to a file as JSON lines. Without OnFailure the records are
 //     discarded, as Lambda does; Stats counts them either way.
 //
 // # Where real Lambda differs

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
 // Kinesis is the part of the Kinesis API the runner uses. *kinesis.Client satisfies it.
@@ -613,7 +615,7 @@ func (r *Runner) process(ctx context.Context, s *shard) error {
 			n++
 		}
 		if n > 0 {
-			if err := r.giveUp(ctx, s, b, b.recs[:n], ConditionRecordAgeExceeded, "", 0); err != nil {
+			if err := r.giveUp(ctx, s, b, b.recs[:n], redrive.ConditionRecordAgeExceeded, "", 0); err != nil {
 				return err
 			}
 			b.recs = b.recs[n:]
@@ -680,7 +682,7 @@ func (r *Runner) process(ctx context.Context, s *shard) error {
 // afterFailure gives up on b if it has exhausted its retries, else waits before the retry.
 func (r *Runner) afterFailure(ctx context.Context, s *shard, b *batch, functionError string) error {
 	if r.opts.MaximumRetryAttempts >= 0 && b.attempts > r.opts.MaximumRetryAttempts {
-		if err := r.giveUp(ctx, s, b, b.recs, ConditionRetryAttemptsExhausted, functionError, 200); err != nil {
+		if err := r.giveUp(ctx, s, b, b.recs, redrive.ConditionRetryAttemptsExhausted, functionError, 200); err != nil {
 			return err
 		}
 		s.queue = s.queue[1:]
@@ -706,22 +708,22 @@ func (r *Runner) acknowledge(s *shard, recs []ktypes.Record) {
 // sink until it succeeds or ctx ends: records are never skipped before the sink holds them.
 func (r *Runner) giveUp(ctx context.Context, s *shard, b *batch, recs []ktypes.Record, condition, functionError string, status int) error {
 	first, last := recs[0], recs[len(recs)-1]
-	rec := FailureRecord{
-		RequestContext: RequestContext{
+	rec := redrive.FailureRecord{
+		RequestContext: redrive.RequestContext{
 			RequestID:              newRequestID(),
 			FunctionARN:            r.opts.FunctionARN,
 			Condition:              condition,
 			ApproximateInvokeCount: b.invokes,
 		},
-		ResponseContext: ResponseContext{StatusCode: status, ExecutedVersion: "$LATEST", FunctionError: functionError},
+		ResponseContext: redrive.ResponseContext{StatusCode: status, ExecutedVersion: "$LATEST", FunctionError: functionError},
 		Version:         "1.0",
-		Timestamp:       Time{r.opts.Now()},
-		KinesisBatchInfo: KinesisBatchInfo{
+		Timestamp:       formatTime(r.opts.Now()),
+		KinesisBatchInfo: redrive.KinesisBatchInfo{
 			ShardID:                         s.id,
 			StartSequenceNumber:             deref(first.SequenceNumber),
 			EndSequenceNumber:               deref(last.SequenceNumber),
-			ApproximateArrivalOfFirstRecord: Time{aws.ToTime(first.ApproximateArrivalTimestamp)},
-			ApproximateArrivalOfLastRecord:  Time{aws.ToTime(last.ApproximateArrivalTimestamp)},
+			ApproximateArrivalOfFirstRecord: formatTime(aws.ToTime(first.ApproximateArrivalTimestamp)),
+			ApproximateArrivalOfLastRecord:  formatTime(aws.ToTime(last.ApproximateArrivalTimestamp)),
 			BatchSize:                       len(recs),
 			StreamARN:                       r.opts.StreamARN,
 		},

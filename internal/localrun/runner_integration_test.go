@@ -4,10 +4,11 @@ package localrun_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
 // fast makes the runner poll and retry quickly; tests add their own settings.
@@ -173,13 +175,26 @@ func TestRetriesExhaustedGoToTheSink(t *testing.T) {
 	got := recs[0]
 	bi := got.KinesisBatchInfo
 	if bi.ShardID != *st.shards[0].ShardId || bi.StartSequenceNumber != seqs[0] || bi.EndSequenceNumber != seqs[2] || bi.BatchSize != 3 ||
-		bi.StreamARN != r.Options().StreamARN || bi.ApproximateArrivalOfFirstRecord.IsZero() ||
-		got.RequestContext.Condition != localrun.ConditionRetryAttemptsExhausted || got.RequestContext.ApproximateInvokeCount != 3 ||
+		bi.StreamARN != r.Options().StreamARN || bi.ApproximateArrivalOfFirstRecord == "" ||
+		got.RequestContext.Condition != redrive.ConditionRetryAttemptsExhausted || got.RequestContext.ApproximateInvokeCount != 3 ||
 		got.ResponseContext.FunctionError != "Unhandled" || got.Version != "1.0" {
 		t.Errorf("on-failure record = %s", mustJSON(t, got))
 	}
-	// The shape AWS sends to SQS: these keys, times with milliseconds.
-	raw := mustJSON(t, got)
+	// The shape AWS sends to SQS, as the redrive command reads it: these keys, times in UTC with milliseconds.
+	line, err := os.ReadFile(sinkPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := strings.TrimSpace(string(line))
+	if back, err := redrive.ParseFailureRecord([]byte(raw)); err != nil || !reflect.DeepEqual(back, got) {
+		t.Errorf("redrive reads %s as %+v, %v", raw, back, err)
+	}
+	millis := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+	for _, ts := range []string{got.Timestamp, bi.ApproximateArrivalOfFirstRecord, bi.ApproximateArrivalOfLastRecord} {
+		if !millis.MatchString(ts) {
+			t.Errorf("time %q is not UTC with milliseconds", ts)
+		}
+	}
 	for _, k := range []string{`"requestContext":{"requestId":`, `"condition":"RetryAttemptsExhausted"`, `"KinesisBatchInfo":{"shardId":`,
 		`"startSequenceNumber":`, `"approximateArrivalOfFirstRecord":"`, `"batchSize":3`, `"streamArn":`} {
 		if !strings.Contains(raw, k) {
@@ -254,7 +269,7 @@ func TestMaximumRecordAge(t *testing.T) {
 	}
 	drain(t, ctx, r, 30*time.Second)
 	recs := sink.Records()
-	if len(recs) != 1 || recs[0].RequestContext.Condition != localrun.ConditionRecordAgeExceeded ||
+	if len(recs) != 1 || recs[0].RequestContext.Condition != redrive.ConditionRecordAgeExceeded ||
 		recs[0].KinesisBatchInfo.StartSequenceNumber != old[0] || recs[0].KinesisBatchInfo.EndSequenceNumber != old[3] ||
 		recs[0].KinesisBatchInfo.BatchSize != 4 || recs[0].RequestContext.ApproximateInvokeCount != 0 {
 		t.Fatalf("on-failure records = %s", mustJSON(t, recs))
@@ -389,21 +404,6 @@ func TestSinkFailureHoldsTheCheckpoint(t *testing.T) {
 
 type failingSink struct{}
 
-func (failingSink) Send(context.Context, localrun.FailureRecord) error {
+func (failingSink) Send(context.Context, redrive.FailureRecord) error {
 	return errors.New("sink down")
-}
-
-func TestFailureRecordJSON(t *testing.T) {
-	rec := localrun.FailureRecord{Timestamp: localrun.Time{Time: time.Date(2019, 11, 14, 0, 38, 6, 21e6, time.UTC)}}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), `"timestamp":"2019-11-14T00:38:06.021Z"`) {
-		t.Errorf("encoded %s", b)
-	}
-	var back localrun.FailureRecord
-	if err := json.Unmarshal(b, &back); err != nil || !back.Timestamp.Equal(rec.Timestamp.Time) {
-		t.Errorf("round trip: %v, %v", back.Timestamp, err)
-	}
 }

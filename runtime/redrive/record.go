@@ -22,7 +22,9 @@ const (
 // FailureRecord is the invocation record a Lambda event source mapping sends to its on-failure destination when it
 // gives up on a batch of a Kinesis stream (AWS Lambda Developer Guide, "Retain discarded batch records for a Kinesis
 // Data Streams event source"). SQS and SNS destinations get the metadata only; an S3 destination also gets the whole
-// event as Payload.
+// event as Payload. Encoded with encoding/json it is the SQS message body; decode one with ParseFailureRecord. This
+// is the one definition of the shape in the module: the local event source mapping (internal/localrun) produces it
+// too, formatting times as AWS does (UTC, RFC 3339 with milliseconds).
 type FailureRecord struct {
 	// RequestContext describes the last invocation.
 	RequestContext RequestContext `json:"requestContext"`
