@@ -22,10 +22,15 @@ go test -count 1 -timeout 10m -run '^$' -bench '^(BenchmarkBatch|BenchmarkHandle
 echo "== peak RSS (go test -run '^\$' -bench '^BenchmarkPeakRSS\$' -benchtime 1x ./runtime/processor)" >&2
 go test -count 1 -timeout 5m -run '^$' -bench '^BenchmarkPeakRSS$' -benchtime 1x ./runtime/processor | tee "$tmp/rss.txt" >&2
 
-echo "== bootstrap (linux/arm64, as the construct builds it)" >&2
-GOOS=linux GOARCH=arm64 CGO_ENABLED=0 GOARM64=v8.0 GOFLAGS= go build -trimpath -buildvcs=false -tags lambda.norpc \
-	-ldflags "-s -w" -o "$tmp/bootstrap" ./runtime/cmd/processor
+echo "== bootstrap (linux/arm64, as the construct builds it: without and with expressions)" >&2
+build() { # build OUTPUT TAGS
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 GOARM64=v8.0 GOFLAGS= go build -trimpath -buildvcs=false -tags "$2" \
+		-ldflags "-s -w" -o "$1" ./runtime/cmd/processor
+}
+build "$tmp/bootstrap" lambda.norpc,kdp_noexpr
+build "$tmp/bootstrap-expr" lambda.norpc
 size_bytes="$(wc -c <"$tmp/bootstrap" | tr -d ' ')"
+size_expr_bytes="$(wc -c <"$tmp/bootstrap-expr" | tr -d ' ')"
 
 # metric FILE BENCHMARK-PREFIX UNIT: the value preceding UNIT on the first line of BENCHMARK-PREFIX.
 metric() {
@@ -65,7 +70,8 @@ Measured on $(go env GOOS)/$(go env GOARCH), $(nproc 2>/dev/null || echo '?') CP
 |---|---|
 | CPU per record, no I/O (fake DB) | $(round "$nsrec") ns, ${allocrec} allocs, $(awk -v b="$bop" 'BEGIN { printf "%.0f", b / 1000 }') B |
 | CPU per record incl. SDK serialization and signing (in-memory HTTP) | $(round "$nssdk") ns, ${allocsdk} allocs |
-| \`bootstrap\` size (linux/arm64, -trimpath -s -w, lambda.norpc) | $(awk -v b="$size_bytes" 'BEGIN { printf "%.1f MiB (%d bytes)", b / 1048576, b }') |
+| \`bootstrap\` size, default configuration (linux/arm64, -trimpath -s -w, tags lambda.norpc,kdp_noexpr) | $(awk -v b="$size_bytes" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }') |
+| \`bootstrap\` size with expressions or a schema (tags lambda.norpc) | $(awk -v b="$size_expr_bytes" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }') |
 | peak RSS, one 1000-record batch of ~1 KB records (VmHWM; test binary) | ${peak} MiB (${startup} MiB at start) |
 
 Reproduce: \`scripts/bench.sh\`
