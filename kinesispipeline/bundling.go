@@ -59,8 +59,10 @@ func (b *goBundler) bundle(outputDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkVendor(root, b.pkg); err != nil {
-		return err
+	if b.prop == "" { // a user's own entry is part of their module, never under vendor/
+		if err := checkVendor(root, b.pkg); err != nil {
+			return err
+		}
 	}
 	cmd := exec.Command(goBin, "build", "-trimpath", "-buildvcs=false", "-tags", b.tags,
 		"-ldflags", "-s -w", "-o", filepath.Join(outputDir, "bootstrap"), b.pkg)
@@ -80,9 +82,8 @@ func (b *goBundler) bundle(outputDir string) error {
 
 // env pins everything that changes the binary, so the same source gives the same bytes (and asset hash).
 func (b *goBundler) env() []string {
-	env := append(os.Environ(), "GOOS=linux", "GOARCH="+b.goarch, "CGO_ENABLED=0", "GOAMD64=v1", "GOARM64=v8.0",
+	return append(os.Environ(), "GOOS=linux", "GOARCH="+b.goarch, "CGO_ENABLED=0", "GOAMD64=v1", "GOARM64=v8.0",
 		"GOFLAGS=")
-	return env
 }
 
 func moduleRoot(goBin, dir string) (string, error) {

@@ -1,7 +1,9 @@
 package kinesispipeline
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,5 +77,24 @@ func TestBundlerEnvironmentIsPinned(t *testing.T) {
 		if env[k] != want {
 			t.Errorf("%s=%q, want %q", k, env[k], want)
 		}
+	}
+}
+
+// TestBundlerBuildsOwnEntryInVendoredModule: a user's own entry is part of their module, so vendoring does not stop
+// it from building (only the default processor, which lives in this module, cannot be vendored).
+func TestBundlerBuildsOwnEntryInVendoredModule(t *testing.T) {
+	dir := testutil.WriteModule(t, map[string]string{
+		"go.mod":             "module example.com/app\n\ngo 1.26\n",
+		"vendor/modules.txt": "",
+		"cmd/p/main.go":      "package main\n\nfunc main() {}\n",
+	})
+	t.Setenv("GOWORK", "off")
+	out := t.TempDir()
+	b := &goBundler{prop: "ProcessorEntry", pkg: "example.com/app/cmd/p", dir: dir, goarch: "arm64", tags: "lambda.norpc", config: []byte("{}\n")}
+	if err := b.bundle(out); err != nil {
+		t.Fatalf("a vendored module's own entry must build: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err != nil {
+		t.Fatal(err)
 	}
 }

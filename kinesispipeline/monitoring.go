@@ -71,9 +71,12 @@ func (p *KinesisDynamoPipeline) MetricApproximateNumberOfMessagesVisible(props *
 }
 
 // MetricOnFailureDestinationDeliveredEventCount returns the number of records the event source mapping sent to its
-// on-failure destination (sum). The mapping publishes it only with event-count metrics on, which the construct turns
-// on when the destination is a bucket (a queue has its own depth metric).
+// on-failure bucket (sum), or nil without a bucket. The mapping publishes it only with event-count metrics on, which
+// the construct turns on for a bucket destination (a queue has its own depth metric).
 func (p *KinesisDynamoPipeline) MetricOnFailureDestinationDeliveredEventCount(props *awscloudwatch.MetricOptions) awscloudwatch.Metric {
+	if p.bucket == nil {
+		return nil
+	}
 	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 		Namespace:     jsii.String("AWS/Lambda"),
 		MetricName:    jsii.String("OnFailureDestinationDeliveredEventCount"),

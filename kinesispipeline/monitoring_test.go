@@ -176,7 +176,6 @@ func TestMetricMethods(t *testing.T) {
 		{"MetricErrors", p.MetricErrors(nil), "AWS/Lambda", "Errors", "Sum", "FunctionName"},
 		{"MetricThrottles", p.MetricThrottles(nil), "AWS/Lambda", "Throttles", "Sum", "FunctionName"},
 		{"MetricReadProvisionedThroughputExceeded", p.MetricReadProvisionedThroughputExceeded(nil), "AWS/Kinesis", "ReadProvisionedThroughputExceeded", "Sum", "StreamName"},
-		{"MetricOnFailureDestinationDeliveredEventCount", p.MetricOnFailureDestinationDeliveredEventCount(nil), "AWS/Lambda", "OnFailureDestinationDeliveredEventCount", "Sum", "EventSourceMappingUUID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +186,15 @@ func TestMetricMethods(t *testing.T) {
 				t.Errorf("want exactly the dimension %s, got %v", tt.dimension, dims)
 			}
 		})
+	}
+	if p.MetricOnFailureDestinationDeliveredEventCount(nil) != nil {
+		t.Error("MetricOnFailureDestinationDeliveredEventCount must be nil with a queue destination (never published)")
+	}
+	_, withBucket, _ := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{FailureBucketEnabled: jsii.Bool(true)})
+	delivered := withBucket.MetricOnFailureDestinationDeliveredEventCount(nil)
+	assertEqual(t, "delivered metric", *delivered.MetricName(), "OnFailureDestinationDeliveredEventCount")
+	if withBucket.MetricApproximateNumberOfMessagesVisible(nil) != nil {
+		t.Error("MetricApproximateNumberOfMessagesVisible must be nil without a queue")
 	}
 	custom := p.MetricRecordsWritten(&awscloudwatch.MetricOptions{Statistic: jsii.String("Average"), Period: awscdk.Duration_Minutes(jsii.Number(1))})
 	assertEqual(t, "caller's statistic wins", *custom.Statistic(), "Average")

@@ -1,8 +1,6 @@
 package kinesispipeline
 
 import (
-	"sort"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
@@ -71,7 +69,6 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 		problems = append(problems, problem)
 	}
 	if len(problems) > 0 {
-		sort.Strings(problems)
 		panic(propsError(*p.Node().Path(), problems))
 	}
 
@@ -150,7 +147,7 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 		return
 	}
 	var ttl *string
-	if in.ErrorRetention != nil {
+	if cfg.ErrorTTLSeconds > 0 {
 		ttl = jsii.String(processor.ErrorTTLAttribute)
 	}
 	p.errorTable = newTable(p, "ErrorTable",
@@ -228,9 +225,17 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, b
 	}
 	if in.EncryptionKey != nil {
 		logProps.EncryptionKey = in.EncryptionKey
-		// CloudWatch Logs encrypts with the key itself: its service principal needs the key, through the key policy.
-		logs := awsiam.NewServicePrincipal(jsii.String("logs."+*awscdk.Stack_Of(p).Region()+".amazonaws.com"), nil)
-		in.EncryptionKey.GrantEncryptDecrypt(logs)
+		// CloudWatch Logs encrypts with the key itself: its service principal needs the key, through the key policy,
+		// for log groups of this account and region only (naming this log group would make a dependency cycle).
+		stack := awscdk.Stack_Of(p)
+		in.EncryptionKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("logs."+*stack.Region()+".amazonaws.com"), nil)},
+			Actions:    jsii.Strings("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]interface{}{"ArnLike": map[string]interface{}{
+				"kms:EncryptionContext:aws:logs:arn": "arn:" + *stack.Partition() + ":logs:" + *stack.Region() + ":" + *stack.Account() + ":log-group:*",
+			}},
+		}), jsii.Bool(true))
 	}
 	logGroup := awslogs.NewLogGroup(p, jsii.String("LogGroup"), logProps)
 	p.logGroup = logGroup
@@ -239,6 +244,11 @@ func (p *KinesisDynamoPipeline) createFunction(in *KinesisDynamoPipelineProps, b
 		Description: jsii.String("Kinesis to DynamoDB pipeline processor " + *p.Node().Path()),
 	})
 	p.role = role
+	if in.Vpc != nil {
+		// Lambda manages the function's network interfaces with these EC2 permissions, which support no resource-level
+		// scoping. The Lambda L2 adds this policy only to roles it creates itself.
+		role.AddManagedPolicy(awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("service-role/AWSLambdaVPCAccessExecutionRole")))
+	}
 
 	arch := in.Architecture
 	if arch == nil {
@@ -323,9 +333,10 @@ func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, on
 	source := p.stream.StreamArn()
 	if p.consumer != nil {
 		source = p.consumer.StreamConsumerArn()
-		p.consumer.GrantRead(p.role)
+		p.consumer.GrantRead(p.role) // the consumer's grant includes the stream's read actions
+	} else {
+		p.stream.GrantRead(p.role)
 	}
-	p.stream.GrantRead(p.role)
 
 	startingPosition := in.StartingPosition
 	if startingPosition == "" {

@@ -19,7 +19,8 @@ type KinesisDynamoPipelineProps struct {
 	// --- Stream ---
 
 	// Stream is an existing stream to read from instead of creating one. ShardCount, StreamMode and
-	// RetentionPeriod must then be unset.
+	// RetentionPeriod must then be unset. If it is encrypted with a customer-managed key, import it with
+	// awskinesis.Stream_FromStreamAttributes and its EncryptionKey, so the function is granted the key.
 	//
 	// Default: - a new encrypted stream.
 	Stream awskinesis.IStream
@@ -46,7 +47,8 @@ type KinesisDynamoPipelineProps struct {
 	// --- Data table ---
 
 	// Table is an existing table to write items to instead of creating one. PartitionKey (and SortKey, if the
-	// table has one) must describe its key schema, because an ITable does not reveal it.
+	// table has one) must describe its key schema, because an ITable does not reveal it. A table encrypted with a
+	// customer-managed key must come with it (awsdynamodb.Table_FromTableAttributes with EncryptionKey).
 	//
 	// Default: - a new on-demand table with point-in-time recovery and AWS-managed encryption.
 	Table awsdynamodb.ITable
@@ -68,7 +70,7 @@ type KinesisDynamoPipelineProps struct {
 	// --- Error table ---
 
 	// ErrorTable is an existing table for records that can never be written (malformed, rejected by DynamoDB). Its
-	// partition key must be "id" (STRING).
+	// partition key must be "id" (STRING). A customer-managed key must come with it, as for Table.
 	//
 	// Default: - a new on-demand table with point-in-time recovery and AWS-managed encryption.
 	ErrorTable awsdynamodb.ITable
@@ -86,7 +88,9 @@ type KinesisDynamoPipelineProps struct {
 	// --- On-failure destination ---
 
 	// DeadLetterQueue is an existing SQS queue to receive on-failure records (shard id and sequence range of
-	// the batches the event source mapping gives up on).
+	// the batches the event source mapping gives up on). If it is encrypted with a customer-managed key, import it
+	// with awssqs.Queue_FromQueueAttributes and its KeyArn, so the function is granted the key; otherwise Lambda
+	// cannot deliver to it.
 	//
 	// Default: - a new encrypted, TLS-only queue with 14-day retention.
 	DeadLetterQueue awssqs.IQueue
@@ -96,7 +100,9 @@ type KinesisDynamoPipelineProps struct {
 	// Default: true.
 	DeadLetterQueueEnabled *bool
 	// FailureBucket is an existing S3 bucket to use as the on-failure destination instead of a queue. Unlike an SQS
-	// message, an S3 on-failure record holds the failed records' payloads, so it outlives the stream's retention.
+	// message, an S3 on-failure record holds the failed records' payloads, so it outlives the stream's retention. If
+	// it is encrypted with a customer-managed key, import it with awss3.Bucket_FromBucketAttributes and its
+	// EncryptionKey, so the function is granted kms:GenerateDataKey.
 	//
 	// Default: - no bucket; the on-failure destination is the queue.
 	FailureBucket awss3.IBucket
@@ -170,7 +176,7 @@ type KinesisDynamoPipelineProps struct {
 	// Default: - none.
 	StartingPositionTimestamp *float64
 	// RetryAttempts is how often a failing batch is retried before it goes to the on-failure destination
-	// (0..10000; -1 for unlimited, which UnlimitedRetries says more clearly).
+	// (0..10000). For unlimited retries, set UnlimitedRetries instead.
 	//
 	// Default: 10 - finite, so one bad batch cannot block its shard until the records expire.
 	RetryAttempts *float64
@@ -215,8 +221,10 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: - awslambda.Tracing_DISABLED.
 	Tracing awslambda.Tracing
-	// Vpc places the function in a VPC. Its subnets then need a route to DynamoDB, Kinesis, CloudWatch Logs (and SQS,
-	// S3 and KMS when used): a NAT gateway, or the VPC endpoints listed in the README.
+	// Vpc places the function in a VPC, with the AWSLambdaVPCAccessExecutionRole managed policy Lambda needs for
+	// its network interfaces. The processor calls only DynamoDB: its subnets need a route to it, through a NAT
+	// gateway or a DynamoDB gateway endpoint. The event source mapping reads the stream and delivers on-failure
+	// records outside the VPC, and Lambda ships the function's logs itself.
 	//
 	// Default: - not in a VPC.
 	Vpc awsec2.IVpc

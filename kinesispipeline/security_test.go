@@ -112,6 +112,10 @@ func TestCustomerManagedKey(t *testing.T) {
 	if testutil.Get(fn, "VpcConfig", "SubnetIds") == nil {
 		t.Error("function is not placed in the VPC")
 	}
+	managed, _ := json.Marshal(testutil.Properties(t, tmpl, typeRole)["ManagedPolicyArns"])
+	if !strings.Contains(string(managed), "service-role/AWSLambdaVPCAccessExecutionRole") {
+		t.Errorf("a function in a VPC needs AWSLambdaVPCAccessExecutionRole for its network interfaces, got %s", managed)
+	}
 
 	// Every statement is scoped: no "*" resource except X-Ray's (which supports none).
 	statements := testutil.Get(testutil.Properties(t, tmpl, typePolicy), "PolicyDocument", "Statement").([]interface{})
@@ -137,8 +141,10 @@ func TestCustomerManagedKey(t *testing.T) {
 	assertEqual(t, "S3 actions", s3, []string{`"s3:PutObject"`, `"s3:ListBucket"`})
 
 	keyPolicy, _ := json.Marshal(testutil.Properties(t, tmpl, "AWS::KMS::Key")["KeyPolicy"])
-	if !strings.Contains(string(keyPolicy), "logs.eu-west-1.amazonaws.com") {
-		t.Errorf("key policy must let CloudWatch Logs use the key: %s", keyPolicy)
+	for _, want := range []string{"logs.eu-west-1.amazonaws.com", "kms:EncryptionContext:aws:logs:arn", ":logs:eu-west-1:123456789012:log-group:*"} {
+		if !strings.Contains(string(keyPolicy), want) {
+			t.Errorf("key policy must let CloudWatch Logs of this account and region use the key (%s): %s", want, keyPolicy)
+		}
 	}
 }
 

@@ -163,13 +163,26 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 		}
 	}
 	v.duration("IteratorAgeAlarmThreshold", in.IteratorAgeAlarmThreshold, 1, 7*24*3600, "between 1 second and 7 days")
+	if !enabled(in.ErrorTableEnabled) {
+		v.check(in.ErrorTableAlarmThreshold == nil, "ErrorTableAlarmThreshold: must be unset when ErrorTableEnabled is false")
+	}
+	// These durations end up in the processor's configuration file or an alarm threshold at synth time: a token
+	// (known only at deploy time) cannot be written there.
+	for prop, d := range map[string]awscdk.Duration{
+		"ErrorRetention":            in.ErrorRetention,
+		"IteratorAgeAlarmThreshold": in.IteratorAgeAlarmThreshold,
+		"Transform.TimeToLive":      transformTTL(in.Transform),
+	} {
+		v.check(d == nil || !*d.IsUnresolved(), prop+": must be known at synth time, not a token (it is written into "+
+			"the processor's configuration or an alarm)")
+	}
 	v.number("ErrorTableAlarmThreshold", in.ErrorTableAlarmThreshold, 1, math.MaxInt32, "at least 1")
 
 	// Event source mapping.
 	v.number("BatchSize", in.BatchSize, 1, 10000, "between 1 and 10000")
 	v.duration("MaxBatchingWindow", in.MaxBatchingWindow, 0, 300, "between 0 and 300 seconds")
 	v.number("ParallelizationFactor", in.ParallelizationFactor, 1, 10, "between 1 and 10")
-	v.number("RetryAttempts", in.RetryAttempts, -1, 10000, "between -1 (unlimited) and 10000")
+	v.number("RetryAttempts", in.RetryAttempts, 0, 10000, "between 0 and 10000 (for unlimited retries, set UnlimitedRetries)")
 	v.duration("MaxRecordAge", in.MaxRecordAge, 60, 604800, "between 60 seconds and 7 days")
 	if isTrue(in.UnlimitedRetries) {
 		v.check(in.RetryAttempts == nil, "RetryAttempts: must be unset with UnlimitedRetries")
@@ -180,7 +193,6 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 	} else {
 		v.check(in.StartingPositionTimestamp == nil, "StartingPositionTimestamp: only allowed with StartingPosition AT_TIMESTAMP")
 	}
-	sort.Strings(v.problems)
 	return v.problems
 }
 
@@ -220,6 +232,7 @@ func seconds(d awscdk.Duration) float64 {
 }
 
 func propsError(path string, problems []string) string {
+	sort.Strings(problems)
 	return fmt.Sprintf("kinesispipeline: invalid props for %q (%d problems):\n- %s", path, len(problems),
 		strings.Join(problems, "\n- "))
 }
@@ -229,4 +242,11 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+func transformTTL(t *TransformProps) awscdk.Duration {
+	if t == nil {
+		return nil
+	}
+	return t.TimeToLive
 }

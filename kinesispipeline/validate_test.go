@@ -50,10 +50,20 @@ func TestValidation(t *testing.T) {
 		}, "BatchSize: must be a whole number between 1 and 10000 (got 10001)"},
 		{"retries -2", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
 			return &kinesispipeline.KinesisDynamoPipelineProps{RetryAttempts: jsii.Number(-2)}
-		}, "RetryAttempts: must be a whole number between -1 (unlimited) and 10000 (got -2)"},
+		}, "RetryAttempts: must be a whole number between 0 and 10000 (for unlimited retries, set UnlimitedRetries) (got -2)"},
 		{"retries 10001", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
 			return &kinesispipeline.KinesisDynamoPipelineProps{RetryAttempts: jsii.Number(10001)}
-		}, "RetryAttempts: must be a whole number between -1 (unlimited) and 10000 (got 10001)"},
+		}, "RetryAttempts: must be a whole number between 0 and 10000 (for unlimited retries, set UnlimitedRetries) (got 10001)"},
+		{"retries -1 instead of UnlimitedRetries", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{RetryAttempts: jsii.Number(-1)}
+		}, "for unlimited retries, set UnlimitedRetries"},
+		{"error-table alarm threshold without an error table", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{ErrorTableEnabled: jsii.Bool(false), ErrorTableAlarmThreshold: jsii.Number(5)}
+		}, "ErrorTableAlarmThreshold: must be unset when ErrorTableEnabled is false"},
+		{"error retention as a token", func(s constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
+			days := awscdk.NewCfnParameter(s, jsii.String("Days"), &awscdk.CfnParameterProps{Type: jsii.String("Number")})
+			return &kinesispipeline.KinesisDynamoPipelineProps{ErrorRetention: awscdk.Duration_Days(days.ValueAsNumber())}
+		}, "ErrorRetention: must be known at synth time, not a token"},
 		{"record age 59 s", func(constructs.Construct) *kinesispipeline.KinesisDynamoPipelineProps {
 			return &kinesispipeline.KinesisDynamoPipelineProps{MaxRecordAge: awscdk.Duration_Seconds(jsii.Number(59))}
 		}, "MaxRecordAge: must be whole seconds between 60 seconds and 7 days (got 59 seconds)"},
