@@ -6,6 +6,21 @@
 //
 //	make local                     # or: go run ./examples/local-demo (after npm ci)
 //	go run ./examples/local-demo -rie   # the real bootstrap under aws-lambda-rie instead of in process
+//	go run ./examples/local-demo -keep -fail-writes -config examples/local-demo/pipeline.json
+//
+// The last form is the test bed of the "When records fail" runbook (docs/runbook.md):
+//
+//   - -config runs the processor with a configuration file (pipeline.json, as in the function's asset); the one in
+//     this directory has a JSON Schema that wrongly rejects negative values, pipeline-fixed.json is its fix.
+//   - -fail-writes puts a DynamoDB stand-in (internal/dynamostandin) in front of dynalite that drops every write of
+//     the processor, and gives the event source mapping 1 retry attempt and a 3 s function timeout, so it gives the
+//     batches up quickly and sends their on-failure records to an SQS queue (internal/sqsfake), as AWS's mapping
+//     sends them to its SQS on-failure destination.
+//   - -keep leaves kinesalite, dynalite and the SQS fake running until interrupted (Ctrl-C or SIGTERM) and prints the
+//     export lines that point the AWS SDK (and so the redrive command) at them, with the tables and the queue URL.
+//
+// With -keep or -fail-writes the on-failure records go to the SQS fake; otherwise they are only counted. Whatever the
+// flags, everything the demo started is stopped when it exits.
 //
 // It needs Go, Node.js and the npm packages of package.json (`npm ci`); -rie also builds aws-lambda-rie, which needs
 // the Go module proxy the first time.
@@ -19,6 +34,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -30,9 +46,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/sqsfake"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -41,6 +60,13 @@ const (
 	streamName     = "local-pipeline"
 	tableName      = "local-pipeline-data"
 	errorTableName = "local-pipeline-errors"
+	queueName      = "local-pipeline-dlq"
+)
+
+// Credentials the demo's clients use and -keep prints; the emulators accept any.
+const (
+	accessKeyID     = "AKIDEMULATOR"
+	secretAccessKey = "emulator-secret"
 )
 
 // samples are the records the demo puts: the README's sample record, more like it, and malformed ones.
@@ -59,20 +85,43 @@ var samples = []struct {
 	{"broken-3", `[81, "C"]`},
 }
 
+// options are the demo's flags.
+type options struct {
+	rie        bool   // invoke the real bootstrap under aws-lambda-rie
+	keep       bool   // leave the emulators and the SQS fake running until ctx ends
+	failWrites bool   // drop every write of the processor; 1 retry attempt, 3 s function timeout
+	configFile string // the processor's configuration file; "" for the default configuration
+}
+
 func main() {
-	useRIE := flag.Bool("rie", false, "invoke the real bootstrap under aws-lambda-rie instead of the processor in process")
+	var o options
+	flag.BoolVar(&o.rie, "rie", false, "invoke the real bootstrap under aws-lambda-rie instead of the processor in process")
+	flag.BoolVar(&o.keep, "keep", false, "leave kinesalite, dynalite and an SQS fake running until Ctrl-C or SIGTERM, and print how to reach them")
+	flag.BoolVar(&o.failWrites, "fail-writes", false, "drop every write of the processor, so the batches go to the on-failure queue")
+	flag.StringVar(&o.configFile, "config", "", "the processor's configuration file, pipeline.json (default: the default configuration)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *useRIE); err != nil {
+	if err := run(ctx, os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "local-demo:", err)
 		stop()
 		os.Exit(1)
 	}
 }
 
-// run is the demo; everything it starts is stopped before it returns.
-func run(ctx context.Context, out io.Writer, useRIE bool) error {
+// run is the demo; everything it starts is stopped before it returns. With o.keep it returns when ctx ends.
+func run(ctx context.Context, out io.Writer, o options) error {
+	cfg := processor.DefaultConfig()
+	if o.configFile != "" {
+		data, err := os.ReadFile(o.configFile)
+		if err == nil {
+			cfg, err = processor.ParseConfig(data)
+		}
+		if err != nil {
+			return fmt.Errorf("-config %s: %w", o.configFile, err)
+		}
+	}
+	keepCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	root, err := emulators.ModuleRoot()
@@ -92,6 +141,21 @@ func run(ctx context.Context, out io.Writer, useRIE bool) error {
 	defer ddb.Stop()
 	fmt.Fprintf(out, "  kinesalite %s\n  dynalite   %s\n", kin.Endpoint, ddb.Endpoint)
 
+	// The on-failure destination: an SQS queue (the fake) when the records are meant to be redriven, else counted.
+	var sink localrun.Sink = &localrun.MemorySink{}
+	var queue *sqsfake.Server
+	var queueURL string
+	if o.keep || o.failWrites {
+		if queue, err = sqsfake.New(); err != nil {
+			return err
+		}
+		defer queue.Close()
+		queueURL = queue.CreateQueue(queueName)
+		sc := sqs.NewFromConfig(emulators.AWSConfig(), func(so *sqs.Options) { so.BaseEndpoint = aws.String(queue.URL()) })
+		sink = localrun.SQSSink{Client: sc, QueueURL: queueURL}
+		fmt.Fprintf(out, "  sqs fake   %s\n", queue.URL())
+	}
+
 	kc := emulators.KinesisClient(kin.Endpoint)
 	db := emulators.DynamoDBClient(ddb.Endpoint)
 	// What the construct creates with its defaults: a stream, a data table and an error table keyed by "id" (S).
@@ -105,7 +169,16 @@ func run(ctx context.Context, out io.Writer, useRIE bool) error {
 	}
 	fmt.Fprintf(out, "Created stream %s (2 shards), tables %s and %s\n", streamName, tableName, errorTableName)
 
-	inv, closeInvoker, err := invoker(ctx, ddb.Endpoint, useRIE)
+	// The processor writes to dynalite, or with -fail-writes through a stand-in that drops every write.
+	writeEndpoint := ddb.Endpoint
+	if o.failWrites {
+		standin := dynamostandin.New(dynamostandin.Options{Upstream: ddb.Endpoint, DropRate: 1,
+			FaultOperations: []string{dynamostandin.OpBatchWriteItem, dynamostandin.OpPutItem}})
+		defer standin.Close()
+		writeEndpoint = standin.URL()
+		fmt.Fprintln(out, "Failing writes: every write of the processor is dropped")
+	}
+	inv, closeInvoker, err := invoker(ctx, writeEndpoint, o, cfg)
 	if err != nil {
 		return err
 	}
@@ -120,18 +193,21 @@ func run(ctx context.Context, out io.Writer, useRIE bool) error {
 	}
 	fmt.Fprintf(out, "Put %d records (%d malformed)\n", len(samples), 3)
 
-	sink := &localrun.MemorySink{}
 	// The construct's event source mapping: batches of 100, TRIM_HORIZON, partial batch responses, 10 retries,
-	// records expire after 6 hours.
-	r, err := localrun.New(kc, inv, func(o *localrun.Options) {
-		o.StreamName = streamName
-		o.BatchSize = 100
-		o.StartingPosition = localrun.TrimHorizon
-		o.ReportBatchItemFailures = true
-		o.MaximumRetryAttempts = 10
-		o.MaximumRecordAge = 6 * time.Hour
-		o.OnFailure = sink
-		o.PollInterval = 100 * time.Millisecond
+	// records expire after 6 hours. -fail-writes gives batches up after 1 retry of at most 3 s.
+	r, err := localrun.New(kc, inv, func(lo *localrun.Options) {
+		lo.StreamName = streamName
+		lo.BatchSize = 100
+		lo.StartingPosition = localrun.TrimHorizon
+		lo.ReportBatchItemFailures = true
+		lo.MaximumRetryAttempts = 10
+		lo.MaximumRecordAge = 6 * time.Hour
+		lo.OnFailure = sink
+		lo.PollInterval = 100 * time.Millisecond
+		if o.failWrites {
+			lo.MaximumRetryAttempts = 1
+			lo.FunctionTimeout = 3 * time.Second
+		}
 	})
 	if err != nil {
 		return err
@@ -143,7 +219,7 @@ func run(ctx context.Context, out io.Writer, useRIE bool) error {
 	}
 	st := r.Stats()
 	fmt.Fprintf(out, "Event source mapping: %d invocations, %d records acknowledged, %d given up (on-failure destination: %d messages)\n\n",
-		st.Invocations, st.RecordsAcknowledged, st.RecordsGivenUp, len(sink.Records()))
+		st.Invocations, st.RecordsAcknowledged, st.RecordsGivenUp, st.FailureRecords)
 
 	if err := printTable(ctx, out, db, tableName, []string{"id", "Timestamp", "Value", "Category"}, true); err != nil {
 		return err
@@ -153,18 +229,48 @@ func run(ctx context.Context, out io.Writer, useRIE bool) error {
 	if err := printTable(ctx, out, db, errorTableName, errColumns, false); err != nil {
 		return err
 	}
+	if o.keep {
+		printKeep(out, kin.Endpoint, ddb.Endpoint, queue.URL(), queueURL)
+		<-keepCtx.Done()
+	}
 	fmt.Fprintln(out, "\nStopping the emulators.")
 	return nil
 }
 
+// printKeep prints how to reach what -keep leaves running: one "export NAME=VALUE" line per variable (the runbook's
+// local section and its test read them), then the names to use.
+func printKeep(out io.Writer, kinesisEndpoint, dynamoEndpoint, sqsEndpoint, queueURL string) {
+	fmt.Fprintln(out, "\nLeft running until Ctrl-C (or SIGTERM). In another shell, paste these lines, then follow")
+	fmt.Fprintln(out, "\"Try it locally\" in docs/runbook.md:")
+	fmt.Fprintln(out)
+	for _, kv := range [][2]string{
+		{"AWS_ENDPOINT_URL_KINESIS", kinesisEndpoint},
+		{"AWS_ENDPOINT_URL_DYNAMODB", dynamoEndpoint},
+		{"AWS_ENDPOINT_URL_SQS", sqsEndpoint},
+		{"AWS_REGION", emulators.Region},
+		{"AWS_ACCESS_KEY_ID", accessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", secretAccessKey},
+		{"AWS_EC2_METADATA_DISABLED", "true"},
+		{"QUEUE_URL", queueURL},
+	} {
+		fmt.Fprintf(out, "export %s=%s\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(out, "\nStream %s, table %s, error table %s, on-failure queue %s\n", streamName, tableName, errorTableName, queueURL)
+}
+
 // invoker returns the processor to run: in process, or the real bootstrap under aws-lambda-rie.
-func invoker(ctx context.Context, dynamoEndpoint string, useRIE bool) (localrun.Invoker, func(), error) {
-	if !useRIE {
-		db := processor.NewDynamoDBClient(emulators.AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(dynamoEndpoint) })
-		p, err := processor.New(db, func(o *processor.Options) {
-			o.TableName, o.ErrorTableName = tableName, errorTableName
-			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-			o.MetricsWriter = io.Discard
+func invoker(ctx context.Context, dynamoEndpoint string, o options, cfg processor.Config) (localrun.Invoker, func(), error) {
+	if !o.rie {
+		db := processor.NewDynamoDBClient(emulators.AWSConfig(), func(do *dynamodb.Options) {
+			do.BaseEndpoint = aws.String(dynamoEndpoint)
+			if o.failWrites {
+				do.RetryMaxAttempts = 1 // the processor's own retries are what the demo shows
+			}
+		})
+		p, err := processor.New(db, func(po *processor.Options) {
+			po.TableName, po.ErrorTableName, po.Config = tableName, errorTableName, cfg
+			po.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			po.MetricsWriter = io.Discard
 		})
 		if err != nil {
 			return nil, nil, err
@@ -191,15 +297,28 @@ func invoker(ctx context.Context, dynamoEndpoint string, useRIE bool) (localrun.
 		cleanup()
 		return nil, nil, err
 	}
-	e, err := localrun.StartRIE(ctx, localrun.RIEOptions{RIE: rieBin, Bootstrap: bootstrap, Timeout: 60 * time.Second, Env: []string{
+	env := []string{
 		processor.EnvTableName + "=" + tableName,
 		processor.EnvErrorTableName + "=" + errorTableName,
 		"AWS_REGION=" + emulators.Region,
-		"AWS_ACCESS_KEY_ID=AKIDEMULATOR",
-		"AWS_SECRET_ACCESS_KEY=emulator-secret",
+		"AWS_ACCESS_KEY_ID=" + accessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + dynamoEndpoint,
-	}})
+	}
+	timeout := 60 * time.Second
+	if o.failWrites {
+		timeout = 3 * time.Second // as the runner's FunctionTimeout
+	}
+	if o.configFile != "" {
+		abs, err := filepath.Abs(o.configFile)
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("-config: %w", err)
+		}
+		env = append(env, processor.EnvConfigFile+"="+abs)
+	}
+	e, err := localrun.StartRIE(ctx, localrun.RIEOptions{RIE: rieBin, Bootstrap: bootstrap, Timeout: timeout, Env: env})
 	if err != nil {
 		cleanup()
 		return nil, nil, err

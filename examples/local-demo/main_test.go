@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			var out bytes.Buffer
-			if err := run(ctx, &out, tt.rie); err != nil {
+			if err := run(ctx, &out, options{rie: tt.rie}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			got := out.String()
