@@ -36,7 +36,8 @@ test-fast:
 # 127.0.0.1 and fail, never skip, when one is missing. The processor is also tested as the bundler builds it without
 # expressions (build tag kdp_noexpr).
 test: setup vet
-	$(GO) test -tags 'integration e2e' -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags integration -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -tags e2e -timeout $(TEST_TIMEOUT) ./internal/e2e
 	$(GO) test -tags kdp_noexpr -timeout $(TEST_TIMEOUT) ./runtime/processor
 	$(MAKE) synth
 
