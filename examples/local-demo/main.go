@@ -113,11 +113,8 @@ func main() {
 func run(ctx context.Context, out io.Writer, o options) error {
 	cfg := processor.DefaultConfig()
 	if o.configFile != "" {
-		data, err := os.ReadFile(o.configFile)
-		if err == nil {
-			cfg, err = processor.ParseConfig(data)
-		}
-		if err != nil {
+		var err error
+		if cfg, err = processor.ReadConfigFile(o.configFile); err != nil {
 			return fmt.Errorf("-config %s: %w", o.configFile, err)
 		}
 	}

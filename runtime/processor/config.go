@@ -296,10 +296,17 @@ func LoadConfig() (Config, error) {
 		}
 		path = filepath.Join(dir, ConfigFileName)
 	}
-	data, err := os.ReadFile(path)
+	c, err := ReadConfigFile(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return DefaultConfig(), nil
 	}
+	return c, err
+}
+
+// ReadConfigFile reads, parses and validates the configuration file at path (see ParseConfig). A missing file is
+// an error that wraps os.ErrNotExist.
+func ReadConfigFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}

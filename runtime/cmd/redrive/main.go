@@ -177,11 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	}
 	cfg := processor.DefaultConfig()
 	if c.configFile != "" {
-		data, err := os.ReadFile(c.configFile)
-		if err == nil {
-			cfg, err = processor.ParseConfig(data)
-		}
-		if err != nil {
+		if cfg, err = processor.ReadConfigFile(c.configFile); err != nil {
 			problems = append(problems, fmt.Sprintf("--config %s: %v", c.configFile, err))
 		}
 	}
