@@ -36,9 +36,9 @@ test-fast:
 # 127.0.0.1 and fail, never skip, when one is missing. The processor is also tested as the bundler builds it without
 # expressions (build tag kdp_noexpr).
 test: setup vet
-	$(GO) test -tags integration -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -tags e2e -timeout $(TEST_TIMEOUT) ./internal/e2e
-	$(GO) test -tags kdp_noexpr -timeout $(TEST_TIMEOUT) ./runtime/processor
+	$(GO) test -count=1 -tags integration -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -tags e2e -timeout $(TEST_TIMEOUT) ./internal/e2e
+	$(GO) test -count=1 -tags kdp_noexpr -timeout $(TEST_TIMEOUT) ./runtime/processor
 	$(MAKE) synth
 
 # Run the pipeline locally: kinesalite, dynalite and the default processor on 127.0.0.1 (ARGS=-rie for the real bootstrap).
