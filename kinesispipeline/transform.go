@@ -28,8 +28,8 @@ const DefaultTimeToLiveAttribute = "expiresAt"
 // synth time with the same code the processor runs at cold start, so a typo fails `cdk synth`, not production. It is
 // carried to the processor in its configuration file (not the environment, which Lambda limits to 4 KB).
 //
-// Per record, the processor runs: Schema, Filter, key mapping, Include, Rename, Exclude, Computed, TimeToLive, then
-// adds the metadata attributes unless OmitMetadata.
+// Per record, the processor runs: Schema, Filter, Include, Rename, Exclude, Computed, the key attributes (read from
+// the original payload), the metadata attributes unless OmitMetadata, then TimeToLive.
 type TransformProps struct {
 	// PartitionKeyFrom is where the partition key's value comes from: a KeySource_* constant or a dot path into the
 	// JSON payload. A key mapped from a payload field (a business id) folds records the producer put twice into one
