@@ -18,6 +18,7 @@ type exprParts struct {
 	computed []computedOp
 	filter   *vm.Program
 	schema   *jsonschema.Schema
+	fast     *fastSchema // schema's allocation-free pre-check, nil if it uses keywords fastSchema does not handle
 
 	exprs   bool     // there is a filter or a computed attribute
 	vars    []string // payload fields the expressions read
@@ -71,6 +72,9 @@ func (d *declarative) compileExprParts(t *TransformConfig, claim func(prefix, na
 			fail("transform.schema: %v", err)
 		}
 		d.schema = sch
+		if sch != nil {
+			d.fast = newFastSchema(sch)
+		}
 	}
 	d.exprs = d.filter != nil || len(d.computed) > 0
 }
@@ -94,7 +98,7 @@ func (d *declarative) addVars(prog *vm.Program) {
 
 // transform is the Transform of a declarative configuration.
 func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) {
-	if d.schema != nil {
+	if d.schema != nil && (d.fast == nil || !d.fast.valid(r.Data)) {
 		if err := d.schema.Validate(r.Data); err != nil {
 			return nil, Permanent(errors.New(schemaReason(err)))
 		}
