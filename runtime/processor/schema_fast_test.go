@@ -4,6 +4,8 @@ package processor
 
 import (
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // TestFastSchema checks that the schema pre-check never accepts a value the library rejects, that it accepts the
@@ -74,4 +76,46 @@ func TestFastSchema(t *testing.T) {
 			t.Errorf("schema %s: pre-check accepts nothing", sc.schema)
 		}
 	}
+}
+
+// FuzzFastSchema looks for a payload the pre-check accepts and the library rejects, under schemas exercising every
+// keyword the pre-check handles.
+func FuzzFastSchema(f *testing.F) {
+	schemas := []string{
+		`{"type": "object", "required": ["Timestamp", "Value", "Category"], "properties": {
+			"Timestamp": {"type": "string", "format": "date-time"}, "Value": {"type": "integer"}, "Category": {"enum": ["A", "B", "C"]}}}`,
+		`{"properties": {"Value": {"type": ["number", "null"]}, "Tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 3, "pattern": "^[a-z]+$"}, "minItems": 1, "maxItems": 2}}}`,
+		`{"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "properties": {"Value": {"type": "integer"}}, "additionalProperties": false}`,
+		`{"additionalProperties": {"type": ["string", "boolean"]}, "properties": {"n": {"const": null}, "b": {"const": true}, "e": {"enum": [1, "x", null]}}}`,
+	}
+	var compiled []*jsonschema.Schema
+	for _, s := range schemas {
+		sch, err := compileSchema([]byte(s))
+		if err != nil {
+			f.Fatalf("%s: %v", s, err)
+		}
+		if newFastSchema(sch) == nil {
+			f.Fatalf("%s: no pre-check built", s)
+		}
+		compiled = append(compiled, sch)
+	}
+	for _, seed := range []string{
+		`{"Timestamp": "2024-06-01T12:00:00Z", "Value": 81, "Category": "A"}`, `{"Value": 2.0}`, `{"Value": 1e2}`,
+		`{"Tags": ["ab", "c"]}`, `{"Tags": ["日本"]}`, `{"n": null, "b": true, "e": 1}`, `{"e": 1.0}`, `{"Value": -0}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		data, err := decodeObject(payload)
+		if err != nil {
+			return
+		}
+		for i, sch := range compiled {
+			if newFastSchema(sch).valid(data) {
+				if err := sch.Validate(data); err != nil {
+					t.Fatalf("schema %d, payload %s: pre-check accepts, library says %v", i, payload, err)
+				}
+			}
+		}
+	})
 }
