@@ -22,8 +22,9 @@ func (p *KinesisDynamoPipeline) GrantRedrive(grantee awsiam.IGrantable) awsiam.G
 	}
 	grant = grant.Combine(grantItemWrites(p.table, grantee))
 	if p.errorTable != nil {
-		grant = grant.Combine(p.errorTable.Grant(grantee, jsii.String("dynamodb:Scan"), jsii.String("dynamodb:DeleteItem"),
-			jsii.String("dynamodb:BatchWriteItem"), jsii.String("dynamodb:PutItem")))
+		grant = grant.Combine(p.errorTable.Grant(grantee, jsii.String("dynamodb:Scan"), jsii.String("dynamodb:GetItem"),
+			jsii.String("dynamodb:BatchGetItem"), jsii.String("dynamodb:DeleteItem"), jsii.String("dynamodb:BatchWriteItem"),
+			jsii.String("dynamodb:PutItem")))
 		if key := p.errorTable.EncryptionKey(); key != nil {
 			grant = grant.Combine(key.GrantEncryptDecrypt(grantee))
 		}

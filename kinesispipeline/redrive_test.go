@@ -64,7 +64,7 @@ func TestGrantRedrive(t *testing.T) {
 		want := map[string][]string{
 			arn(typeStream):                {"kinesis:GetRecords", "kinesis:GetShardIterator"},
 			tableArn("PipelineTable"):      {"dynamodb:BatchWriteItem", "dynamodb:PutItem"},
-			tableArn("PipelineErrorTable"): {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan"},
+			tableArn("PipelineErrorTable"): {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
 		}
 		if bucket {
 			bucketID, _ := testutil.OneResource(t, tmpl, typeBucket)
