@@ -91,12 +91,17 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	ctx = withBatchTime(ctx, p.opts.Now())
 	b := &batch{p: p, kinesisRecords: len(ev.Records), byKey: make(map[string]*entry, len(ev.Records))}
 	b.load(ev.Records)
-	for i := range b.recs {
-		b.transform(ctx, i)
-	}
 
+	// The write budget is set before transforming, and transforming stops while there is still time to write what
+	// was transformed: records left untransformed fail (the lowest is reported), so every invocation makes progress
+	// instead of timing out and retrying the whole batch.
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
+	tctx, tcancel := transformContext(wctx)
+	defer tcancel()
+	for i := range b.recs {
+		b.transform(tctx, i)
+	}
 	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries}}
 	if errJob, ok := b.queueErrors(ctx); ok {
 		jobs = append(jobs, errJob)
@@ -110,14 +115,36 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	return b.respond(ctx, began)
 }
 
-// writeContext leaves a safety margin before ctx's deadline so the response gets out in time.
+// Time budget of a batch with a deadline: writes stop responseMargin before it, and transforms stop writeReserve
+// before the writes must.
+const (
+	maxResponseMargin = time.Second            // at most this long is kept to send the response
+	maxWriteReserve   = 250 * time.Millisecond // at most this long is kept for a round of writes
+)
+
+// errNoTimeToTransform fails the records left untransformed when the time left is needed for writing.
+var errNoTimeToTransform = errors.New("not transformed: the time left before the deadline is kept for writing")
+
+// writeContext leaves a safety margin (a tenth of the time left, at most maxResponseMargin) before ctx's deadline
+// so the response gets out in time. The deadline it sets is never later than ctx's.
 func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	margin := min(time.Until(dl)/10, time.Second)
+	margin := max(min(time.Until(dl)/10, maxResponseMargin), 0)
 	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
+// transformContext is wctx (from writeContext) with a deadline earlier by a reserve for one round of writes: a
+// quarter of the time left, at most maxWriteReserve. The deadline it sets is never later than wctx's.
+func transformContext(wctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := wctx.Deadline()
+	if !ok {
+		return context.WithCancel(wctx)
+	}
+	reserve := max(min(time.Until(dl)/4, maxWriteReserve), 0)
+	return context.WithDeadline(wctx, dl.Add(-reserve))
 }
 
 // load fills b.recs from the event's records: one per plain record, one per user record of a KPL-aggregated record
@@ -197,14 +224,15 @@ type aggregate struct {
 	err  error
 }
 
-// transform decodes, transforms and validates record i, and queues its items.
+// transform decodes, transforms and validates record i, and queues its items. ctx is the transform context (see
+// transformContext): once it is done, the record fails untransformed.
 func (b *batch) transform(ctx context.Context, i int) {
 	r := &b.recs[i]
 	if r.out != outPending { // an unreadable or empty aggregate
 		return
 	}
-	if err := ctx.Err(); err != nil {
-		r.fail(err)
+	if ctx.Err() != nil {
+		r.fail(errNoTimeToTransform)
 		return
 	}
 	data, err := decodeObject(r.rec.Raw)

@@ -303,3 +303,57 @@ func TestHandle(t *testing.T) {
 		})
 	}
 }
+
+// TestHandleSlowTransforms: transforms that would run past the deadline stop while there is time to write what they
+// made; Handle returns before the deadline, the stored records are a prefix and the first record not stored is
+// reported, so the next invocation starts there.
+func TestHandleSlowTransforms(t *testing.T) {
+	db := newFakeDB(map[string][]KeyAttribute{testTable: testKeys(Config{}), testErrorTable: {{Name: "id", Type: AttributeTypeString}}})
+	p := newTestProcessor(t, db, func(o *Options) {
+		o.Transform = func(ctx context.Context, r *Record) ([]Item, error) {
+			time.Sleep(30 * time.Millisecond) // CPU-bound: does not watch ctx
+			return DefaultTransform(Config{})(ctx, r)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	resp, err := p.Handle(ctx, event(valid(20)...))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if late := time.Since(dl); late >= 0 {
+		t.Fatalf("Handle returned %v after the deadline", late)
+	}
+	stored := db.seqs(testTable, AttrSequenceNumber)
+	if len(stored) == 0 || len(stored) == 20 {
+		t.Fatalf("stored %d records, want some but not all 20", len(stored))
+	}
+	if want := rangeList(0, len(stored)); !slices.Equal(stored, want) {
+		t.Errorf("stored %v, want the prefix %v", stored, want)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != seq(len(stored)) {
+		t.Errorf("reported %v, want %s", resp.BatchItemFailures, seq(len(stored)))
+	}
+	if got := db.seqs(testErrorTable, ErrorAttrSequenceNumber); len(got) != 0 {
+		t.Errorf("error table holds %v, want nothing", got)
+	}
+}
+
+// TestWriteContextDeadline: the write and transform deadlines are never later than the caller's, even once it passed.
+func TestWriteContextDeadline(t *testing.T) {
+	for _, left := range []time.Duration{-time.Second, 0, 10 * time.Millisecond, time.Minute} {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(left))
+		dl, _ := ctx.Deadline()
+		wctx, wcancel := writeContext(ctx)
+		tctx, tcancel := transformContext(wctx)
+		wdl, _ := wctx.Deadline()
+		tdl, _ := tctx.Deadline()
+		if wdl.After(dl) || tdl.After(wdl) {
+			t.Errorf("%v left: deadlines %v, write %v, transform %v", left, dl, wdl, tdl)
+		}
+		tcancel()
+		wcancel()
+		cancel()
+	}
+}
