@@ -8,10 +8,13 @@
 //     (GetShardIterator AT_SEQUENCE_NUMBER at the first sequence number, then GetRecords up to the last), turned into
 //     the events.KinesisEvent Lambda would have sent, and handled by a processor.Processor. The message is deleted
 //     only when every record of the range is stored (in the data table, or in the error table for records that fail
-//     permanently, exactly as the pipeline would); otherwise it stays in the queue and the reason is reported. A
-//     range that can no longer be read in full (past the stream's retention: the shard or the sequence number is
-//     gone, or its first records were trimmed) is reported with its shard and sequence numbers and its message is
-//     never deleted; the records still readable are processed all the same. A message wrapped in an SNS notification
+//     permanently, exactly as the pipeline would) and the read provably covered the whole range: the first record
+//     read is the range's first, the last is its last, and their count is the on-failure record's batchSize (after
+//     an expired iterator is renewed, records trimmed meanwhile would otherwise be skipped unnoticed); otherwise it
+//     stays in the queue and the reason is reported. A range that can no longer be read in full (past the stream's
+//     retention: the shard or the sequence number is gone, or some of its records were trimmed) is reported with
+//     its shard and sequence numbers and its message is never deleted; the records still readable are processed
+//     all the same. A message wrapped in an SNS notification
 //     (an SNS destination with an SQS subscription) is unwrapped first.
 //   - the S3 on-failure destination (Redriver.S3): each object (under "aws/lambda/" by default) is the invocation
 //     record plus the whole event as "payload"; the payload's records are handled as they are, so a range past

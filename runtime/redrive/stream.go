@@ -104,10 +104,9 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 		}
 		return b.add(ctx, evs...)
 	})
-	if readErr == nil || isExpired(readErr) {
-		if err := b.flush(ctx); err != nil && readErr == nil {
-			readErr = err
-		}
+	// The records read are handled whatever ended the read: each one stored is one less to lose.
+	if err := b.flush(ctx); err != nil && readErr == nil {
+		readErr = err
 	}
 	b.result(&res)
 	var exp *errExpired
@@ -128,14 +127,13 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 	return res
 }
 
-func isExpired(err error) bool {
-	var exp *errExpired
-	return errors.As(err, &exp)
-}
-
-// readRange calls fn with the records of bi's range, in order, page by page. It returns an *errExpired when the
-// range cannot be read in full (the records still readable are passed to fn first), another error when reading
-// failed, or fn's error.
+// readRange calls fn with the records of bi's range, in order, page by page. It returns nil only when it read
+// exactly the range the on-failure record names: the first record read at or after the range's start is the start,
+// the last is the end, and the count of records in between is bi.BatchSize. Sequence numbers alone cannot prove
+// that nothing is missing (they are not contiguous, and after an ExpiredIteratorException the iterator is renewed
+// AFTER_SEQUENCE_NUMBER the last record read, past any records trimmed meanwhile), so the count does. It returns an
+// *errExpired when the range cannot be read in full (the records still readable are passed to fn first), another
+// error when reading failed or the range holds more records than the on-failure record says, or fn's error.
 func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatchInfo, fn func([]ktypes.Record) error) error {
 	where := fmt.Sprintf("stream %s shard %s range %s..%s", ref.Name, bi.ShardID, bi.StartSequenceNumber, bi.EndSequenceNumber)
 	iter, err := r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAtSequenceNumber, bi.StartSequenceNumber)
@@ -150,8 +148,9 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		limit = int32(bi.BatchSize)
 	}
 	var (
+		first   string // the first sequence number read in the range
 		last    string // the last sequence number read
-		trimmed string // set when the range's first records are gone
+		count   int    // records read in the range
 		empty   int
 		renewed int
 	)
@@ -159,15 +158,19 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		out, err := r.c.Kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit), StreamARN: optionalARN(ref)})
 		if err != nil {
 			var expIter *ktypes.ExpiredIteratorException
-			if errors.As(err, &expIter) && last != "" && renewed < maxIteratorRuns {
+			if errors.As(err, &expIter) && renewed < maxIteratorRuns {
 				renewed++
-				iter, err = r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAfterSequenceNumber, last)
+				if last == "" {
+					iter, err = r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAtSequenceNumber, bi.StartSequenceNumber)
+				} else {
+					iter, err = r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAfterSequenceNumber, last)
+				}
 				if err == nil {
 					continue
 				}
 			}
 			if gone(err) {
-				return &errExpired{fmt.Sprintf("%s: read stopped after sequence number %q: %v", where, last, err)}
+				return &errExpired{fmt.Sprintf("%s: read stopped after sequence number %q (%d of %d records read): %v", where, last, count, bi.BatchSize, err)}
 			}
 			return fmt.Errorf("%s: get records: %w", where, err)
 		}
@@ -175,17 +178,18 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		done := false
 		for _, rec := range out.Records {
 			seq := aws.ToString(rec.SequenceNumber)
-			if CompareSequenceNumbers(seq, bi.StartSequenceNumber) < 0 {
+			if CompareSequenceNumbers(seq, bi.StartSequenceNumber) < 0 || (last != "" && CompareSequenceNumbers(seq, last) <= 0) {
 				continue
-			}
-			if last == "" && seq != bi.StartSequenceNumber {
-				trimmed = seq
 			}
 			if CompareSequenceNumbers(seq, bi.EndSequenceNumber) > 0 {
 				done = true
 				break
 			}
+			if first == "" {
+				first = seq
+			}
 			last = seq
+			count++
 			page = append(page, rec)
 			if seq == bi.EndSequenceNumber {
 				done = true
@@ -200,15 +204,12 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		}
 		switch {
 		case done:
-			if trimmed != "" {
-				return &errExpired{fmt.Sprintf("%s: records from %s up to %s are gone (trimmed past the stream's retention); the first record still there is %s", where, bi.StartSequenceNumber, trimmed, trimmed)}
-			}
-			return nil
+			return checkRange(where, bi, first, last, count)
 		case out.NextShardIterator == nil:
-			return &errExpired{fmt.Sprintf("%s: the shard is closed and ends at sequence number %q, before the range's end", where, last)}
+			return &errExpired{fmt.Sprintf("%s: the shard is closed and ends at sequence number %q, before the range's end (%d of %d records read)", where, last, count, bi.BatchSize)}
 		case len(out.Records) == 0:
 			if out.MillisBehindLatest != nil && *out.MillisBehindLatest == 0 {
-				return &errExpired{fmt.Sprintf("%s: records missing: the shard's latest record is %q, before the range's end", where, last)}
+				return &errExpired{fmt.Sprintf("%s: records missing: the shard's latest record is %q, before the range's end (%d of %d records read)", where, last, count, bi.BatchSize)}
 			}
 			if empty++; empty > maxEmptyPolls {
 				return fmt.Errorf("%s: no records after %d reads past sequence number %q", where, empty, last)
@@ -223,6 +224,27 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		}
 		iter = out.NextShardIterator
 	}
+}
+
+// checkRange tells whether a read of bi's range that ended got all of it: first and last are the first and last
+// sequence numbers read within the range, count the records read within it.
+func checkRange(where string, bi KinesisBatchInfo, first, last string, count int) error {
+	switch {
+	case first != bi.StartSequenceNumber:
+		if first == "" {
+			return &errExpired{fmt.Sprintf("%s: no record of the range is left (trimmed past the stream's retention)", where)}
+		}
+		return &errExpired{fmt.Sprintf("%s: records from %s up to %s are gone (trimmed past the stream's retention); the first record still there is %s", where, bi.StartSequenceNumber, first, first)}
+	case last != bi.EndSequenceNumber:
+		return &errExpired{fmt.Sprintf("%s: the range's last record %s is missing; the last record read is %s (%d of %d records read)", where, bi.EndSequenceNumber, last, count, bi.BatchSize)}
+	case bi.BatchSize <= 0:
+		return fmt.Errorf("%s: %d records read, but the on-failure record has no batchSize to check that none is missing", where, count)
+	case count < bi.BatchSize:
+		return &errExpired{fmt.Sprintf("%s: %d of the range's %d records read: the others were trimmed past the stream's retention while the range was read", where, count, bi.BatchSize)}
+	case count > bi.BatchSize:
+		return fmt.Errorf("%s: %d records read, but the on-failure record says the range holds %d", where, count, bi.BatchSize)
+	}
+	return nil
 }
 
 // shardIterator gets an iterator of the given type at seq. It names the stream by name and ARN: Kinesis accepts
