@@ -18,8 +18,11 @@
 //     (an SNS destination with an SQS subscription) is unwrapped first.
 //   - the S3 on-failure destination (Redriver.S3): each object (under "aws/lambda/" by default) is the invocation
 //     record plus the whole event as "payload"; the payload's records are handled as they are, so a range past
-//     retention is no obstacle. An object without a payload is read back from the stream like an SQS message. Objects
-//     are kept after success unless S3Input.Delete is set: the bucket's lifecycle rules decide when they go.
+//     retention is no obstacle. A payload that does not cover its range exactly (records of the range's shard, the
+//     first its start, the last its end, as many as its batchSize) is handled all the same, and then the range is
+//     read back from the stream as for an SQS message: the object counts as recovered only if that read is complete.
+//     An object without a payload is read back from the stream the same way. Objects are kept after success unless
+//     S3Input.Delete is set: the bucket's lifecycle rules decide when they go.
 //   - the error table (Redriver.Errors): each entry's stored payload (raw, or gzip-compressed) is rebuilt into the
 //     record it was (same event id, sequence number, partition key and arrival time, so default keys are the same)
 //     and handled; the entry is deleted only after its record is stored, with a condition on its failedAt so a newer

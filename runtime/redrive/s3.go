@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -32,8 +35,8 @@ type S3Input struct {
 }
 
 // S3 redrives the invocation records in an S3 on-failure destination: for each object under the prefix, it handles
-// the records of its payload (or, when the object has none, reads the range back from the stream) and, with Delete,
-// deletes the object once every record is stored.
+// the records of its payload (or, when the object has none or its payload does not cover the range it names, reads
+// the range back from the stream) and, with Delete, deletes the object once every record of the range is stored.
 func (r *Redriver) S3(ctx context.Context, in S3Input) (Summary, error) {
 	r.start()
 	if r.c.S3 == nil {
@@ -102,6 +105,19 @@ func (r *Redriver) redriveObject(ctx context.Context, in S3Input, key string) Re
 		if err != nil {
 			res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		}
+		if gap := payloadCovers(bi, rec.Payload.Records); gap != nil {
+			// The payload's records are stored (or not) as above, but they are not the whole range: the object goes
+			// only if the stream still holds every record of the range and all of them are stored.
+			rr := r.processRange(ctx, source, bi)
+			rr.Records.add(res.Records)
+			if res.Outcome != OutcomeRecovered && rr.Outcome == OutcomeRecovered {
+				rr.Outcome, rr.Reason = res.Outcome, res.Reason
+			}
+			if rr.Outcome != OutcomeRecovered {
+				rr.Reason = fmt.Sprintf("%v; the range read from the stream: %s", gap, rr.Reason)
+			}
+			res = rr
+		}
 	}
 	if res.Outcome != OutcomeRecovered || !in.Delete || r.opts.DryRun {
 		return res
@@ -112,4 +128,40 @@ func (r *Redriver) redriveObject(ctx context.Context, in S3Input, key string) Re
 	}
 	res.Removed = true
 	return res
+}
+
+// payloadCovers reports, as an error, how an object's payload differs from the range its KinesisBatchInfo names:
+// the payload covers the range only when its records are all of the range's shard (and stream), in increasing
+// order within the range, the first one the range's start, the last its end, and their count the batch size.
+func payloadCovers(bi KinesisBatchInfo, recs []events.KinesisEventRecord) error {
+	where := fmt.Sprintf("the payload does not cover shard %s range %s..%s (%d records)", bi.ShardID, bi.StartSequenceNumber, bi.EndSequenceNumber, bi.BatchSize)
+	prev := ""
+	for i, rec := range recs {
+		seq := rec.Kinesis.SequenceNumber
+		shard, _, _ := strings.Cut(rec.EventID, ":")
+		switch {
+		case shard != bi.ShardID:
+			return fmt.Errorf("%s: record %d (event id %q) is not of the shard", where, i, rec.EventID)
+		case rec.EventSourceArn != "" && rec.EventSourceArn != bi.StreamARN:
+			return fmt.Errorf("%s: record %d is of stream %s", where, i, rec.EventSourceArn)
+		case !ValidSequenceNumber(seq):
+			return fmt.Errorf("%s: record %d has sequence number %q", where, i, seq)
+		case CompareSequenceNumbers(seq, bi.StartSequenceNumber) < 0 || CompareSequenceNumbers(seq, bi.EndSequenceNumber) > 0:
+			return fmt.Errorf("%s: record %d (sequence number %s) is outside the range", where, i, seq)
+		case prev != "" && CompareSequenceNumbers(seq, prev) <= 0:
+			return fmt.Errorf("%s: record %d (sequence number %s) does not follow %s", where, i, seq, prev)
+		}
+		prev = seq
+	}
+	switch {
+	case len(recs) == 0:
+		return fmt.Errorf("%s: it holds no record", where)
+	case recs[0].Kinesis.SequenceNumber != bi.StartSequenceNumber:
+		return fmt.Errorf("%s: its first record is %s", where, recs[0].Kinesis.SequenceNumber)
+	case recs[len(recs)-1].Kinesis.SequenceNumber != bi.EndSequenceNumber:
+		return fmt.Errorf("%s: its last record is %s", where, recs[len(recs)-1].Kinesis.SequenceNumber)
+	case len(recs) != bi.BatchSize:
+		return fmt.Errorf("%s: it holds %d records", where, len(recs))
+	}
+	return nil
 }

@@ -91,6 +91,58 @@ func TestS3(t *testing.T) {
 	}
 }
 
+// withRange rewrites the range an invocation record names.
+func withRange(t *testing.T, obj []byte, start, end string, batchSize int) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(obj, &doc); err != nil {
+		t.Fatal(err)
+	}
+	bi := doc["KinesisBatchInfo"].(map[string]any)
+	bi["startSequenceNumber"], bi["endSequenceNumber"], bi["batchSize"] = start, end, batchSize
+	return mustJSON(t, doc)
+}
+
+// TestS3PayloadShorterThanRange: an object whose payload holds fewer records than its range is deleted only when the
+// range, read back from the stream, is stored in full.
+func TestS3PayloadShorterThanRange(t *testing.T) {
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`)
+	bucket := &memS3{}
+	prefix := "aws/lambda/9f1c2d3e-esm/" + shard + "/2025/01/02/"
+	// The range is readable: its missing record comes from the stream.
+	readable := prefix + "2025-01-02T03.04.05-a"
+	bucket.put(readable, withRange(t, e.s3Object(t, shard, seqs[:2], []string{`{"n":0}`, `{"n":1}`}, false), seqs[0], seqs[2], 3))
+	// The range is past retention (not in the stream): the object is the only trace of record 902, so it stays.
+	gone := prefix + "2025-01-02T03.04.06-b"
+	bucket.put(gone, withRange(t, e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true), "900", "902", 3))
+	// The payload holds the range's first and last records but the batch had three.
+	short := prefix + "2025-01-02T03.04.07-c"
+	bucket.put(short, withRange(t, e.s3Object(t, shard, []string{"910", "912"}, []string{`{"n":910}`, `{"n":912}`}, false), "910", "912", 3))
+
+	c := e.clients()
+	c.S3 = bucket
+	sum, err := newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures", Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Sources[redrive.OutcomeExpired] != 2 || sum.Removed != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if got, want := bucket.keys(), []string{gone, short}; !reflect.DeepEqual(got, want) {
+		t.Errorf("objects = %v, want %v kept", got, want)
+	}
+	for _, res := range sum.Unrecoverable {
+		if !strings.Contains(res.Reason, "payload does not cover") {
+			t.Errorf("reason %q does not say the payload is short", res.Reason)
+		}
+	}
+	// Every record at hand is stored all the same.
+	if got, want := keys(items(t, e.db, e.table)), ids(shard, "900", "901", "910", "912", seqs[0], seqs[1], seqs[2]); !reflect.DeepEqual(got, want) {
+		t.Errorf("data table = %v, want %v", got, want)
+	}
+}
+
 // schemaConfig requires an "amount" number, the schema the records below fail.
 func schemaConfig(t *testing.T) processor.Config {
 	t.Helper()
