@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 )
@@ -22,8 +23,8 @@ const (
 	outPending     outcome = iota // items being written
 	outStored                     // all its items are in the data table
 	outSkipped                    // nothing to write
-	outPermanent                  // waiting for its error item
-	outErrorStored                // its error item is in the error table
+	outPermanent                  // waiting for its error items
+	outErrorStored                // all its error items are in the error table
 	outFailed                     // not stored: reported for retry
 )
 
@@ -32,11 +33,12 @@ const maxRecordLogs = 100
 
 // recState is one record of a batch and its outcome.
 type recState struct {
-	rec     Record
-	out     outcome
-	pending int   // items not yet known to be stored
-	err     error // why the record is permanent or failed
-	queued  bool  // its error item was queued
+	rec        Record
+	out        outcome
+	pending    int   // items not yet known to be stored
+	errPending int   // error items (the error item and its parts) not yet known to be stored
+	err        error // why the record is permanent or failed
+	queued     bool  // its error items were queued
 }
 
 func (r *recState) permanent(err error) {
@@ -341,8 +343,8 @@ func (b *batch) resolveData() {
 	}
 }
 
-// queueErrors makes the error items of the records that became permanent since the last call and returns the job
-// writing them. Without an error table those records fail instead.
+// queueErrors makes the error items (with their part items) of the records that became permanent since the last
+// call and returns the job writing them. Without an error table those records fail instead.
 func (b *batch) queueErrors(ctx context.Context) (writeJob, bool) {
 	var ents []*entry
 	var byID map[string]*entry
@@ -356,17 +358,21 @@ func (b *batch) queueErrors(ctx context.Context) (writeJob, bool) {
 			r.out = outFailed
 			continue
 		}
-		item := b.p.errorItem(ctx, &r.rec, r.err)
+		items := b.p.errorItems(ctx, &r.rec, r.err)
+		r.errPending = len(items)
 		if byID == nil {
 			byID = make(map[string]*entry)
 		}
-		e := byID[r.rec.EventID]
-		if e == nil {
-			e = &entry{key: itemKey(item, b.p.errKeys), stored: -1}
-			byID[r.rec.EventID] = e
-			ents = append(ents, e)
+		for _, item := range items {
+			key := itemKey(item, b.p.errKeys)
+			e := byID[key]
+			if e == nil {
+				e = &entry{key: key, stored: -1}
+				byID[key] = e
+				ents = append(ents, e)
+			}
+			e.cands = append(e.cands, candidate{rec: i, item: item})
 		}
-		e.cands = append(e.cands, candidate{rec: i, item: item})
 	}
 	b.errorEnts = append(b.errorEnts, ents...)
 	if len(ents) == 0 {
@@ -375,20 +381,34 @@ func (b *batch) queueErrors(ctx context.Context) (writeJob, bool) {
 	return writeJob{table: b.p.opts.ErrorTableName, keys: b.p.errKeys, entries: ents, errorTable: true}, true
 }
 
-// resolveErrors applies the error table's write results to the records.
+// resolveErrors applies the error table's write results to the records: a record is in the error table only once
+// all its error items are.
 func (b *batch) resolveErrors() {
 	for _, e := range b.errorEnts {
 		for ci, c := range e.cands {
 			r := &b.recs[c.rec]
 			if e.stored >= ci && (e.invalid == nil || e.invalid[ci] == nil) {
-				r.out = outErrorStored
+				r.errPending--
 				continue
 			}
 			why := e.err
 			if e.invalid != nil && e.invalid[ci] != nil {
 				why = e.invalid[ci]
 			}
-			r.out, r.err = outFailed, fmt.Errorf("%w; and its error item was not stored: %w", r.err, why)
+			if r.out == outPermanent {
+				id, _ := c.item[ErrorTablePartitionKey].(*types.AttributeValueMemberS)
+				r.out, r.err = outFailed, fmt.Errorf("%w; and its error item %q was not stored: %w", r.err, id.Value, why)
+			}
+		}
+	}
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.out == outPermanent && r.queued {
+			if r.errPending == 0 {
+				r.out = outErrorStored
+			} else {
+				r.out, r.err = outFailed, fmt.Errorf("%w; and its error items were not stored", r.err) // cannot happen: every item has an entry
+			}
 		}
 	}
 }

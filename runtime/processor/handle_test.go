@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -355,5 +356,90 @@ func TestWriteContextDeadline(t *testing.T) {
 		tcancel()
 		wcancel()
 		cancel()
+	}
+}
+
+// incompressible returns n bytes gzip cannot shrink (xorshift).
+func incompressible(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(7)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}
+
+// TestHandlePayloadInParts: a payload too big for an error item even compressed is stored whole, in part items; the
+// record is acknowledged only once the error item and all its parts are stored, and a replay rewrites the same ids.
+func TestHandlePayloadInParts(t *testing.T) {
+	if got := ErrorPartID("s:1", 2); got != "s:1#part-2" {
+		t.Fatalf("ErrorPartID = %q", got)
+	}
+	big := incompressible(1 << 20)
+	ev := event(`{"ok":1}`, string(big), `{"ok":2}`)
+	id := ev.Records[1].EventID
+	errKeys := []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}}
+	db := newFakeDB(map[string][]KeyAttribute{testTable: testKeys(Config{}), testErrorTable: errKeys})
+	p := newTestProcessor(t, db)
+	handle := func(timeout time.Duration) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		resp, err := p.Handle(ctx, ev)
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		if len(resp.BatchItemFailures) == 0 {
+			return ""
+		}
+		return resp.BatchItemFailures[0].ItemIdentifier
+	}
+	errorItems := func() []Item {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		items := []Item{db.tables[testErrorTable][itemKey(Item{ErrorTablePartitionKey: s(id)}, errKeys)]}
+		for k := 1; ; k++ {
+			it, ok := db.tables[testErrorTable][itemKey(Item{ErrorTablePartitionKey: s(ErrorPartID(id, k))}, errKeys)]
+			if !ok {
+				return items
+			}
+			items = append(items, it)
+		}
+	}
+
+	// Part 2 never gets through: the record is reported, not acknowledged.
+	db.batchHook = func(_ context.Context, _ int, table string, reqs []types.WriteRequest) ([]types.WriteRequest, error) {
+		for _, r := range reqs {
+			if v, ok := r.PutRequest.Item[ErrorAttrPart].(*types.AttributeValueMemberN); ok && v.Value == "2" {
+				return []types.WriteRequest{r}, nil
+			}
+		}
+		return nil, nil
+	}
+	if got := handle(time.Second); got != seq(1) {
+		t.Fatalf("with a part not stored, reported %q, want %s", got, seq(1))
+	}
+	if got := db.seqs(testTable, AttrSequenceNumber); !slices.Equal(got, seqList(0, 2)) {
+		t.Errorf("data table holds %v", got)
+	}
+
+	// The replay stores everything under the same ids.
+	db.batchHook = nil
+	if got := handle(5 * time.Second); got != "" {
+		t.Fatalf("replay reported %q, want nothing", got)
+	}
+	items := errorItems()
+	if len(items) != 4 {
+		t.Fatalf("%d error-table items for the record, want the error item and 3 parts", len(items))
+	}
+	checkParts(t, items, big, id, nil)
+	if got, want := len(db.tables[testErrorTable]), len(items); got != want {
+		t.Errorf("error table holds %d items, want %d", got, want)
+	}
+	if v := items[0][ErrorAttrSequenceNumber]; !reflect.DeepEqual(v, s(seq(1))) {
+		t.Errorf("error item sequence number %v", v)
 	}
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -107,9 +108,10 @@ const (
 	ErrorAttrPartitionKey      = "partitionKey"      // S: the producer's partition key.
 	ErrorAttrArrivalTime       = "arrivalTime"       // S: RFC 3339, UTC.
 	ErrorAttrPayload           = "payload"           // B: the payload, encoded as ErrorAttrPayloadEncoding says.
-	ErrorAttrPayloadEncoding   = "payloadEncoding"   // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingTruncated.
+	ErrorAttrPayloadEncoding   = "payloadEncoding"   // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingParts.
 	ErrorAttrPayloadSize       = "payloadSize"       // N: the original payload's size in bytes.
-	ErrorAttrPayloadSHA256     = "payloadSha256"     // S: hex SHA-256 of the original payload (truncated payloads only).
+	ErrorAttrPayloadSHA256     = "payloadSha256"     // S: hex SHA-256 of the original payload (PayloadEncodingParts only).
+	ErrorAttrPayloadParts      = "payloadParts"      // N: the number of part items holding the payload (PayloadEncodingParts only).
 	ErrorAttrReason            = "reason"            // S: why the record failed.
 	ErrorAttrProcessorVersion  = "processorVersion"  // S: Options.Version.
 	ErrorAttrFailedAt          = "failedAt"          // S: RFC 3339, UTC.
@@ -117,7 +119,25 @@ const (
 
 // Values of ErrorAttrPayloadEncoding.
 const (
-	PayloadEncodingRaw       = "raw"       // the payload as received.
-	PayloadEncodingGzip      = "gzip"      // the payload gzip-compressed.
-	PayloadEncodingTruncated = "truncated" // a prefix of the payload; ErrorAttrPayloadSHA256 and ErrorAttrPayloadSize describe the whole.
+	PayloadEncodingRaw  = "raw"  // the payload as received.
+	PayloadEncodingGzip = "gzip" // the payload gzip-compressed.
+	// PayloadEncodingParts: the payload did not fit one item even gzip-compressed. The error item has no
+	// ErrorAttrPayload; ErrorAttrPayloadParts part items (see ErrorPartID) hold the original bytes in order, and
+	// ErrorAttrPayloadSize and ErrorAttrPayloadSHA256 describe the whole.
+	PayloadEncodingParts = "parts"
+	// PayloadEncodingTruncated: a prefix of the payload, ErrorAttrPayloadSHA256 and ErrorAttrPayloadSize describing
+	// the whole. The processor no longer writes it (oversized payloads are stored whole, in parts); error items
+	// written by earlier versions may hold it.
+	PayloadEncodingTruncated = "truncated"
 )
+
+// Attributes of the part items of an error item whose payload is stored in parts (PayloadEncodingParts), besides
+// ErrorTablePartitionKey (ErrorPartID), ErrorAttrPayload (the part's bytes, at most MaxErrorPayload, raw) and
+// ErrorTTLAttribute (when the error items have one).
+const (
+	ErrorAttrPartOf = "partOf" // S: the error item's id (its ErrorTablePartitionKey).
+	ErrorAttrPart   = "part"   // N: the part's number, from 1 to the error item's ErrorAttrPayloadParts.
+)
+
+// ErrorPartID returns the id (ErrorTablePartitionKey) of part k (from 1) of the error item whose id is id.
+func ErrorPartID(id string, k int) string { return id + "#part-" + strconv.Itoa(k) }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,20 +259,29 @@ func TestErrorItem(t *testing.T) {
 	}{
 		{name: "small", give: []byte("not json"), wantEncoding: PayloadEncodingRaw},
 		{name: "compressible", give: bytes.Repeat([]byte("a"), 900*1024), wantEncoding: PayloadEncodingGzip},
-		{name: "incompressible", give: incompressible, wantEncoding: PayloadEncodingTruncated},
+		{name: "incompressible", give: incompressible, wantEncoding: PayloadEncodingParts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newTestProcessor(t, newFakeDB(nil), func(o *Options) { o.Config.ErrorTTLSeconds = 3600 })
 			r := &Record{EventID: "s:1", ShardID: "s", SequenceNumber: "1", PartitionKey: "p", ArrivalTime: testArrival, Raw: tt.give}
-			it := p.errorItem(context.Background(), r, Permanent(io.ErrUnexpectedEOF))
-			if err := validateItem(it, []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}}); err != nil {
-				t.Fatalf("error item is invalid: %v", err)
+			items := p.errorItems(context.Background(), r, Permanent(io.ErrUnexpectedEOF))
+			for _, it := range items {
+				if err := validateItem(it, []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}}); err != nil {
+					t.Fatalf("error item is invalid: %v", err)
+				}
 			}
+			it := items[0]
 			if got := it[ErrorAttrPayloadEncoding].(*types.AttributeValueMemberS).Value; got != tt.wantEncoding {
 				t.Fatalf("encoding %s, want %s", got, tt.wantEncoding)
 			}
-			payload := it[ErrorAttrPayload].(*types.AttributeValueMemberB).Value
+			if tt.wantEncoding != PayloadEncodingParts && len(items) != 1 {
+				t.Fatalf("%d items, want 1", len(items))
+			}
+			var payload []byte
+			if b, ok := it[ErrorAttrPayload].(*types.AttributeValueMemberB); ok {
+				payload = b.Value
+			}
 			switch tt.wantEncoding {
 			case PayloadEncodingRaw:
 				if !bytes.Equal(payload, tt.give) {
@@ -283,10 +296,11 @@ func TestErrorItem(t *testing.T) {
 				if !bytes.Equal(got, tt.give) {
 					t.Errorf("gunzipped payload differs")
 				}
-			case PayloadEncodingTruncated:
-				if !bytes.HasPrefix(tt.give, payload) || it[ErrorAttrPayloadSHA256] == nil {
-					t.Errorf("truncated payload is not a prefix or has no hash")
+			case PayloadEncodingParts:
+				if len(payload) != 0 {
+					t.Errorf("error item holds %d payload bytes, want none", len(payload))
 				}
+				checkParts(t, items, tt.give, "s:1", n("1726275600"))
 			}
 			wantFixed := Item{
 				ErrorTablePartitionKey:    s("s:1"),
@@ -307,4 +321,57 @@ func TestErrorItem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkParts checks that items are an error item (id id) storing payload in parts and its part items, in order; ttl
+// is the TTL attribute the parts must have (nil for none).
+func checkParts(t *testing.T, items []Item, payload []byte, id string, ttl types.AttributeValue) {
+	t.Helper()
+	nparts := (len(payload) + MaxErrorPayload - 1) / MaxErrorPayload
+	sum := sha256.Sum256(payload)
+	for attr, want := range map[string]types.AttributeValue{
+		ErrorAttrPayloadEncoding: s(PayloadEncodingParts),
+		ErrorAttrPayloadSize:     n(itoa(len(payload))),
+		ErrorAttrPayloadSHA256:   s(hex.EncodeToString(sum[:])),
+		ErrorAttrPayloadParts:    n(itoa(nparts)),
+	} {
+		if got := items[0][attr]; !reflect.DeepEqual(got, want) {
+			t.Errorf("error item: %s = %#v, want %#v", attr, got, want)
+		}
+	}
+	if len(items) != nparts+1 {
+		t.Fatalf("%d items, want the error item and %d parts", len(items), nparts)
+	}
+	var whole []byte
+	for k, part := range items[1:] {
+		b, _ := part[ErrorAttrPayload].(*types.AttributeValueMemberB)
+		if b == nil || len(b.Value) > MaxErrorPayload {
+			t.Fatalf("part %d: payload %#v", k+1, part[ErrorAttrPayload])
+		}
+		whole = append(whole, b.Value...)
+		want := Item{
+			ErrorTablePartitionKey: s(ErrorPartID(id, k+1)),
+			ErrorAttrPartOf:        s(id),
+			ErrorAttrPart:          n(itoa(k + 1)),
+			ErrorAttrPayload:       b,
+		}
+		if ttl != nil {
+			want[ErrorTTLAttribute] = ttl
+		}
+		if !reflect.DeepEqual(part, want) {
+			t.Errorf("part %d has attributes %v, want %v", k+1, sortedAttrs(part), sortedAttrs(want))
+		}
+	}
+	if got := sha256.Sum256(whole); !bytes.Equal(whole, payload) || got != sum {
+		t.Errorf("the parts hold %d bytes that differ from the payload's %d", len(whole), len(payload))
+	}
+}
+
+func sortedAttrs(it Item) []string {
+	out := make([]string, 0, len(it))
+	for k, v := range it {
+		out = append(out, fmt.Sprintf("%s=%v", k, v))
+	}
+	slices.Sort(out)
+	return out
 }
