@@ -27,8 +27,12 @@
 //     record it was (same event id, sequence number, partition key and arrival time, so default keys are the same)
 //     and handled; the entry is deleted only after its record is stored, with a condition on its failedAt so a newer
 //     failure of the same record written meanwhile is never lost. A record that fails again stays in the error table,
-//     rewritten by the processor with the new reason. An entry whose payload was truncated cannot be re-processed: it
-//     is reported and kept. Entries can be chosen by reason (a substring) and by failure time.
+//     rewritten by the processor with the new reason. An entry whose payload is stored in parts
+//     (processor.PayloadEncodingParts) is reassembled from its part items (BatchGetItem), checked against its size
+//     and SHA-256, and handled; the part items are not entries (the scan skips them) and are deleted with their entry,
+//     after it. An entry whose payload was truncated (by earlier processor versions) cannot be re-processed: it is
+//     reported and kept, as is one whose parts are missing or do not add up. Entries can be chosen by reason (a
+//     substring) and by failure time.
 //
 // Every run can be a dry run (Options.DryRun): it reads the sources and the stream and runs the transform, but
 // writes, deletes and sends nothing (the processor writes to a stand-in that accepts every item), and reports what it

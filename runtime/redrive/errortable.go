@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,11 +44,18 @@ type ErrorEntry struct {
 	ShardID, SequenceNumber, PartitionKey string
 	// ArrivalTime is the record's approximate arrival time.
 	ArrivalTime time.Time
-	// Payload is the payload as stored; PayloadEncoding says how (processor.PayloadEncoding*).
+	// Payload is the payload as stored; PayloadEncoding says how (processor.PayloadEncoding*). For
+	// processor.PayloadEncodingParts the error item holds none: Payload is the parts' bytes joined, once read
+	// (Redriver.Errors reads them).
 	Payload         []byte
 	PayloadEncoding string
 	// PayloadSize is the original payload's size in bytes.
 	PayloadSize int
+	// PayloadSHA256 is the hex SHA-256 of the original payload (processor.PayloadEncodingParts and
+	// processor.PayloadEncodingTruncated only).
+	PayloadSHA256 string
+	// PayloadParts is the number of part items holding the payload (processor.PayloadEncodingParts only).
+	PayloadParts int
 	// Reason is why the record failed.
 	Reason string
 	// FailedAt is the failedAt attribute as stored (RFC 3339); FailedAtTime is it parsed (zero if it does not parse).
@@ -66,7 +75,7 @@ func ParseErrorEntry(item map[string]types.AttributeValue) (ErrorEntry, error) {
 		ID: str(processor.ErrorTablePartitionKey), ShardID: str(processor.ErrorAttrShardID),
 		SequenceNumber: str(processor.ErrorAttrSequenceNumber), PartitionKey: str(processor.ErrorAttrPartitionKey),
 		PayloadEncoding: str(processor.ErrorAttrPayloadEncoding), Reason: str(processor.ErrorAttrReason),
-		FailedAt: str(processor.ErrorAttrFailedAt),
+		FailedAt: str(processor.ErrorAttrFailedAt), PayloadSHA256: str(processor.ErrorAttrPayloadSHA256),
 	}
 	if e.ID == "" {
 		return ErrorEntry{}, fmt.Errorf("error entry has no %s", processor.ErrorTablePartitionKey)
@@ -76,6 +85,9 @@ func ParseErrorEntry(item map[string]types.AttributeValue) (ErrorEntry, error) {
 	}
 	if n, ok := item[processor.ErrorAttrPayloadSize].(*types.AttributeValueMemberN); ok {
 		e.PayloadSize, _ = strconv.Atoi(n.Value)
+	}
+	if n, ok := item[processor.ErrorAttrPayloadParts].(*types.AttributeValueMemberN); ok {
+		e.PayloadParts, _ = strconv.Atoi(n.Value)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, str(processor.ErrorAttrArrivalTime)); err == nil {
 		e.ArrivalTime = t
@@ -124,6 +136,18 @@ func (e ErrorEntry) Data() ([]byte, error) {
 			return nil, fmt.Errorf("decompress payload: larger than %d bytes", maxPayload)
 		}
 		return b, nil
+	case processor.PayloadEncodingParts:
+		if e.Payload == nil {
+			return nil, fmt.Errorf("payload stored in %d part items, not read yet", e.PayloadParts)
+		}
+		if len(e.Payload) != e.PayloadSize {
+			return nil, fmt.Errorf("payload parts hold %d bytes, the entry says %d", len(e.Payload), e.PayloadSize)
+		}
+		sum := sha256.Sum256(e.Payload)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, e.PayloadSHA256) {
+			return nil, fmt.Errorf("payload parts' SHA-256 is %s, the entry says %q", got, e.PayloadSHA256)
+		}
+		return e.Payload, nil
 	case processor.PayloadEncodingTruncated:
 		return nil, fmt.Errorf("%w: %d of %d bytes kept; the whole record is only in the failure bucket, if the pipeline has one",
 			ErrTruncated, len(e.Payload), e.PayloadSize)
@@ -167,11 +191,19 @@ func (r *Redriver) Errors(ctx context.Context, in ErrorsInput) (Summary, error) 
 	count := 0
 	var start map[string]types.AttributeValue
 	for {
-		out, err := r.c.DB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(r.opts.ErrorTableName), ExclusiveStartKey: start, ConsistentRead: aws.Bool(true)})
+		// Part items (processor.PayloadEncodingParts) are not entries: their error item names them.
+		out, err := r.c.DB.Scan(ctx, &dynamodb.ScanInput{
+			TableName: aws.String(r.opts.ErrorTableName), ExclusiveStartKey: start, ConsistentRead: aws.Bool(true),
+			FilterExpression:         aws.String("attribute_not_exists(#partOf)"),
+			ExpressionAttributeNames: map[string]string{"#partOf": processor.ErrorAttrPartOf},
+		})
 		if err != nil {
 			return r.finish(), fmt.Errorf("errors: scan %s: %w", r.opts.ErrorTableName, err)
 		}
 		for _, item := range out.Items {
+			if _, part := item[processor.ErrorAttrPartOf]; part {
+				continue
+			}
 			e, err := ParseErrorEntry(item)
 			if err != nil {
 				r.record(Result{Source: "error:?", Outcome: OutcomeInvalid, Reason: err.Error()})
@@ -199,6 +231,18 @@ func (r *Redriver) Errors(ctx context.Context, in ErrorsInput) (Summary, error) 
 
 func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 	res := Result{Source: "error:" + e.ID, ShardID: e.ShardID, StartSequenceNumber: e.SequenceNumber, EndSequenceNumber: e.SequenceNumber}
+	if e.PayloadEncoding == processor.PayloadEncodingParts {
+		payload, err := r.readParts(ctx, e)
+		if err != nil {
+			res.Outcome, res.Reason = OutcomeInvalid, err.Error()
+			var rerr *partsReadError
+			if errors.As(err, &rerr) {
+				res.Outcome = OutcomeFailed
+			}
+			return res
+		}
+		e.Payload = payload
+	}
 	er, err := e.EventRecord()
 	if err != nil {
 		res.Outcome, res.Reason = OutcomeInvalid, err.Error()
@@ -252,6 +296,143 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		}
 		return res
 	}
+	if e.PayloadEncoding == processor.PayloadEncodingParts {
+		if err := r.deleteParts(ctx, e); err != nil {
+			res.Outcome, res.Reason = OutcomeFailed, fmt.Sprintf("stored and the entry deleted, but not all its part items: %v", err)
+			return res
+		}
+	}
 	res.Removed = true
 	return res
+}
+
+// partsReadError is an error reading part items from DynamoDB (worth a rerun), as opposed to parts that are missing
+// or do not match their entry.
+type partsReadError struct{ err error }
+
+func (e *partsReadError) Error() string { return e.err.Error() }
+func (e *partsReadError) Unwrap() error { return e.err }
+
+// partKeys returns the keys of e's part items, in order.
+func partKeys(e ErrorEntry) []map[string]types.AttributeValue {
+	keys := make([]map[string]types.AttributeValue, e.PayloadParts)
+	for k := 1; k <= e.PayloadParts; k++ {
+		keys[k-1] = map[string]types.AttributeValue{processor.ErrorTablePartitionKey: &types.AttributeValueMemberS{Value: processor.ErrorPartID(e.ID, k)}}
+	}
+	return keys
+}
+
+// readParts reads e's part items (consistently, with BatchGetItem) and returns their payloads joined in order. It
+// checks that every part is there and names e; ErrorEntry.Data checks the size and SHA-256 of the whole.
+func (r *Redriver) readParts(ctx context.Context, e ErrorEntry) ([]byte, error) {
+	if e.PayloadParts <= 0 || e.PayloadParts > maxPayload/processor.MaxErrorPayload+1 {
+		return nil, fmt.Errorf("payload stored in parts, but the entry says %d parts", e.PayloadParts)
+	}
+	if e.PayloadSize < 0 || e.PayloadSize > maxPayload {
+		return nil, fmt.Errorf("payload stored in parts, but the entry says %d bytes", e.PayloadSize)
+	}
+	parts := make([][]byte, e.PayloadParts)
+	keys := partKeys(e)
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), 100)]
+		keys = keys[len(chunk):]
+		pending := map[string]types.KeysAndAttributes{r.opts.ErrorTableName: {Keys: chunk, ConsistentRead: aws.Bool(true)}}
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt > 0 {
+				if attempt > 10 {
+					return nil, &partsReadError{fmt.Errorf("read the payload's parts: keys still unprocessed after %d attempts", attempt)}
+				}
+				if err := sleep(ctx, time.Duration(50<<min(attempt, 6))*time.Millisecond); err != nil {
+					return nil, &partsReadError{err}
+				}
+			}
+			out, err := r.c.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, &partsReadError{fmt.Errorf("read the payload's parts: %w", err)}
+			}
+			for _, item := range out.Responses[r.opts.ErrorTableName] {
+				id, _ := item[processor.ErrorTablePartitionKey].(*types.AttributeValueMemberS)
+				of, _ := item[processor.ErrorAttrPartOf].(*types.AttributeValueMemberS)
+				n, _ := item[processor.ErrorAttrPart].(*types.AttributeValueMemberN)
+				b, _ := item[processor.ErrorAttrPayload].(*types.AttributeValueMemberB)
+				if id == nil || of == nil || n == nil || b == nil || of.Value != e.ID {
+					return nil, fmt.Errorf("part item %v does not belong to the entry", item[processor.ErrorTablePartitionKey])
+				}
+				k, err := strconv.Atoi(n.Value)
+				if err != nil || k < 1 || k > e.PayloadParts || id.Value != processor.ErrorPartID(e.ID, k) {
+					return nil, fmt.Errorf("part item %s says it is part %s", id.Value, n.Value)
+				}
+				parts[k-1] = b.Value
+			}
+			pending = out.UnprocessedKeys
+		}
+	}
+	var payload []byte
+	for k, p := range parts {
+		if p == nil {
+			return nil, fmt.Errorf("part item %s of %d is missing", processor.ErrorPartID(e.ID, k+1), e.PayloadParts)
+		}
+		payload = append(payload, p...)
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	return payload, nil
+}
+
+// deleteParts deletes e's part items, once its error item is deleted. A newer failure of the same record may have
+// rewritten the error item and its parts meanwhile (same ids, same bytes): if the error item is back, the parts are
+// written again.
+func (r *Redriver) deleteParts(ctx context.Context, e ErrorEntry) error {
+	for _, key := range partKeys(e) {
+		if _, err := r.c.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(r.opts.ErrorTableName), Key: key}); err != nil {
+			return err
+		}
+	}
+	out, err := r.c.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(r.opts.ErrorTableName), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{processor.ErrorTablePartitionKey: &types.AttributeValueMemberS{Value: e.ID}},
+	})
+	if err != nil {
+		return fmt.Errorf("check for a newer failure of the record: %w", err)
+	}
+	if len(out.Item) == 0 {
+		return nil
+	}
+	newer, err := ParseErrorEntry(out.Item)
+	if err != nil || newer.PayloadEncoding != processor.PayloadEncodingParts {
+		return nil
+	}
+	// Put the parts back for the newer entry, from the bytes just read: the same record has the same payload.
+	for k := 1; k <= newer.PayloadParts; k++ {
+		lo, hi := (k-1)*processor.MaxErrorPayload, min(k*processor.MaxErrorPayload, len(e.Payload))
+		if lo > hi {
+			return fmt.Errorf("a newer failure of the record needs part %d, beyond the payload read", k)
+		}
+		item := map[string]types.AttributeValue{
+			processor.ErrorTablePartitionKey: &types.AttributeValueMemberS{Value: processor.ErrorPartID(e.ID, k)},
+			processor.ErrorAttrPartOf:        &types.AttributeValueMemberS{Value: e.ID},
+			processor.ErrorAttrPart:          &types.AttributeValueMemberN{Value: strconv.Itoa(k)},
+			processor.ErrorAttrPayload:       &types.AttributeValueMemberB{Value: e.Payload[lo:hi]},
+		}
+		if ttl, ok := out.Item[processor.ErrorTTLAttribute]; ok {
+			item[processor.ErrorTTLAttribute] = ttl
+		}
+		if _, err := r.c.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(r.opts.ErrorTableName), Item: item}); err != nil {
+			return fmt.Errorf("a newer failure of the record was written meanwhile; put its part %d back: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

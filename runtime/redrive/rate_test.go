@@ -44,6 +44,14 @@ func (d *memDB) Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Opt
 	return &dynamodb.ScanOutput{Items: d.entries}, nil
 }
 
+func (d *memDB) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return &dynamodb.GetItemOutput{}, nil
+}
+
+func (d *memDB) BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return &dynamodb.BatchGetItemOutput{}, nil
+}
+
 func (d *memDB) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

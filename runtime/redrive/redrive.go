@@ -15,11 +15,13 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
-// DB is the part of the DynamoDB API a Redriver uses: the processor's writes, and Scan and DeleteItem on the error
-// table. *dynamodb.Client satisfies it.
+// DB is the part of the DynamoDB API a Redriver uses: the processor's writes, and Scan, GetItem, BatchGetItem
+// (payloads stored in parts) and DeleteItem on the error table. *dynamodb.Client satisfies it.
 type DB interface {
 	processor.DB
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 

@@ -6,9 +6,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +330,74 @@ func TestErrorsNewerFailureKept(t *testing.T) {
 	}
 	if left := items(t, e.db, e.errors)[shard+":300"]; str(left, processor.ErrorAttrFailedAt) != "2999-01-01T00:00:00Z" {
 		t.Errorf("the newer failure was lost: %v", left)
+	}
+}
+
+// TestErrorsPayloadInParts: a 1 MiB record the pipeline failed on is stored in the error table in parts; a redrive
+// after the fix reassembles it whole, stores it, and deletes the entry with all its parts. An entry whose parts do
+// not add up to its SHA-256 is kept, parts and all.
+func TestErrorsPayloadInParts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const shard = "shardId-000000000000"
+	payload := func() []byte {
+		b := make([]byte, 512<<10)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return []byte(`{"total":1,"blob":"` + hex.EncodeToString(b) + `"}`) // 1 MiB that gzip cannot bring under 350 KiB
+	}
+	whole, corrupt := payload(), payload()
+	e.pipeline(t, schemaConfig(t), rec(shard, "400", string(whole)), rec(shard, "401", string(corrupt)))
+	entries := items(t, e.db, e.errors)
+	wantParts := (len(whole) + processor.MaxErrorPayload - 1) / processor.MaxErrorPayload
+	if len(entries) != 2*(1+wantParts) || str(entries[shard+":400"], processor.ErrorAttrPayloadEncoding) != processor.PayloadEncodingParts {
+		t.Fatalf("error table = %v, want two entries of %d parts each", keys(entries), wantParts)
+	}
+	// Part 2 of 401 loses a byte.
+	part := entries[processor.ErrorPartID(shard+":401", 2)]
+	b := part[processor.ErrorAttrPayload].(*types.AttributeValueMemberB)
+	b.Value = b.Value[1:]
+	if _, err := e.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.errors), Item: part}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The fix: a transform that takes the record as it is, noting the size and SHA-256 of what it got.
+	r := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.ProcessorOptions = append(o.ProcessorOptions, func(po *processor.Options) {
+			po.Transform = func(_ context.Context, r *processor.Record) ([]processor.Item, error) {
+				sum := sha256.Sum256(r.Raw)
+				return []processor.Item{{
+					"id":   &types.AttributeValueMemberS{Value: r.EventID},
+					"size": &types.AttributeValueMemberN{Value: strconv.Itoa(len(r.Raw))},
+					"sha":  &types.AttributeValueMemberS{Value: hex.EncodeToString(sum[:])},
+				}}, nil
+			}
+		})
+	})
+	sum, err := r.Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total() != 2 || sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Sources[redrive.OutcomeInvalid] != 1 || sum.Removed != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if res := sum.Unrecoverable[0]; res.Source != "error:"+shard+":401" || !strings.Contains(res.Reason, "parts hold") {
+		t.Errorf("unrecoverable = %+v", res)
+	}
+	data := items(t, e.db, e.table)
+	wantSum := sha256.Sum256(whole)
+	if got := data[shard+":400"]; len(data) != 1 || str(got, "sha") != hex.EncodeToString(wantSum[:]) ||
+		got["size"].(*types.AttributeValueMemberN).Value != strconv.Itoa(len(whole)) {
+		t.Errorf("data table = %v, want record 400 whole", data)
+	}
+	left := keys(items(t, e.db, e.errors))
+	want := []string{shard + ":401"}
+	for k := 1; k <= wantParts; k++ {
+		want = append(want, processor.ErrorPartID(shard+":401", k))
+	}
+	sort.Strings(want)
+	if !reflect.DeepEqual(left, want) {
+		t.Errorf("error table = %v, want %v: 400 and its parts gone, 401 and its parts kept", left, want)
 	}
 }
