@@ -220,6 +220,25 @@ func TestHandle(t *testing.T) {
 			want: want{stored: append(rangeList(0, 12), rangeList(13, 25)...), errors: seqList(12)},
 		},
 		{
+			name: "a full item collection among 25 is isolated",
+			give: append(valid(12), append([]string{`{"full":true}`}, valid(12)...)...),
+			batchHook: func(_ context.Context, _ int, table string, reqs []types.WriteRequest) ([]types.WriteRequest, error) {
+				for _, r := range reqs {
+					if _, full := r.PutRequest.Item["full"]; full && table == testTable {
+						return nil, apiError("ItemCollectionSizeLimitExceededException")
+					}
+				}
+				return nil, nil
+			},
+			putHook: func(_ context.Context, _ int, table string, item Item) error {
+				if _, full := item["full"]; full && table == testTable {
+					return apiError("ItemCollectionSizeLimitExceededException")
+				}
+				return nil
+			},
+			want: want{stored: append(rangeList(0, 12), rangeList(13, 25)...), errors: seqList(12)},
+		},
+		{
 			name:         "one invalid item among 25 without an error table",
 			give:         append(valid(12), append([]string{`{"poison":true}`}, valid(12)...)...),
 			noErrorTable: true,

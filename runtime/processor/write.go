@@ -70,7 +70,7 @@ func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttr
 				return
 			}
 			err = fmt.Errorf("%d of %d items unprocessed", len(pending), len(reqs))
-		case isValidation(err):
+		case isRejected(err):
 			p.isolate(ctx, table, pending)
 			return
 		case !isRetryable(ctx, err):
@@ -115,8 +115,9 @@ func markFailed(ents []*entry, err error) {
 	}
 }
 
-// isolate writes entries one by one after DynamoDB rejected their batch as invalid. A rejected item is marked
-// invalid and the entry's previous candidate (an earlier record's item for the same key) is tried instead.
+// isolate writes entries one by one after DynamoDB rejected their batch (isRejected). A rejected item is marked
+// invalid (its record fails permanently) and the entry's previous candidate (an earlier record's item for the same
+// key) is tried instead.
 func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
 	for _, e := range ents {
 		for ci := len(e.cands) - 1; ci >= 0; ci-- {
@@ -125,7 +126,7 @@ func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
 				e.stored = ci
 				break
 			}
-			if isValidation(err) {
+			if isRejected(err) {
 				if e.invalid == nil {
 					e.invalid = make([]error, len(e.cands))
 				}
@@ -143,7 +144,7 @@ func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
 func (p *Processor) putItem(ctx context.Context, table string, item Item) error {
 	for attempt := 0; ; attempt++ {
 		_, err := p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item})
-		if err == nil || isValidation(err) || !isRetryable(ctx, err) {
+		if err == nil || isRejected(err) || !isRetryable(ctx, err) {
 			return err
 		}
 		if !p.backoff(ctx, attempt) {
@@ -152,10 +153,20 @@ func (p *Processor) putItem(ctx context.Context, table string, item Item) error 
 	}
 }
 
-// isValidation reports whether DynamoDB rejected a request as invalid.
-func isValidation(err error) bool {
+// isRejected reports whether DynamoDB rejected a request because of one of its items, for good: the item is invalid
+// (ValidationException) or its item collection (the items sharing its partition key, with a local secondary index)
+// is full (ItemCollectionSizeLimitExceededException). Either way one item fails a whole BatchWriteItem request, and
+// sending it again fails again.
+func isRejected(err error) bool {
 	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ValidationException", "ItemCollectionSizeLimitExceededException":
+		return true
+	}
+	return false
 }
 
 // isRetryable reports whether a failed request may succeed if sent again: throttling, server faults and network
