@@ -125,9 +125,45 @@ func (f *fakeDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...fu
 		}
 	}
 	f.mu.Lock()
-	f.tables[table][itemKey(in.Item, f.keys[table])] = in.Item
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	k := itemKey(in.Item, f.keys[table])
+	if in.ConditionExpression != nil {
+		ok, err := evalLaterWins(in, f.tables[table][k])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			f.calls["conditionFailed:"+table]++
+			return nil, apiError("ConditionalCheckFailedException")
+		}
+	}
+	f.tables[table][k] = in.Item
 	return &dynamodb.PutItemOutput{}, nil
+}
+
+// evalLaterWins evaluates the one condition the processor writes with (conditionLaterWins, spelled out here) against
+// old, the item the table holds (nil for none), as DynamoDB would: size of a string is its length.
+func evalLaterWins(in *dynamodb.PutItemInput, old Item) (bool, error) {
+	const want = "attribute_not_exists(#s) OR size(#s) < :n OR (size(#s) = :n AND #s <= :s)"
+	name := in.ExpressionAttributeNames["#s"]
+	s, okS := in.ExpressionAttributeValues[":s"].(*types.AttributeValueMemberS)
+	n, okN := in.ExpressionAttributeValues[":n"].(*types.AttributeValueMemberN)
+	if *in.ConditionExpression != want || name == "" || !okS || !okN || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 2 {
+		return false, apiError("ValidationException")
+	}
+	var size int
+	if _, err := fmt.Sscan(n.Value, &size); err != nil {
+		return false, apiError("ValidationException")
+	}
+	cur, exists := old[name]
+	if !exists {
+		return true, nil // attribute_not_exists(#s)
+	}
+	c, isS := cur.(*types.AttributeValueMemberS)
+	if !isS {
+		return false, nil // size() and <= of another type: not comparable with :n and :s
+	}
+	return len(c.Value) < size || (len(c.Value) == size && c.Value <= s.Value), nil
 }
 
 // seqs returns the sequence numbers of a table's items, sorted: from attribute AttrSequenceNumber for the data

@@ -104,7 +104,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	for i := range b.recs {
 		b.transform(tctx, i)
 	}
-	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries}}
+	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries, conditional: p.opts.ConditionalWrites, seqOf: b.seqOf}}
 	if errJob, ok := b.queueErrors(ctx); ok {
 		jobs = append(jobs, errJob)
 	}
@@ -304,6 +304,9 @@ func (b *batch) add(i int, it Item) {
 		e.cands[k-1], e.cands[k] = e.cands[k], e.cands[k-1]
 	}
 }
+
+// seqOf returns record i's sequence number.
+func (b *batch) seqOf(i int) string { return b.recs[i].rec.SequenceNumber }
 
 // compareSequence compares Kinesis sequence numbers (decimal strings): by length, then lexically.
 func compareSequence(a, b string) int {

@@ -462,3 +462,79 @@ func TestHandlePayloadInParts(t *testing.T) {
 		t.Errorf("error item sequence number %v", v)
 	}
 }
+
+// TestHandleConditionalWrites: with Options.ConditionalWrites, a record replayed from the past does not overwrite
+// a later record's item for the same key (the item counts as stored, superseded); it overwrites earlier ones and
+// rewrites its own. Items without the sequence number attribute are written unconditionally.
+func TestHandleConditionalWrites(t *testing.T) {
+	cfg := Config{PartitionKey: KeyAttribute{Name: "id", Type: AttributeTypeString, Source: "id"}}
+	later := seq(50)
+	tests := []struct {
+		name      string
+		cfg       Config
+		give      []string
+		existing  map[string]string // id -> the stored item's sequence number
+		want      map[string]string // id -> the sequence number in the table afterwards
+		wantCalls map[string]int
+	}{
+		{
+			name: "later record wins across invocations",
+			cfg:  cfg,
+			give: []string{`{"id":"newer"}`, `{"id":"older"}`, `{"id":"none"}`, `{"id":"same"}`, `{"id":"shorter"}`, `{"id":"longer"}`, `{"id":"dup"}`, `{"id":"dup"}`},
+			existing: map[string]string{
+				"newer": later, "older": seq(0), "same": seq(3),
+				"shorter": "9",          // shorter: earlier, though lexically greater
+				"longer":  seq(0) + "0", // longer: later, though lexically smaller than seq(5)
+			},
+			want: map[string]string{
+				"newer": later, "older": seq(1), "none": seq(2), "same": seq(3),
+				"shorter": seq(4), "longer": seq(0) + "0", "dup": seq(7),
+			},
+			wantCalls: map[string]int{"put:" + testTable: 7, "conditionFailed:" + testTable: 2},
+		},
+		{
+			name:      "items without the sequence number are written unconditionally",
+			cfg:       Config{PartitionKey: cfg.PartitionKey, Transform: &TransformConfig{OmitMetadata: true}},
+			give:      []string{`{"id":"newer"}`, `{"id":"none"}`},
+			existing:  map[string]string{"newer": later},
+			want:      map[string]string{"newer": "", "none": ""},
+			wantCalls: map[string]int{"batch:" + testTable: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := testKeys(tt.cfg)
+			db := newFakeDB(map[string][]KeyAttribute{testTable: keys, testErrorTable: {{Name: "id", Type: AttributeTypeString}}})
+			for id, sq := range tt.existing {
+				db.tables[testTable][itemKey(Item{"id": s(id)}, keys)] = Item{"id": s(id), AttrSequenceNumber: s(sq), "old": s("yes")}
+			}
+			p := newTestProcessor(t, db, func(o *Options) {
+				o.Config = tt.cfg
+				o.ConditionalWrites = true
+			})
+			resp, err := p.Handle(context.Background(), event(tt.give...))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("Handle: %v, %v; want no failure (superseded items count as stored)", resp.BatchItemFailures, err)
+			}
+			for id, want := range tt.want {
+				it := db.tables[testTable][itemKey(Item{"id": s(id)}, keys)]
+				var got string
+				if v, ok := it[AttrSequenceNumber].(*types.AttributeValueMemberS); ok {
+					got = v.Value
+				}
+				if it == nil || got != want {
+					t.Errorf("%s: sequence number %q (item %v), want %q", id, got, it, want)
+				}
+				_, old := it["old"]
+				if wantOld := tt.existing[id] != "" && tt.existing[id] == want && want != seq(3); old != wantOld {
+					t.Errorf("%s: kept the old item: %v, want %v", id, old, wantOld)
+				}
+			}
+			for k, n := range tt.wantCalls {
+				if db.calls[k] != n {
+					t.Errorf("%d %s calls, want %d (all calls: %v)", db.calls[k], k, n, db.calls)
+				}
+			}
+		})
+	}
+}

@@ -50,6 +50,15 @@ type Options struct {
 	Now func() time.Time
 	// Version is the processor version recorded in error items. Default: the package's Version.
 	Version string
+	// ConditionalWrites makes every data item that has the AttrSequenceNumber attribute go to DynamoDB alone, with
+	// PutItem and a condition: the item is written only if the table holds no item with its key, or one whose
+	// AttrSequenceNumber is not later than the record's (sequence numbers compare by length, then lexically).
+	// When the condition fails, a later record already wrote that key: the item counts as stored (superseded), and
+	// is logged at Info. Within a batch the later record wins either way; the condition extends that to records
+	// replayed from the past, as redrive does (from the error table after a fix, or from the stream after a failure).
+	// Items without AttrSequenceNumber (TransformConfig.OmitMetadata, or a transform that does not set it) are
+	// written unconditionally, with BatchWriteItem. It costs one request per item. Default: false.
+	ConditionalWrites bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -28,18 +31,53 @@ type writeJob struct {
 	keys       []KeyAttribute
 	entries    []*entry
 	errorTable bool
+	// conditional writes the items that have AttrSequenceNumber one by one, each on the condition that the table
+	// holds no later record's item for its key (Options.ConditionalWrites); seqOf gives a candidate's record's
+	// sequence number.
+	conditional bool
+	seqOf       func(rec int) string
+}
+
+// conditionLaterWins is the condition of a conditional write: the table holds no item with the key, or its sequence
+// number (#s) is not later than the record's (:s, of length :n), by length then lexically like compareSequence.
+const conditionLaterWins = "attribute_not_exists(#s) OR size(#s) < :n OR (size(#s) = :n AND #s <= :s)"
+
+// condition returns the sequence number item must be written on the condition of (see conditionLaterWins) when j
+// writes conditionally, "" for an unconditional write.
+func (j *writeJob) condition(c candidate) string {
+	if !j.conditional || j.seqOf == nil {
+		return ""
+	}
+	if _, ok := c.item[AttrSequenceNumber]; !ok {
+		return ""
+	}
+	return j.seqOf(c.rec)
 }
 
 // writeAll writes every job's entries in chunks of 25, at most MaxInFlight requests at a time, and records each
-// entry's result in the entry.
+// entry's result in the entry. A conditional job's entries with a condition are written one PutItem each.
 func (p *Processor) writeAll(ctx context.Context, jobs []writeJob) {
 	var g errgroup.Group
 	g.SetLimit(p.opts.MaxInFlight)
 	for _, j := range jobs {
-		for start := 0; start < len(j.entries); start += batchWriteLimit {
-			chunk := j.entries[start:min(start+batchWriteLimit, len(j.entries))]
+		ents := j.entries
+		if j.conditional {
+			ents = nil
+			for _, e := range j.entries {
+				if j.condition(e.cands[len(e.cands)-1]) == "" {
+					ents = append(ents, e)
+					continue
+				}
+				g.Go(func() error {
+					p.isolate(ctx, &j, []*entry{e})
+					return nil
+				})
+			}
+		}
+		for start := 0; start < len(ents); start += batchWriteLimit {
+			chunk := ents[start:min(start+batchWriteLimit, len(ents))]
 			g.Go(func() error {
-				p.writeChunk(ctx, j.table, j.keys, chunk)
+				p.writeChunk(ctx, &j, chunk)
 				return nil
 			})
 		}
@@ -49,7 +87,8 @@ func (p *Processor) writeAll(ctx context.Context, jobs []writeJob) {
 
 // writeChunk writes up to 25 entries with BatchWriteItem, retrying unprocessed items and throttling with backoff
 // while time remains, and falling back to one PutItem per entry when DynamoDB rejects the request as invalid.
-func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttribute, chunk []*entry) {
+func (p *Processor) writeChunk(ctx context.Context, j *writeJob, chunk []*entry) {
+	table, keys := j.table, j.keys
 	pending := chunk
 	for attempt := 0; ; attempt++ {
 		reqs := make([]types.WriteRequest, len(pending))
@@ -71,7 +110,7 @@ func (p *Processor) writeChunk(ctx context.Context, table string, keys []KeyAttr
 			}
 			err = fmt.Errorf("%d of %d items unprocessed", len(pending), len(reqs))
 		case isRejected(err):
-			p.isolate(ctx, table, pending)
+			p.isolate(ctx, j, pending)
 			return
 		case !isRetryable(ctx, err):
 			markFailed(pending, fmt.Errorf("batch write: %w", err))
@@ -115,14 +154,22 @@ func markFailed(ents []*entry, err error) {
 	}
 }
 
-// isolate writes entries one by one after DynamoDB rejected their batch (isRejected). A rejected item is marked
-// invalid (its record fails permanently) and the entry's previous candidate (an earlier record's item for the same
-// key) is tried instead.
-func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
+// isolate writes entries one by one with PutItem: after DynamoDB rejected their batch (isRejected), or for
+// conditional writes (writeJob.condition). A rejected item is marked invalid (its record fails permanently) and the
+// entry's previous candidate (an earlier record's item for the same key) is tried instead. An item whose condition
+// fails was superseded by a later record's: it counts as stored.
+func (p *Processor) isolate(ctx context.Context, j *writeJob, ents []*entry) {
 	for _, e := range ents {
 		for ci := len(e.cands) - 1; ci >= 0; ci-- {
-			err := p.putItem(ctx, table, e.cands[ci].item)
+			seq := j.condition(e.cands[ci])
+			err := p.putItem(ctx, j.table, e.cands[ci].item, seq)
 			if err == nil {
+				e.stored = ci
+				break
+			}
+			if seq != "" && isConditionFailed(err) {
+				p.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "item superseded: the table holds a later record's item for its key",
+					slog.String("table", j.table), slog.String("sequenceNumber", seq))
 				e.stored = ci
 				break
 			}
@@ -140,10 +187,20 @@ func (p *Processor) isolate(ctx context.Context, table string, ents []*entry) {
 	}
 }
 
-// putItem writes one item, retrying throttling with backoff while time remains.
-func (p *Processor) putItem(ctx context.Context, table string, item Item) error {
+// putItem writes one item, retrying throttling with backoff while time remains. With a sequence number seq, the
+// write is conditional (conditionLaterWins).
+func (p *Processor) putItem(ctx context.Context, table string, item Item, seq string) error {
+	in := &dynamodb.PutItemInput{TableName: &table, Item: item}
+	if seq != "" {
+		in.ConditionExpression = aws.String(conditionLaterWins)
+		in.ExpressionAttributeNames = map[string]string{"#s": AttrSequenceNumber}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{
+			":s": &types.AttributeValueMemberS{Value: seq},
+			":n": &types.AttributeValueMemberN{Value: strconv.Itoa(len(seq))},
+		}
+	}
 	for attempt := 0; ; attempt++ {
-		_, err := p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item})
+		_, err := p.db.PutItem(ctx, in)
 		if err == nil || isRejected(err) || !isRetryable(ctx, err) {
 			return err
 		}
@@ -167,6 +224,12 @@ func isRejected(err error) bool {
 		return true
 	}
 	return false
+}
+
+// isConditionFailed reports whether a conditional write failed its condition.
+func isConditionFailed(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalCheckFailedException"
 }
 
 // isRetryable reports whether a failed request may succeed if sent again: throttling, server faults and network
