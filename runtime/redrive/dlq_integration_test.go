@@ -4,6 +4,7 @@ package redrive_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -12,10 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
-	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
@@ -169,6 +170,19 @@ func TestDLQTrimmedRange(t *testing.T) {
 	}
 }
 
+// failingPutDB fails every PutItem of the item written from the record with sequence number seq.
+type failingPutDB struct {
+	*dynamodb.Client
+	seq string
+}
+
+func (d failingPutDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if v, ok := in.Item["_kinesisSequenceNumber"].(*types.AttributeValueMemberS); ok && v.Value == d.seq {
+		return nil, errors.New("injected failure")
+	}
+	return d.Client.PutItem(ctx, in, optFns...)
+}
+
 func TestDLQPartialFailureThenRerun(t *testing.T) {
 	e := newEnv(t)
 	payloads := make([]string, 10)
@@ -178,13 +192,10 @@ func TestDLQPartialFailureThenRerun(t *testing.T) {
 	seqs, shard := e.put(t, payloads...)
 	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[9], 10))
 
-	// Every BatchWriteItem through the stand-in leaves half its items unprocessed: the processor's retries store all
-	// but the last one, which fails.
-	standin := dynamostandin.New(dynamostandin.Options{Upstream: e.dynamoEndpoint, UnprocessedRate: 1, UnprocessedFraction: 0.5,
-		FaultOperations: []string{dynamostandin.OpBatchWriteItem}})
-	t.Cleanup(standin.Close)
+	// The write of the last record's item fails (a redrive writes each item with its own conditional PutItem): the
+	// others are stored.
 	c := e.clients()
-	c.DB = emulators.DynamoDBClient(standin.URL())
+	c.DB = failingPutDB{Client: e.db, seq: seqs[9]}
 	sum, err := newRedriver(t, c, e).DLQ(context.Background(), redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -42,5 +42,8 @@
 //
 // Each source ends with one Outcome; Summary counts them, and Summary.Unrecovered tells whether anything was left
 // behind. Idempotency comes from the processor: item keys are deterministic, so a record processed twice (by the
-// pipeline and by a redrive, or by two redrives) rewrites the same item.
+// pipeline and by a redrive, or by two redrives) rewrites the same item. Every redrive replays records from the past,
+// so its processor writes conditionally (processor.Options.ConditionalWrites, one PutItem per item): an item is never
+// overwritten by a record older than the one it was written from (processor.AttrSequenceNumber), and a record whose
+// items are all superseded that way counts as stored.
 package redrive

@@ -14,7 +14,7 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
-// runner runs batches through a processor and tells what became of their records: the counts come from the
+// runner runs batches through a processor (with processor.Options.ConditionalWrites) and tells what became of their records: the counts come from the
 // processor's metrics line (one per Handle call, on Options.MetricsWriter), the reasons of records sent to the error
 // table from the error items the processor writes. Calls must not overlap.
 type runner struct {
@@ -38,7 +38,9 @@ func newRunner(db DB, o Options) (*runner, error) {
 		po.Logger = o.Logger
 	})
 	fns = append(fns, o.ProcessorOptions...)
-	fns = append(fns, func(po *processor.Options) { po.MetricsWriter = mc })
+	// Every redrive replays records from the past: a record's item never overwrites one written from a later record
+	// of the same key (a failed condition counts as stored). Set last, so no caller's option turns it off.
+	fns = append(fns, func(po *processor.Options) { po.MetricsWriter, po.ConditionalWrites = mc, true })
 	p, err := processor.New(rdb, fns...)
 	if err != nil {
 		return nil, err

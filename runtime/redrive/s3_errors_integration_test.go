@@ -401,3 +401,37 @@ func TestErrorsPayloadInParts(t *testing.T) {
 		t.Errorf("error table = %v, want %v: 400 and its parts gone, 401 and its parts kept", left, want)
 	}
 }
+
+// TestErrorsReplayNeverOverwritesNewer: record X (sequence number 5) failed; record Y (9), of the same business key,
+// was stored after it. Redriving X leaves Y's item, and X's entry goes: superseded counts as stored.
+func TestErrorsReplayNeverOverwritesNewer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const shard = "shardId-000000000000"
+	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},
+"transform":{"schema":{"type":"object","required":["amount"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pipeline(t, strict, rec(shard, "5", `{"orderId":"K","v":"old"}`))
+	e.pipeline(t, byOrder, rec(shard, "9", `{"orderId":"K","v":"new"}`))
+
+	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config = byOrder }).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Removed != 1 || sum.Unrecovered() != 0 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	it := items(t, e.db, e.table)["K"]
+	if str(it, "v") != "new" || str(it, processor.AttrSequenceNumber) != "9" {
+		t.Errorf("item K = %v, want Y's (sequence number 9)", it)
+	}
+	if n := len(items(t, e.db, e.errors)); n != 0 {
+		t.Errorf("error table holds %d items, want X's entry removed", n)
+	}
+}

@@ -14,6 +14,18 @@
 // SSO, instance roles; AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB and
 // AWS_ENDPOINT_URL_S3 point it at local emulators.
 //
+// IAM actions the command needs (the construct's GrantRedrive gives them):
+//
+//	every mode: dynamodb:PutItem and dynamodb:BatchWriteItem on the data table (replays write conditionally, one
+//	            PutItem per item; items without the sequence-number attribute go in batches) and on the error table
+//	            (records that fail again)
+//	dlq:        sqs:ReceiveMessage, sqs:ChangeMessageVisibility, sqs:DeleteMessage on the queue;
+//	            kinesis:GetShardIterator, kinesis:GetRecords on the stream
+//	s3:         s3:ListBucket on the bucket, s3:GetObject on its objects (s3:DeleteObject with --delete);
+//	            kinesis:GetShardIterator, kinesis:GetRecords on the stream (objects without a payload, or whose
+//	            payload does not cover their range)
+//	errors:     dynamodb:Scan, dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:DeleteItem on the error table
+//
 // Progress (counts and rate) goes to standard error, rewritten in place on a terminal and as plain lines otherwise;
 // every source left behind (with its shard and sequence numbers and the reason) and the summary go to standard
 // output. The exit status is 0 when everything was recovered, 1 when anything was left behind or the run failed, 2
