@@ -81,6 +81,7 @@ type apiError struct {
 	message string
 }
 
+// Error returns the error's DynamoDB type and message.
 func (e *apiError) Error() string { return e.typ + ": " + e.message }
 
 func validationError(format string, args ...any) *apiError {

@@ -36,6 +36,7 @@ type FunctionError struct {
 	Message string `json:"errorMessage"`
 }
 
+// Error describes the function error Lambda would report.
 func (e *FunctionError) Error() string {
 	return fmt.Sprintf("function error: %s: %s", e.Type, e.Message)
 }

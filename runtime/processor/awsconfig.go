@@ -80,10 +80,12 @@ func newClientDB(c *dynamodb.Client) clientDB {
 	return clientDB{batch: c.BatchWriteItem, put: c.PutItem}
 }
 
+// BatchWriteItem calls the client's BatchWriteItem.
 func (d clientDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
 	return d.batch(ctx, in, optFns...)
 }
 
+// PutItem calls the client's PutItem.
 func (d clientDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	return d.put(ctx, in, optFns...)
 }

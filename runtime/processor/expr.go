@@ -119,6 +119,7 @@ type identVisitor struct {
 	all   bool
 }
 
+// Visit records the identifiers an expression reads.
 func (v *identVisitor) Visit(node *ast.Node) {
 	id, ok := (*node).(*ast.IdentifierNode)
 	if !ok {

@@ -27,6 +27,7 @@ const schemaURL = "pipeline:///transform.schema.json"
 // and a file found at synth time would be missing in Lambda.
 type noRemoteLoader struct{}
 
+// Load refuses every remote document: schemas must be self-contained.
 func (noRemoteLoader) Load(url string) (any, error) {
 	return nil, errors.New("the schema must be self-contained: references to other documents are not supported")
 }

@@ -310,7 +310,10 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 // or do not match their entry.
 type partsReadError struct{ err error }
 
+// Error returns the underlying error's message.
 func (e *partsReadError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *partsReadError) Unwrap() error { return e.err }
 
 // partKeys returns the keys of e's part items, in order.

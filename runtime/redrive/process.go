@@ -92,6 +92,7 @@ type metricsCapture struct {
 	count map[string]int
 }
 
+// Write keeps the processor's metric lines.
 func (m *metricsCapture) Write(p []byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -24,6 +24,7 @@ const (
 // errExpired marks a range that cannot be read in full any more.
 type errExpired struct{ msg string }
 
+// Error returns why the range cannot be read.
 func (e *errExpired) Error() string { return e.msg }
 
 // batcher collects records into processor calls of at most Options.BatchSize, paced by the rate limit, and sums

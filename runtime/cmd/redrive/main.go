@@ -407,6 +407,7 @@ func (p *progress) logWriter() io.Writer { return logWriter{p} }
 
 type logWriter struct{ p *progress }
 
+// Write logs b as one line.
 func (l logWriter) Write(b []byte) (int, error) {
 	l.p.mu.Lock()
 	defer l.p.mu.Unlock()
