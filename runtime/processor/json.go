@@ -110,19 +110,8 @@ func (p *jsonParser) object() (map[string]any, error) {
 			return nil, err
 		}
 		m[k] = v
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.unexpected()
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			p.depth--
-			return m, nil
-		default:
-			return nil, p.unexpected()
+		if done, err := p.separator('}'); done || err != nil {
+			return m, err
 		}
 	}
 }
@@ -145,21 +134,29 @@ func (p *jsonParser) array() ([]any, error) {
 			return nil, err
 		}
 		l = append(l, v)
-		p.ws()
-		if p.i >= len(p.b) {
-			return nil, p.unexpected()
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			p.depth--
-			return l, nil
-		default:
-			return nil, p.unexpected()
+		if done, err := p.separator(']'); done || err != nil {
+			return l, err
 		}
 	}
+}
+
+// separator consumes what follows a member of an object or array: a comma (more members follow) or the closing
+// bracket (done, one level up). Anything else is an error.
+func (p *jsonParser) separator(closing byte) (done bool, err error) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, p.unexpected()
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return false, nil
+	case closing:
+		p.i++
+		p.depth--
+		return true, nil
+	}
+	return false, p.unexpected()
 }
 
 func (p *jsonParser) number() (json.Number, error) {
