@@ -67,17 +67,18 @@ func lambdaAWSConfig() (aws.Config, func(*dynamodb.Options), error) {
 	}, nil
 }
 
-// clientDB gives the processor's DB interface only the two methods it uses, as method values. Storing
+// clientDB gives the processor's DB interface only the methods it uses, as method values. Storing
 // *dynamodb.Client in an interface, even inside a struct, would make the linker keep every exported method of the
 // client (every DynamoDB operation with its serializers, about 2 MB): the expression library calls
 // reflect.Value.MethodByName, which turns off that dead-code elimination for every type reachable from an interface.
 type clientDB struct {
 	batch func(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	put   func(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	get   func(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 }
 
 func newClientDB(c *dynamodb.Client) clientDB {
-	return clientDB{batch: c.BatchWriteItem, put: c.PutItem}
+	return clientDB{batch: c.BatchWriteItem, put: c.PutItem, get: c.GetItem}
 }
 
 // BatchWriteItem calls the client's BatchWriteItem.
@@ -88,4 +89,9 @@ func (d clientDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIte
 // PutItem calls the client's PutItem.
 func (d clientDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	return d.put(ctx, in, optFns...)
+}
+
+// GetItem calls the client's GetItem (Options.InsertOnly).
+func (d clientDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return d.get(ctx, in, optFns...)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // Names shared by the construct and the processor. The construct sets these environment variables and writes the
@@ -215,8 +216,15 @@ func (t *TransformConfig) hasSchema() bool {
 
 func (k KeyAttribute) validate(what string) []error {
 	var errs []error
-	if k.Name == "" {
+	switch {
+	case k.Name == "":
 		errs = append(errs, fmt.Errorf("%s: name is empty", what))
+	case k.Name == AttrPosition:
+		errs = append(errs, fmt.Errorf("%s: name %s is reserved (the processor sets it on every item)", what, AttrPosition))
+	case len(k.Name) > maxKeyNameBytes:
+		errs = append(errs, fmt.Errorf("%s: name is %d bytes, more than DynamoDB's %d for a key attribute", what, len(k.Name), maxKeyNameBytes))
+	case !utf8.ValidString(k.Name):
+		errs = append(errs, fmt.Errorf("%s: name is not valid UTF-8", what))
 	}
 	switch k.Type {
 	case AttributeTypeString, AttributeTypeNumber, AttributeTypeBinary:

@@ -54,6 +54,7 @@ func compileTransform(c Config) (*declarative, []error) {
 			owners[k.Name] = [...]string{"the partition key", "the sort key"}[i]
 		}
 	}
+	owners[AttrPosition] = "the reserved position attribute (the processor sets it on every item)"
 	if d.meta {
 		for _, m := range []string{AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime, AttrProcessedAt} {
 			if _, ok := owners[m]; !ok {
@@ -184,6 +185,9 @@ func newDeclarativeTransform(cfg Config) (Transform, error) {
 // finish adds the key attributes, the metadata attributes and the TTL attribute to item, the record's payload
 // attributes, and returns it as the transform's result.
 func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item, error) {
+	if _, ok := r.Data[AttrPosition]; ok {
+		return nil, Permanent(errReservedPayload)
+	}
 	for _, k := range d.keys {
 		av, err := keyValue(k, r)
 		if err != nil {

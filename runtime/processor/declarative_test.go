@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,9 +75,14 @@ func runDeclarative(t *testing.T, cfg Config, payloads ...string) declResult {
 	for i := range payloads {
 		stored := 0
 		for _, it := range db.tables[testTable] {
-			if sn, ok := it[AttrSequenceNumber].(*types.AttributeValueMemberS); ok && sn.Value == seq(i) ||
-				it["_seq"] != nil && render(it["_seq"]) == "S:"+seq(i) {
-				res.items = append(res.items, renderItem(it))
+			pos, _ := it[AttrPosition].(*types.AttributeValueMemberB)
+			if pos == nil {
+				t.Fatalf("data item without %s: %v", AttrPosition, renderItem(it))
+			}
+			if bytes.Equal(pos.Value, wantPosition(testShard, seq(i), 0)) {
+				r := renderItem(it)
+				delete(r, AttrPosition) // checked here, left out of what the cases compare
+				res.items = append(res.items, r)
 				stored++
 			}
 		}

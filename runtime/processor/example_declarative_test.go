@@ -61,6 +61,7 @@ func ExampleTransformConfig() {
 	//   ProcessedValue: N 162
 	//   Timestamp: S 2024-09-13T23:06:55.934081Z
 	//   Value: N 81
+	//   _kpos: B position shardId-000000000000 49590000000000000000000000000000000000000000000000000001 #0
 	//   expiresAt: N 1726873616
 	// error: does not match the schema: at '/Value': got string, want number
 	// batch item failures: 0

@@ -57,6 +57,10 @@ func showItem(item processor.Item) {
 		case *types.AttributeValueMemberN:
 			fmt.Printf("  %s: N %s\n", name, v.Value)
 		case *types.AttributeValueMemberB:
+			if shard, seq, sub, err := processor.DecodePosition(v.Value); name == processor.AttrPosition && err == nil {
+				fmt.Printf("  %s: B position %s %s #%d\n", name, shard, seq, sub)
+				continue
+			}
 			fmt.Printf("  %s: B (%d bytes)\n", name, len(v.Value))
 		default:
 			fmt.Printf("  %s: %T\n", name, v)
@@ -119,6 +123,7 @@ func ExampleNew() {
 	//   _kinesisArrivalTime: S 2024-09-13T23:06:56Z
 	//   _kinesisPartitionKey: S sensor-7
 	//   _kinesisSequenceNumber: S 49590000000000000000000000000000000000000000000000000001
+	//   _kpos: B position shardId-000000000000 49590000000000000000000000000000000000000000000000000001 #0
 	//   _processedAt: S 2024-09-14T00:00:00Z
 	//   id: S shardId-000000000000:49590000000000000000000000000000000000000000000000000001
 	// batch item failures: 0
@@ -226,10 +231,12 @@ func ExampleTransform() {
 	fmt.Println("batch item failures:", len(resp.BatchItemFailures))
 	// Output:
 	// item:
+	//   _kpos: B position shardId-000000000000 49590000000000000000000000000000000000000000000000000001 #0
 	//   line: N 1
 	//   orderId: S o-1
 	//   sku: S APPLE
 	// item:
+	//   _kpos: B position shardId-000000000000 49590000000000000000000000000000000000000000000000000001 #0
 	//   line: N 2
 	//   orderId: S o-1
 	//   sku: S PEAR

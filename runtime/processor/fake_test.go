@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -27,6 +28,8 @@ type fakeDB struct {
 	batchHook func(ctx context.Context, n int, table string, reqs []types.WriteRequest) ([]types.WriteRequest, error)
 	// putHook, if set, runs before a PutItem is applied.
 	putHook func(ctx context.Context, n int, table string, item Item) error
+	// getHook, if set, runs before a GetItem is answered.
+	getHook func(n int, table string) error
 }
 
 func newFakeDB(tables map[string][]KeyAttribute) *fakeDB {
@@ -128,7 +131,7 @@ func (f *fakeDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...fu
 	defer f.mu.Unlock()
 	k := itemKey(in.Item, f.keys[table])
 	if in.ConditionExpression != nil {
-		ok, err := evalLaterWins(in, f.tables[table][k])
+		ok, err := evalCondition(in, f.tables[table][k])
 		if err != nil {
 			return nil, err
 		}
@@ -141,29 +144,72 @@ func (f *fakeDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...fu
 	return &dynamodb.PutItemOutput{}, nil
 }
 
-// evalLaterWins evaluates the one condition the processor writes with (conditionLaterWins, spelled out here) against
-// old, the item the table holds (nil for none), as DynamoDB would: size of a string is its length.
-func evalLaterWins(in *dynamodb.PutItemInput, old Item) (bool, error) {
-	const want = "attribute_not_exists(#s) OR size(#s) < :n OR (size(#s) = :n AND #s <= :s)"
-	name := in.ExpressionAttributeNames["#s"]
-	s, okS := in.ExpressionAttributeValues[":s"].(*types.AttributeValueMemberS)
-	n, okN := in.ExpressionAttributeValues[":n"].(*types.AttributeValueMemberN)
-	if *in.ConditionExpression != want || name == "" || !okS || !okN || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 2 {
-		return false, apiError("ValidationException")
+// evalCondition evaluates the conditions the processor writes with (conditionLaterWins and conditionInsert, spelled
+// out here) against old, the item the table holds (nil for none), as DynamoDB would: begins_with and <= compare
+// binary values byte by byte.
+func evalCondition(in *dynamodb.PutItemInput, old Item) (bool, error) {
+	switch *in.ConditionExpression {
+	case "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)":
+		name := in.ExpressionAttributeNames["#p"]
+		prefix, okS := in.ExpressionAttributeValues[":s"].(*types.AttributeValueMemberB)
+		pos, okP := in.ExpressionAttributeValues[":p"].(*types.AttributeValueMemberB)
+		if name == "" || !okS || !okP || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 2 {
+			return false, apiError("ValidationException")
+		}
+		cur, exists := old[name]
+		if !exists {
+			return true, nil
+		}
+		c, isB := cur.(*types.AttributeValueMemberB)
+		if !isB {
+			return false, nil // begins_with and <= of another type than B are false
+		}
+		return bytes.HasPrefix(c.Value, prefix.Value) && bytes.Compare(c.Value, pos.Value) <= 0, nil
+	case "attribute_not_exists(#k)":
+		name := in.ExpressionAttributeNames["#k"]
+		if name == "" || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 0 {
+			return false, apiError("ValidationException")
+		}
+		_, exists := old[name]
+		return !exists, nil
 	}
-	var size int
-	if _, err := fmt.Sscan(n.Value, &size); err != nil {
-		return false, apiError("ValidationException")
+	return false, apiError("ValidationException")
+}
+
+// GetItem returns the item with the key, projected on the one attribute the processor asks for.
+func (f *fakeDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	cur, exists := old[name]
-	if !exists {
-		return true, nil // attribute_not_exists(#s)
+	table := *in.TableName
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["get:"+table]++
+	if in.ConsistentRead == nil || !*in.ConsistentRead {
+		return nil, fmt.Errorf("fake: GetItem must read consistently")
 	}
-	c, isS := cur.(*types.AttributeValueMemberS)
-	if !isS {
-		return false, nil // size() and <= of another type: not comparable with :n and :s
+	if f.getHook != nil {
+		if err := f.getHook(f.calls["get:"+table], table); err != nil {
+			return nil, err
+		}
 	}
-	return len(c.Value) < size || (len(c.Value) == size && c.Value <= s.Value), nil
+	if len(in.Key) != len(f.keys[table]) {
+		return nil, apiError("ValidationException")
+	}
+	old := f.tables[table][itemKey(in.Key, f.keys[table])]
+	if old == nil {
+		return &dynamodb.GetItemOutput{}, nil
+	}
+	out := Item{}
+	if in.ProjectionExpression != nil {
+		name := in.ExpressionAttributeNames[*in.ProjectionExpression]
+		if v, ok := old[name]; ok {
+			out[name] = v
+		}
+	} else {
+		out = old
+	}
+	return &dynamodb.GetItemOutput{Item: out}, nil
 }
 
 // seqs returns the sequence numbers of a table's items, sorted: from attribute AttrSequenceNumber for the data

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -26,6 +27,7 @@ const (
 	outPermanent                  // waiting for its error items
 	outErrorStored                // all its error items are in the error table
 	outFailed                     // not stored: reported for retry
+	outRefused                    // not stored: an insert-only write found another record's item (Options.InsertOnly)
 )
 
 // maxRecordLogs bounds the per-record failure lines logged per batch.
@@ -47,6 +49,13 @@ func (r *recState) permanent(err error) {
 	}
 }
 
+// refuse marks a pending record refused: Options.InsertOnly found another record's item under one of its keys.
+func (r *recState) refuse(err error) {
+	if r.out == outPending {
+		r.out, r.err = outRefused, err
+	}
+}
+
 func (r *recState) fail(err error) {
 	if r.out == outPending || r.out == outPermanent {
 		r.out, r.err = outFailed, err
@@ -65,7 +74,8 @@ type entry struct {
 	cands   []candidate
 	stored  int     // index of the candidate stored, -1 for none
 	invalid []error // per candidate: why DynamoDB rejected it (nil slice when none was)
-	err     error   // why no candidate was stored
+	refused bool    // the candidates after stored were refused (Options.InsertOnly)
+	err     error   // why no candidate (or none after stored) was stored
 }
 
 // batch holds one invocation's state.
@@ -76,6 +86,7 @@ type batch struct {
 	entries        []*entry   // data table, in first-seen order
 	byKey          map[string]*entry
 	errorEnts      []*entry
+	unmatched      atomic.Int64 // BatchWriteItem answers whose unprocessed items did not match the request
 }
 
 // Handle processes one batch of Kinesis records: every record ends stored in the data table, skipped, or stored in
@@ -104,7 +115,14 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	for i := range b.recs {
 		b.transform(tctx, i)
 	}
-	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries, conditional: p.opts.ConditionalWrites, seqOf: b.seqOf}}
+	mode := writePlain
+	switch {
+	case p.opts.InsertOnly:
+		mode = writeInsert
+	case p.opts.ConditionalWrites:
+		mode = writeLaterWins
+	}
+	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries, mode: mode, unmatched: &b.unmatched}}
 	if errJob, ok := b.queueErrors(ctx); ok {
 		jobs = append(jobs, errJob)
 	}
@@ -191,6 +209,7 @@ func (b *batch) load(ers []events.KinesisEventRecord) {
 			r.rec.EventID = r.rec.SequenceNumber
 		}
 		if aggs == nil || !aggs[i].is {
+			r.rec.SubSequenceNumber, r.rec.Aggregated = redrivenSub(&r.rec)
 			continue
 		}
 		a := &aggs[i]
@@ -219,6 +238,21 @@ func (b *batch) load(ers []events.KinesisEventRecord) {
 	}
 }
 
+// redrivenSub returns the sub-sequence number of a plain record whose event id is "shardId:sequenceNumber#<n>":
+// a user record of a KPL aggregate, rebuilt alone (as redrive does from its error item). Its position and error
+// item then stay those of the user record. Any other record gives 0, false.
+func redrivenSub(r *Record) (int, bool) {
+	head, n, ok := strings.Cut(r.EventID, "#")
+	if !ok || head != r.ShardID+":"+r.SequenceNumber || n == "" || len(n) > 10 || n[0] == '0' && n != "0" {
+		return 0, false
+	}
+	sub, err := strconv.ParseUint(n, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int(sub), true
+}
+
 // aggregate is what load read from a KPL-aggregated record.
 type aggregate struct {
 	is   bool
@@ -237,9 +271,18 @@ func (b *batch) transform(ctx context.Context, i int) {
 		r.fail(errNoTimeToTransform)
 		return
 	}
+	pos, err := EncodePosition(r.rec.ShardID, r.rec.SequenceNumber, r.rec.SubSequenceNumber)
+	if err != nil {
+		r.permanent(fmt.Errorf("the record's position in its shard cannot be recorded: %w", err))
+		return
+	}
 	data, err := decodeObject(r.rec.Raw)
 	if err != nil {
 		r.permanent(err)
+		return
+	}
+	if _, ok := data[AttrPosition]; ok && b.p.defaultTransform {
+		r.permanent(errReservedPayload)
 		return
 	}
 	r.rec.Data = data
@@ -263,11 +306,20 @@ func (b *batch) transform(ctx context.Context, i int) {
 		return
 	}
 	for j, it := range items {
+		if _, ok := it[AttrPosition]; ok {
+			r.permanent(itemErr(len(items), j, errReservedItem))
+			return
+		}
+	}
+	posAV := &types.AttributeValueMemberB{Value: pos}
+	for _, it := range items {
+		if it != nil {
+			it[AttrPosition] = posAV
+		}
+	}
+	for j, it := range items {
 		if err := validateItem(it, b.p.keys); err != nil {
-			if len(items) > 1 {
-				err = fmt.Errorf("item %d: %w", j, err)
-			}
-			r.permanent(err)
+			r.permanent(itemErr(len(items), j, err))
 			return
 		}
 	}
@@ -275,6 +327,20 @@ func (b *batch) transform(ctx context.Context, i int) {
 	for _, it := range items {
 		b.add(i, it)
 	}
+}
+
+// Reserved attribute names (AttrPosition) in a payload or a transform's item.
+var (
+	errReservedPayload = errors.New("payload field " + AttrPosition + ": attribute name " + AttrPosition + " is reserved")
+	errReservedItem    = errors.New("attribute name " + AttrPosition + " is reserved")
+)
+
+// itemErr prefixes err with the item's index when the transform returned several.
+func itemErr(n, j int, err error) error {
+	if n > 1 {
+		return fmt.Errorf("item %d: %w", j, err)
+	}
+	return err
 }
 
 // callTransform runs the transform, turning a panic into a transient error.
@@ -305,9 +371,6 @@ func (b *batch) add(i int, it Item) {
 	}
 }
 
-// seqOf returns record i's sequence number.
-func (b *batch) seqOf(i int) string { return b.recs[i].rec.SequenceNumber }
-
 // compareSequence compares Kinesis sequence numbers (decimal strings): by length, then lexically.
 func compareSequence(a, b string) int {
 	if len(a) != len(b) {
@@ -329,6 +392,8 @@ func (b *batch) resolveData() {
 				r.permanent(fmt.Errorf("rejected by DynamoDB: %w", e.invalid[ci]))
 			case e.stored >= ci:
 				r.pending--
+			case e.refused:
+				r.refuse(e.err)
 			default:
 				r.fail(e.err)
 			}
@@ -381,7 +446,7 @@ func (b *batch) queueErrors(ctx context.Context) (writeJob, bool) {
 	if len(ents) == 0 {
 		return writeJob{}, false
 	}
-	return writeJob{table: b.p.opts.ErrorTableName, keys: b.p.errKeys, entries: ents, errorTable: true}, true
+	return writeJob{table: b.p.opts.ErrorTableName, keys: b.p.errKeys, entries: ents, unmatched: &b.unmatched}, true
 }
 
 // resolveErrors applies the error table's write results to the records: a record is in the error table only once
@@ -438,9 +503,14 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 		case outErrorStored:
 			m.toErrorTable++
 			warn("record sent to the error table", r)
-		default: // outFailed, or outPermanent left over (cannot happen)
-			m.failed++
-			warn("record not stored, reported for retry", r)
+		default: // outFailed, outRefused, or outPermanent left over (cannot happen)
+			if r.out == outRefused {
+				m.refused++
+				warn("record refused, reported", r)
+			} else {
+				m.failed++
+				warn("record not stored, reported for retry", r)
+			}
 			seq := r.rec.SequenceNumber
 			if seq == "" {
 				unidentified = true
@@ -459,7 +529,8 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "batch processed",
 		slog.Int("records", len(b.recs)), slog.Int("kinesisRecords", b.kinesisRecords), slog.Int("written", m.written), slog.Int("skipped", m.skipped),
-		slog.Int("toErrorTable", m.toErrorTable), slog.Int("failed", m.failed),
+		slog.Int("toErrorTable", m.toErrorTable), slog.Int("failed", m.failed), slog.Int("refused", m.refused),
+		slog.Int64("unmatchedUnprocessed", b.unmatched.Load()),
 		slog.String("reportedSequenceNumber", lowest), slog.Float64("latencyMs", float64(m.latency.Microseconds())/1000))
 	b.p.emitMetrics(m)
 	if unidentified {

@@ -153,13 +153,13 @@ func TestLogsAndMetrics(t *testing.T) {
 	if err := json.Unmarshal(metrics.Bytes(), &emf); err != nil || bytes.Count(metrics.Bytes(), []byte("\n")) != 1 {
 		t.Fatalf("EMF %q: %v", metrics.String(), err)
 	}
-	for k, want := range map[string]any{"FunctionName": "fn", MetricRecordsWritten: 1.0, MetricRecordsSkipped: 1.0, MetricRecordsToErrorTable: 1.0, MetricRecordsFailed: 1.0} {
+	for k, want := range map[string]any{"FunctionName": "fn", MetricRecordsWritten: 1.0, MetricRecordsSkipped: 1.0, MetricRecordsToErrorTable: 1.0, MetricRecordsFailed: 1.0, MetricRecordsRefused: 0.0} {
 		if emf[k] != want {
 			t.Errorf("EMF %s = %v, want %v", k, emf[k], want)
 		}
 	}
 	cw := emf["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)
-	if cw["Namespace"] != MetricNamespace || len(cw["Metrics"].([]any)) != 5 {
+	if cw["Namespace"] != MetricNamespace || len(cw["Metrics"].([]any)) != 6 {
 		t.Errorf("EMF directive %v", cw)
 	}
 	if _, ok := emf[MetricBatchLatency].(float64); !ok {

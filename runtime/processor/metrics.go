@@ -19,13 +19,17 @@ const (
 	MetricRecordsToErrorTable = "RecordsToErrorTable"
 	// MetricRecordsFailed counts records not stored anywhere, left for Lambda to retry (Count).
 	MetricRecordsFailed = "RecordsFailed"
+	// MetricRecordsRefused counts records not stored because an insert-only write (Options.InsertOnly) found another
+	// record's item under their key; they are reported like failed records but not counted in MetricRecordsFailed
+	// (Count).
+	MetricRecordsRefused = "RecordsRefused"
 	// MetricBatchLatency is the time a batch took, from receipt to response (Milliseconds).
 	MetricBatchLatency = "BatchLatency"
 )
 
 type batchMetrics struct {
-	written, skipped, toErrorTable, failed int
-	latency                                time.Duration
+	written, skipped, toErrorTable, failed, refused int
+	latency                                         time.Duration
 }
 
 // emitMetrics writes one EMF line.
@@ -42,12 +46,14 @@ func (p *Processor) emitMetrics(m batchMetrics) {
 		`{"Name":"`+MetricRecordsSkipped+`","Unit":"Count"},`+
 		`{"Name":"`+MetricRecordsToErrorTable+`","Unit":"Count"},`+
 		`{"Name":"`+MetricRecordsFailed+`","Unit":"Count"},`+
+		`{"Name":"`+MetricRecordsRefused+`","Unit":"Count"},`+
 		`{"Name":"`+MetricBatchLatency+`","Unit":"Milliseconds"}]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
 	b = appendMetric(b, MetricRecordsWritten, int64(m.written))
 	b = appendMetric(b, MetricRecordsSkipped, int64(m.skipped))
 	b = appendMetric(b, MetricRecordsToErrorTable, int64(m.toErrorTable))
 	b = appendMetric(b, MetricRecordsFailed, int64(m.failed))
+	b = appendMetric(b, MetricRecordsRefused, int64(m.refused))
 	b = append(b, `,"`+MetricBatchLatency+`":`...)
 	b = strconv.AppendFloat(b, float64(m.latency.Microseconds())/1000, 'f', -1, 64)
 	b = append(b, "}\n"...)

@@ -19,7 +19,16 @@ type DB interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 }
 
-var _ DB = (*dynamodb.Client)(nil)
+// ItemReader is the read Options.InsertOnly needs besides DB: when an insert finds its key taken, the processor reads
+// the item there to tell a rerun of the same record from another record's item. *dynamodb.Client satisfies it.
+type ItemReader interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+var (
+	_ DB         = (*dynamodb.Client)(nil)
+	_ ItemReader = (*dynamodb.Client)(nil)
+)
 
 // Version is the processor version recorded in error items unless Options.Version says otherwise.
 const Version = "0.1.0"
@@ -50,15 +59,24 @@ type Options struct {
 	Now func() time.Time
 	// Version is the processor version recorded in error items. Default: the package's Version.
 	Version string
-	// ConditionalWrites makes every data item that has the AttrSequenceNumber attribute go to DynamoDB alone, with
-	// PutItem and a condition: the item is written only if the table holds no item with its key, or one whose
-	// AttrSequenceNumber is not later than the record's (sequence numbers compare by length, then lexically).
-	// When the condition fails, a later record already wrote that key: the item counts as stored (superseded), and
-	// is logged at Info. Within a batch the later record wins either way; the condition extends that to records
-	// replayed from the past, as redrive does (from the error table after a fix, or from the stream after a failure).
-	// Items without AttrSequenceNumber (TransformConfig.OmitMetadata, or a transform that does not set it) are
-	// written unconditionally, with BatchWriteItem. It costs one request per item. Default: false.
+	// ConditionalWrites makes every data item go to DynamoDB alone, with PutItem and a condition on its position
+	// (AttrPosition): the item is written only if the table holds no item with its key, or one without a position,
+	// or one written from the same shard by a record not later than this one (in stream order: sequence number, then
+	// sub-sequence number). An item written from another shard is never overwritten: sequence numbers are ordered
+	// within a shard only, and after a reshard the child shards hold the newer records of a key. When the condition
+	// fails, the item counts as stored (superseded), logged at Info. Within a batch the later record wins either
+	// way; the condition extends that to records replayed from the past, as redrive does (from the error table after
+	// a fix, or from the stream after a failure). It costs one request per item. Default: false.
 	ConditionalWrites bool
+	// InsertOnly makes every data item go to DynamoDB alone, with PutItem on the condition that the table holds no
+	// item with its key (attribute_not_exists of the partition key). When the key is taken, the item there is read
+	// (GetItem, strongly consistent: db must implement ItemReader, as *dynamodb.Client does): if it holds the
+	// record's own position (AttrPosition), the record was stored before (a rerun) and counts as stored; otherwise
+	// the record is refused: not stored, reported in the response like a failed record, counted in
+	// MetricRecordsRefused (not MetricRecordsFailed) and logged. For writes that must never replace anything, such
+	// as redriving payloads that cannot be verified against the stream. It wins over ConditionalWrites. It costs one
+	// request per item, two when the key is taken. Default: false.
+	InsertOnly bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.
@@ -70,6 +88,9 @@ type Processor struct {
 	functionName string
 	metricsMu    sync.Mutex
 	backoffBase  time.Duration // first retry waits up to this long; tests shorten it
+	// defaultTransform: the transform is DefaultTransform(Config), which refuses payloads holding AttrPosition;
+	// Handle checks that before the schema and filter run.
+	defaultTransform bool
 }
 
 // New returns a Processor that writes through db. It sets the defaults, applies optFns in order, then checks the
@@ -118,13 +139,17 @@ func New(db DB, optFns ...func(*Options)) (*Processor, error) {
 	if o.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("max in flight: %d is negative", o.MaxInFlight))
 	}
+	if _, ok := db.(ItemReader); o.InsertOnly && db != nil && !ok {
+		errs = append(errs, errors.New("insert only: db cannot read items (it needs a GetItem method: see ItemReader)"))
+	}
 	if err := o.Config.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new processor: %w", err)
 	}
-	if o.Transform == nil {
+	defaultTransform := o.Transform == nil
+	if defaultTransform {
 		o.Transform = DefaultTransform(o.Config)
 	}
 	keys := []KeyAttribute{o.Config.PartitionKey}
@@ -138,6 +163,8 @@ func New(db DB, optFns ...func(*Options)) (*Processor, error) {
 		errKeys:      []KeyAttribute{{Name: ErrorTablePartitionKey, Type: AttributeTypeString}},
 		functionName: os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
 		backoffBase:  backoffBase,
+
+		defaultTransform: defaultTransform,
 	}, nil
 }
 

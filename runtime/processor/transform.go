@@ -103,6 +103,9 @@ func DefaultTransform(cfg Config) Transform {
 		keys = append(keys, *cfg.SortKey)
 	}
 	return func(ctx context.Context, r *Record) ([]Item, error) {
+		if _, ok := r.Data[AttrPosition]; ok {
+			return nil, Permanent(errReservedPayload)
+		}
 		item := make(Item, len(r.Data)+len(keys)+4)
 		for k, v := range r.Data {
 			av, err := ToAttributeValue(v)

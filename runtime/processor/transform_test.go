@@ -37,6 +37,7 @@ func TestSeedRecord(t *testing.T) {
 		AttrPartitionKey:   s("pk-0"),
 		AttrArrivalTime:    s("2024-09-13T23:06:56.123Z"),
 		AttrProcessedAt:    s("2024-09-14T00:00:00Z"),
+		AttrPosition:       &types.AttributeValueMemberB{Value: wantPosition(testShard, seq(0), 0)},
 	}
 	if len(db.tables[testTable]) != 1 {
 		t.Fatalf("data table holds %d items, want 1", len(db.tables[testTable]))

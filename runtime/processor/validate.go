@@ -19,6 +19,7 @@ const (
 	MaxNumberDigits = 38
 	maxPartitionKey = 2048 // bytes of a partition key value
 	maxSortKey      = 1024 // bytes of a sort key value
+	maxKeyNameBytes = 255  // bytes of a key attribute's name
 	maxNumberExp    = 125  // largest decimal exponent of a number's first significant digit
 	minNumberExp    = -130 // smallest one
 )

@@ -1,12 +1,13 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,55 +26,61 @@ const (
 	attemptsNoDeadline = 10                    // attempts per request when the context has no deadline
 )
 
+// writeMode says how a job writes its entries.
+type writeMode uint8
+
+const (
+	writePlain     writeMode = iota // BatchWriteItem, 25 per request; the later record of a batch wins
+	writeLaterWins                  // PutItem each, on conditionLaterWins (Options.ConditionalWrites)
+	writeInsert                     // PutItem each, on conditionInsert (Options.InsertOnly)
+)
+
 // writeJob is the entries to write to one table.
 type writeJob struct {
-	table      string
-	keys       []KeyAttribute
-	entries    []*entry
-	errorTable bool
-	// conditional writes the items that have AttrSequenceNumber one by one, each on the condition that the table
-	// holds no later record's item for its key (Options.ConditionalWrites); seqOf gives a candidate's record's
-	// sequence number.
-	conditional bool
-	seqOf       func(rec int) string
+	table   string
+	keys    []KeyAttribute
+	entries []*entry
+	mode    writeMode
+	// unmatched counts the BatchWriteItem requests whose UnprocessedItems could not be matched to the items sent
+	// (their items were then written one by one); nil for none.
+	unmatched *atomic.Int64
 }
 
-// conditionLaterWins is the condition of a conditional write: the table holds no item with the key, or its sequence
-// number (#s) is not later than the record's (:s, of length :n), by length then lexically like compareSequence.
-const conditionLaterWins = "attribute_not_exists(#s) OR size(#s) < :n OR (size(#s) = :n AND #s <= :s)"
+// conditionLaterWins is the condition of a conditional write (Options.ConditionalWrites): the table holds no item
+// with the key, or one without a position (written before positions existed), or one written from the same shard
+// (its position #p starts with the shard's prefix :s) by a record not later than this one (:p, see EncodePosition:
+// positions of one shard compare byte-wise in stream order). An item written from another shard is never
+// overwritten: order across shards is undefined.
+const conditionLaterWins = "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)"
 
-// condition returns the sequence number item must be written on the condition of (see conditionLaterWins) when j
-// writes conditionally, "" for an unconditional write.
-func (j *writeJob) condition(c candidate) string {
-	if !j.conditional || j.seqOf == nil {
-		return ""
+// conditionInsert is the condition of an insert-only write (Options.InsertOnly): the table holds no item with the
+// key (#k is the partition key attribute).
+const conditionInsert = "attribute_not_exists(#k)"
+
+// itemPosition returns item's position (AttrPosition), nil if it has none.
+func itemPosition(item Item) []byte {
+	if b, ok := item[AttrPosition].(*types.AttributeValueMemberB); ok && b != nil {
+		return b.Value
 	}
-	if _, ok := c.item[AttrSequenceNumber]; !ok {
-		return ""
-	}
-	return j.seqOf(c.rec)
+	return nil
 }
 
-// writeAll writes every job's entries in chunks of 25, at most MaxInFlight requests at a time, and records each
-// entry's result in the entry. A conditional job's entries with a condition are written one PutItem each.
+// writeAll writes every job's entries and records each entry's result in the entry: a plain job in chunks of 25
+// (BatchWriteItem), a conditional one item by item (PutItem), at most MaxInFlight requests at a time.
 func (p *Processor) writeAll(ctx context.Context, jobs []writeJob) {
 	var g errgroup.Group
 	g.SetLimit(p.opts.MaxInFlight)
 	for _, j := range jobs {
-		ents := j.entries
-		if j.conditional {
-			ents = nil
+		if j.mode != writePlain {
 			for _, e := range j.entries {
-				if j.condition(e.cands[len(e.cands)-1]) == "" {
-					ents = append(ents, e)
-					continue
-				}
 				g.Go(func() error {
 					p.isolate(ctx, &j, []*entry{e})
 					return nil
 				})
 			}
+			continue
 		}
+		ents := j.entries
 		for start := 0; start < len(ents); start += batchWriteLimit {
 			chunk := ents[start:min(start+batchWriteLimit, len(ents))]
 			g.Go(func() error {
@@ -86,7 +93,8 @@ func (p *Processor) writeAll(ctx context.Context, jobs []writeJob) {
 }
 
 // writeChunk writes up to 25 entries with BatchWriteItem, retrying unprocessed items and throttling with backoff
-// while time remains, and falling back to one PutItem per entry when DynamoDB rejects the request as invalid.
+// while time remains, and falling back to one PutItem per entry when DynamoDB rejects the request as invalid or
+// answers with unprocessed items that do not match what was sent.
 func (p *Processor) writeChunk(ctx context.Context, j *writeJob, chunk []*entry) {
 	table, keys := j.table, j.keys
 	pending := chunk
@@ -103,9 +111,17 @@ func (p *Processor) writeChunk(ctx context.Context, j *writeJob, chunk []*entry)
 			var unprocessed []types.WriteRequest
 			if out != nil {
 				unprocessed = out.UnprocessedItems[table]
+				if otherTable(out.UnprocessedItems, table) {
+					p.unmatched(ctx, j, pending, "unprocessed items of a table not in the request")
+					return
+				}
 			}
-			pending = p.settle(pending, unprocessed, keys)
-			if len(pending) == 0 {
+			rest, ok := settle(pending, unprocessed, keys)
+			if !ok {
+				p.unmatched(ctx, j, pending, "unprocessed items that do not match the items sent")
+				return
+			}
+			if pending = rest; len(pending) == 0 {
 				return
 			}
 			err = fmt.Errorf("%d of %d items unprocessed", len(pending), len(reqs))
@@ -123,29 +139,74 @@ func (p *Processor) writeChunk(ctx context.Context, j *writeJob, chunk []*entry)
 	}
 }
 
-// settle marks the entries DynamoDB processed as stored and returns the others.
-func (p *Processor) settle(pending []*entry, unprocessed []types.WriteRequest, keys []KeyAttribute) []*entry {
+// unmatched handles a BatchWriteItem answer whose UnprocessedItems cannot be matched to the request: nothing of the
+// request counts as stored; its items are written again one by one with PutItem, whose results need no matching.
+func (p *Processor) unmatched(ctx context.Context, j *writeJob, pending []*entry, why string) {
+	if j.unmatched != nil {
+		j.unmatched.Add(1)
+	}
+	p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "batch write answered with "+why+"; writing its items one by one",
+		slog.String("table", j.table), slog.Int("items", len(pending)))
+	p.isolate(ctx, j, pending)
+}
+
+// settle marks the entries DynamoDB processed as stored and returns the others. It reports false, marking nothing,
+// when unprocessed cannot be matched to pending exactly: more entries than were sent, one that is not a put
+// request, whose key matches no pending entry, or that repeats a key.
+func settle(pending []*entry, unprocessed []types.WriteRequest, keys []KeyAttribute) ([]*entry, bool) {
 	if len(unprocessed) == 0 {
 		for _, e := range pending {
 			e.stored = len(e.cands) - 1
 		}
-		return nil
+		return nil, true
 	}
-	left := make(map[string]struct{}, len(unprocessed))
+	if len(unprocessed) > len(pending) {
+		return nil, false
+	}
+	sent := make(map[string]bool, len(pending))
+	for _, e := range pending {
+		sent[e.key] = true
+	}
+	left := make(map[string]bool, len(unprocessed))
 	for _, w := range unprocessed {
-		if w.PutRequest != nil {
-			left[itemKey(w.PutRequest.Item, keys)] = struct{}{}
+		if w.PutRequest == nil || w.DeleteRequest != nil || !hasKeys(w.PutRequest.Item, keys) {
+			return nil, false
 		}
+		k := itemKey(w.PutRequest.Item, keys)
+		if !sent[k] || left[k] {
+			return nil, false
+		}
+		left[k] = true
 	}
 	var rest []*entry
 	for _, e := range pending {
-		if _, ok := left[e.key]; ok {
+		if left[e.key] {
 			rest = append(rest, e)
 		} else {
 			e.stored = len(e.cands) - 1
 		}
 	}
-	return rest
+	return rest, true
+}
+
+// otherTable reports whether unprocessed holds items of a table other than table.
+func otherTable(unprocessed map[string][]types.WriteRequest, table string) bool {
+	for name, reqs := range unprocessed {
+		if name != table && len(reqs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hasKeys reports whether item holds a valid value of every key attribute, of its type.
+func hasKeys(item Item, keys []KeyAttribute) bool {
+	for _, k := range keys {
+		if checkKey(item[k.Name], k, maxPartitionKey) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func markFailed(ents []*entry, err error) {
@@ -154,23 +215,38 @@ func markFailed(ents []*entry, err error) {
 	}
 }
 
-// isolate writes entries one by one with PutItem: after DynamoDB rejected their batch (isRejected), or for
-// conditional writes (writeJob.condition). A rejected item is marked invalid (its record fails permanently) and the
-// entry's previous candidate (an earlier record's item for the same key) is tried instead. An item whose condition
-// fails was superseded by a later record's: it counts as stored.
+// Why an item was not written, for the records concerned.
+var (
+	errRefused = errors.New("refused: insert-only write, and the table holds another record's item for its key")
+)
+
+// isolate writes entries one by one with PutItem: after DynamoDB rejected their batch (isRejected) or answered it
+// with unprocessed items that did not match, and for conditional jobs. A rejected item is marked invalid (its
+// record fails permanently) and the entry's previous candidate (an earlier record's item for the same key) is tried
+// instead. For a conditional job, see conditionLaterWins and conditionInsert: an item whose later-wins condition
+// fails was superseded (it counts as stored); an insert whose key is taken is a rerun (stored) when the item there
+// has the candidate's position, else refused.
 func (p *Processor) isolate(ctx context.Context, j *writeJob, ents []*entry) {
 	for _, e := range ents {
 		for ci := len(e.cands) - 1; ci >= 0; ci-- {
-			seq := j.condition(e.cands[ci])
-			err := p.putItem(ctx, j.table, e.cands[ci].item, seq)
+			item := e.cands[ci].item
+			err := p.putItem(ctx, j, item)
 			if err == nil {
 				e.stored = ci
 				break
 			}
-			if seq != "" && isConditionFailed(err) {
-				p.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "item superseded: the table holds a later record's item for its key",
-					slog.String("table", j.table), slog.String("sequenceNumber", seq))
-				e.stored = ci
+			if isConditionFailed(err) {
+				switch j.mode {
+				case writeLaterWins:
+					p.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "item superseded: not written, counted as stored",
+						slog.String("table", j.table),
+						slog.String("reason", "the table holds the key's item from a later record of the same shard, or from another shard"))
+					e.stored = ci
+				case writeInsert:
+					p.settleInsert(ctx, j, e, ci)
+				default:
+					e.err = fmt.Errorf("put item: %w", err)
+				}
 				break
 			}
 			if isRejected(err) {
@@ -187,21 +263,87 @@ func (p *Processor) isolate(ctx context.Context, j *writeJob, ents []*entry) {
 	}
 }
 
-// putItem writes one item, retrying throttling with backoff while time remains. With a sequence number seq, the
-// write is conditional (conditionLaterWins).
-func (p *Processor) putItem(ctx context.Context, table string, item Item, seq string) error {
-	in := &dynamodb.PutItemInput{TableName: &table, Item: item}
-	if seq != "" {
-		in.ConditionExpression = aws.String(conditionLaterWins)
-		in.ExpressionAttributeNames = map[string]string{"#s": AttrSequenceNumber}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{
-			":s": &types.AttributeValueMemberS{Value: seq},
-			":n": &types.AttributeValueMemberN{Value: strconv.Itoa(len(seq))},
+// settleInsert settles entry e after the insert of its candidate ci found the key taken: it reads the item there
+// (strongly consistent) and compares its position with the candidates'. The candidate with that position and the
+// earlier ones count as stored (a rerun of a record already stored; the earlier records of the batch lose to it as
+// they would to a later record); the others are refused. When the read fails, they fail (retried).
+func (p *Processor) settleInsert(ctx context.Context, j *writeJob, e *entry, ci int) {
+	got, err := p.getPosition(ctx, j, e.cands[ci].item)
+	if err != nil {
+		e.err = fmt.Errorf("insert: the key is taken, and reading the item there failed: %w", err)
+		return
+	}
+	for k := ci; k >= 0; k-- {
+		if got != nil && bytes.Equal(got, itemPosition(e.cands[k].item)) {
+			e.stored = k
+			break
 		}
+	}
+	if e.stored < ci {
+		e.refused, e.err = true, errRefused
+		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "item refused: insert-only write, and the table holds another record's item for its key",
+			slog.String("table", j.table), slog.Bool("positionMatched", e.stored >= 0))
+	}
+}
+
+// getPosition reads the position (AttrPosition) of the item the table holds under item's key, with a strongly
+// consistent read, retrying throttling with backoff while time remains. It returns nil when there is no such item
+// or it has no position.
+func (p *Processor) getPosition(ctx context.Context, j *writeJob, item Item) ([]byte, error) {
+	r, ok := p.db.(ItemReader)
+	if !ok {
+		return nil, errors.New("the DB cannot read items (it does not implement ItemReader)")
+	}
+	key := make(Item, len(j.keys))
+	for _, k := range j.keys {
+		key[k.Name] = item[k.Name]
+	}
+	in := &dynamodb.GetItemInput{
+		TableName:                &j.table,
+		Key:                      key,
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#p"),
+		ExpressionAttributeNames: map[string]string{"#p": AttrPosition},
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := r.GetItem(ctx, in)
+		if err == nil {
+			if out == nil {
+				return nil, nil
+			}
+			return itemPosition(out.Item), nil
+		}
+		if !isRetryable(ctx, err) {
+			return nil, err
+		}
+		if !p.backoff(ctx, attempt) {
+			return nil, fmt.Errorf("gave up before the deadline: %w", err)
+		}
+	}
+}
+
+// putItem writes one item, on j's condition, retrying throttling with backoff while time remains.
+func (p *Processor) putItem(ctx context.Context, j *writeJob, item Item) error {
+	in := &dynamodb.PutItemInput{TableName: &j.table, Item: item}
+	switch j.mode {
+	case writeLaterWins:
+		pos := itemPosition(item)
+		if len(pos) == 0 || len(pos) < 1+int(pos[0]) {
+			return fmt.Errorf("conditional write: the item has no valid %s attribute", AttrPosition)
+		}
+		in.ConditionExpression = aws.String(conditionLaterWins)
+		in.ExpressionAttributeNames = map[string]string{"#p": AttrPosition}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{
+			":s": &types.AttributeValueMemberB{Value: pos[:1+int(pos[0])]},
+			":p": &types.AttributeValueMemberB{Value: pos},
+		}
+	case writeInsert:
+		in.ConditionExpression = aws.String(conditionInsert)
+		in.ExpressionAttributeNames = map[string]string{"#k": j.keys[0].Name}
 	}
 	for attempt := 0; ; attempt++ {
 		_, err := p.db.PutItem(ctx, in)
-		if err == nil || isRejected(err) || !isRetryable(ctx, err) {
+		if err == nil || isRejected(err) || isConditionFailed(err) || !isRetryable(ctx, err) {
 			return err
 		}
 		if !p.backoff(ctx, attempt) {
