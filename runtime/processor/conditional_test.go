@@ -120,7 +120,7 @@ func TestHandleConditionalWrites(t *testing.T) {
 				"newer":    {shard: testShard, seq: seq(50)},
 				"older":    {shard: testShard, seq: seq(0)},
 				"same":     {shard: testShard, seq: seq(3)},
-				"shorter":  {shard: testShard, seq: "9"},           // shorter: earlier, though lexically greater
+				"shorter":  {shard: testShard, seq: "9"},          // shorter: earlier, though lexically greater
 				"longer":   {shard: testShard, seq: seq(0) + "0"}, // longer: later, though lexically smaller than seq(5)
 				"unplaced": {},                                    // written before positions existed
 			},

@@ -4,8 +4,11 @@ package processor_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/big"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -87,6 +90,104 @@ func handle(t *testing.T, p *processor.Processor, ev events.KinesisEvent) events
 
 func avS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 func avN(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+func avB(v []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
+
+// posBytes is a position as processor.EncodePosition documents it, built here with math/big.
+func posBytes(shard, seq string, sub uint32) []byte {
+	n, ok := new(big.Int).SetString(seq, 10)
+	if !ok {
+		panic("posBytes: " + seq)
+	}
+	mag := n.Bytes()
+	out := append([]byte{byte(len(shard))}, shard...)
+	out = append(out, byte(len(mag)))
+	out = append(out, mag...)
+	return binary.BigEndian.AppendUint32(out, sub)
+}
+
+// TestIntegrationConditionalFence checks the conditions of ConditionalWrites and InsertOnly against dynalite: that
+// it evaluates begins_with and <= on binary positions as DynamoDB does (byte-wise), and attribute_not_exists on the
+// partition key.
+func TestIntegrationConditionalFence(t *testing.T) {
+	const other = "shardId-000000000007"
+	type pre struct {
+		shard, seq string // no shard: an item without a position
+	}
+	tests := []struct {
+		name        string
+		opts        func(*processor.Options)
+		existing    map[int]pre // record index -> the item its key holds before the batch
+		wantKept    []int       // records whose key still holds the old item
+		wantFailure int         // index of the record reported, -1 for none
+	}{
+		{
+			name: "conditional writes",
+			opts: func(o *processor.Options) { o.ConditionalWrites = true },
+			existing: map[int]pre{
+				0: {benchShard, buildSeq(40)},      // later record of the shard: superseded
+				1: {benchShard, buildSeq(0)},       // earlier: overwritten
+				2: {benchShard, buildSeq(2)},       // itself: rewritten
+				3: {other, "1"},                    // another shard: superseded
+				4: {},                              // no position: overwritten
+				5: {benchShard, buildSeq(5) + "0"}, // longer, so later, though lexically smaller than its own
+				6: {benchShard, "9"},               // shorter, so earlier, though lexically larger
+				7: {"s", "1"},                      // another shard whose positions compare lower: superseded
+			},
+			wantKept:    []int{0, 3, 5, 7},
+			wantFailure: -1,
+		},
+		{
+			name: "insert only",
+			opts: func(o *processor.Options) { o.InsertOnly = true },
+			existing: map[int]pre{
+				1: {benchShard, buildSeq(1)}, // itself: a rerun, stored
+				2: {benchShard, buildSeq(0)}, // another record: refused
+				3: {},                        // no position: refused
+			},
+			wantKept:    []int{1, 2, 3},
+			wantFailure: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, db, table, errorTable := dynaliteTables(t)
+			ev := buildEvent(samplePayloads(8, 5)...)
+			ctx := context.Background()
+			for i, e := range tt.existing {
+				it := processor.Item{"id": avS(ev.Records[i].EventID), "old": avS("yes")}
+				if e.shard != "" {
+					it[processor.AttrPosition] = avB(posBytes(e.shard, e.seq, 0))
+				}
+				if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := processor.New(newSDKClient(endpoint), quiet(table, errorTable), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := handle(t, p, ev)
+			want := []events.KinesisBatchItemFailure{}
+			if tt.wantFailure >= 0 {
+				want = append(want, events.KinesisBatchItemFailure{ItemIdentifier: buildSeq(tt.wantFailure)})
+			}
+			if !reflect.DeepEqual(resp.BatchItemFailures, want) {
+				t.Errorf("failures %v, want %v", resp.BatchItemFailures, want)
+			}
+			stored := scan(t, db, table)
+			for i, rec := range ev.Records {
+				it := stored[rec.EventID]
+				_, old := it["old"]
+				if kept := slices.Contains(tt.wantKept, i); old != kept {
+					t.Errorf("record %d: old item kept %v, want %v (item %v)", i, old, kept, it)
+				}
+				if !old && !reflect.DeepEqual(it[processor.AttrPosition], avB(posBytes(benchShard, buildSeq(i), 0))) {
+					t.Errorf("record %d: position %v", i, it[processor.AttrPosition])
+				}
+			}
+		})
+	}
+}
 
 func TestIntegrationWriteAndReplay(t *testing.T) {
 	endpoint, db, table, errorTable := dynaliteTables(t)
@@ -112,6 +213,7 @@ func TestIntegrationWriteAndReplay(t *testing.T) {
 		processor.AttrPartitionKey:   avS(ev.Records[0].Kinesis.PartitionKey),
 		processor.AttrArrivalTime:    avS(benchArrival().Format(time.RFC3339Nano)),
 		processor.AttrProcessedAt:    avS(first.Format(time.RFC3339Nano)),
+		processor.AttrPosition:       avB(posBytes(benchShard, buildSeq(0), 0)),
 	}
 	if got := stored[sampleID]; !reflect.DeepEqual(got, wantSample) {
 		t.Errorf("sample item =\n%v\nwant\n%v", got, wantSample)
