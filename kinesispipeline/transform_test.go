@@ -82,6 +82,14 @@ func TestTransformValidation(t *testing.T) {
 				Computed: &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("X"), Expression: jsii.String("Value * * 2")}},
 			}}
 		}, []string{"Transform.Computed[0] (X):", "Value * * 2"}},
+		{"misspelled function", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+				Computed: &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("Upper"), Expression: jsii.String("uper(Category)")}},
+			}}
+		}, []string{`Transform.Computed[0] (Upper): expression "uper(Category)": unknown function uper (nearest known function: upper)`}},
+		{"misspelled function in the filter", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{Filter: jsii.String(`lowr(Category) == "c"`)}}
+		}, []string{`Transform.Filter: expression "lowr(Category) == \"c\"": unknown function lowr (nearest known function: lower)`}},
 		{"filter that is not boolean", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
 			return &kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{Filter: jsii.String(`"yes"`)}}
 		}, []string{"Transform.Filter:", "expected bool"}},
