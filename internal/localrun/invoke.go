@@ -1,10 +1,12 @@
 package localrun
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -115,55 +117,98 @@ func deref(s *string) string {
 	return *s
 }
 
+// outcomeKind is how one invocation ended.
+type outcomeKind int
+
+const (
+	outcomeSuccess         outcomeKind = iota // every record processed
+	outcomePartial                            // batch item failures: records from firstFailed on are retried
+	outcomeFunctionError                      // error, panic, crash or timeout ("Unhandled")
+	outcomeInvalidResponse                    // a batch item failure response Lambda cannot use (functionError null)
+)
+
 // outcome is how one invocation ended.
 type outcome struct {
-	// failed: the whole batch failed (function error, or an invalid batch item failure).
-	failed bool
-	// functionError: the function itself failed (as opposed to an invalid response).
-	functionError bool
-	// firstFailed is the index of the first record to retry after a partial failure; len(batch) when all succeeded.
+	kind outcomeKind
+	// firstFailed is the index of the first record to retry after a partial failure.
 	firstFailed int
 	// reason describes a failure for logs.
 	reason string
 }
 
-// judge interprets an invocation's result for a batch of recs, as Lambda does.
+// judge interprets an invocation's result for a batch of recs as Lambda does. With ReportBatchItemFailures, these
+// responses are a success (recorded on AWS): no body, null, "", [], {}, an object without batchItemFailures, and
+// batchItemFailures null or []. An identifier that is not a string, is empty or null, or an item without the
+// itemIdentifier key makes the response invalid: the whole batch failed (recorded on AWS: retried, then an
+// on-failure record with functionError null). So does an identifier that is not a sequence number of the batch,
+// and any other shape (a key that differs from batchItemFailures only in case, a number, a non-empty string).
 func (r *Runner) judge(recs []ktypes.Record, resp []byte, err error) outcome {
 	if err != nil {
-		return outcome{failed: true, functionError: true, reason: err.Error()}
+		return outcome{kind: outcomeFunctionError, reason: err.Error()}
 	}
-	all := outcome{firstFailed: len(recs)}
+	success := outcome{kind: outcomeSuccess, firstFailed: len(recs)}
 	if !r.opts.ReportBatchItemFailures {
-		return all // the response is ignored
+		return success // the response is ignored
 	}
-	var body struct {
-		BatchItemFailures []struct {
-			ItemIdentifier *string `json:"itemIdentifier"`
-		} `json:"batchItemFailures"`
+	invalid := func(format string, args ...any) outcome {
+		return outcome{kind: outcomeInvalidResponse, reason: "invalid batch item failure response: " + fmt.Sprintf(format, args...)}
 	}
-	if len(resp) == 0 || string(resp) == "null" {
-		return all
+	body := bytes.TrimSpace(resp)
+	switch string(body) {
+	case "", "null", `""`, "[]":
+		return success
 	}
-	if err := json.Unmarshal(resp, &body); err != nil {
-		return outcome{failed: true, reason: fmt.Sprintf("response is not a batch item failure response: %v", err)}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return invalid("the response is not a JSON object")
 	}
-	if len(body.BatchItemFailures) == 0 {
-		return all
+	raw, ok := top["batchItemFailures"]
+	if !ok {
+		for k := range top {
+			if strings.EqualFold(k, "batchItemFailures") {
+				return invalid("key %q is not batchItemFailures", k)
+			}
+		}
+		return success
+	}
+	raw = bytes.TrimSpace(raw)
+	if string(raw) == "null" {
+		return success
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return invalid("batchItemFailures is not a list")
+	}
+	if len(items) == 0 {
+		return success
 	}
 	index := make(map[string]int, len(recs))
 	for i, rec := range recs {
 		index[deref(rec.SequenceNumber)] = i
 	}
 	first := len(recs)
-	for _, f := range body.BatchItemFailures {
-		if f.ItemIdentifier == nil || *f.ItemIdentifier == "" {
-			return outcome{failed: true, reason: "a batch item failure has an empty or missing itemIdentifier"}
+	for n, it := range items {
+		var item map[string]json.RawMessage
+		if err := json.Unmarshal(it, &item); err != nil || item == nil {
+			return invalid("batch item failure %d is not an object", n)
 		}
-		i, ok := index[*f.ItemIdentifier]
+		idRaw, ok := item["itemIdentifier"]
 		if !ok {
-			return outcome{failed: true, reason: fmt.Sprintf("batch item failure %q is not a sequence number of the batch", *f.ItemIdentifier)}
+			return invalid("batch item failure %d has no itemIdentifier", n)
+		}
+		idRaw = bytes.TrimSpace(idRaw)
+		var id string
+		if string(idRaw) == "null" || json.Unmarshal(idRaw, &id) != nil {
+			return invalid("the itemIdentifier of batch item failure %d is %s, not a string", n, idRaw)
+		}
+		if id == "" {
+			return invalid("the itemIdentifier of batch item failure %d is empty", n)
+		}
+		i, ok := index[id]
+		if !ok {
+			return invalid("itemIdentifier %q is not a sequence number of the batch", id)
 		}
 		first = min(first, i)
 	}
-	return outcome{firstFailed: first, reason: "partial batch failure at " + deref(recs[first].SequenceNumber)}
+	return outcome{kind: outcomePartial, firstFailed: first, reason: "partial batch failure at " + deref(recs[first].SequenceNumber)}
 }

@@ -41,11 +41,14 @@ const (
 
 // Limits of the event source mapping the runner enforces.
 const (
-	MaxBatchSize          = 10000
-	MaxBatchingWindow     = 300 * time.Second
-	MaxRetryAttempts      = 10000
-	MaxPayloadBytes       = 6 << 20 // a synchronous invocation's request payload
-	defaultFunctionTimout = 60 * time.Second
+	MaxBatchSize             = 10000
+	MaxBatchingWindow        = 300 * time.Second
+	MaxRetryAttempts         = 10000
+	MaxPayloadBytes          = 6 << 20 // a synchronous invocation's request payload
+	MaxParallelizationFactor = 10
+	MaxTumblingWindow        = 900 * time.Second
+	MinRecordAge             = 60 * time.Second // AWS's minimum MaximumRecordAge; the runner accepts less for tests
+	defaultFunctionTimout    = 60 * time.Second
 )
 
 // Options configure a Runner. The fields mirror the event source mapping's parameters; New sets the defaults (the
@@ -86,6 +89,19 @@ type Options struct {
 	// OnFailure receives the records given up on. Default: - none; the records are discarded (and counted), as
 	// Lambda does without an on-failure destination.
 	OnFailure Sink
+	// FilterPatterns are the Pattern strings of the mapping's FilterCriteria.Filters, as in the template (at most
+	// 5): a record is invoked only when its data is JSON and matches at least one; the others are dropped and
+	// checkpointed, never retried and never sent to OnFailure. Kinesis mappings filter on `data` only; a pattern
+	// the runner cannot evaluate fails New. Default: - no filtering.
+	FilterPatterns []string
+	// ParallelizationFactor is the number of batches per shard Lambda processes at once, 1 to 10. The runner
+	// always processes one (see Warnings). Default: - 1.
+	ParallelizationFactor int
+	// TumblingWindow is the mapping's tumbling window, 0 to 900 s. Not emulated (see Warnings). Default: - 0.
+	TumblingWindow time.Duration
+	// StreamConsumerARN is the enhanced fan-out consumer the mapping reads through. Not emulated: the runner
+	// reads with GetRecords (see Warnings). Default: - none.
+	StreamConsumerARN string
 
 	// FunctionTimeout is each invocation's deadline. Default: - 60 s, the construct's default.
 	FunctionTimeout time.Duration
@@ -107,12 +123,14 @@ type Options struct {
 type Stats struct {
 	// Invocations counts invocations of the function.
 	Invocations int64
-	// FunctionErrors counts invocations that failed as a whole: function errors, crashes, timeouts and invalid
-	// batch item failure responses.
+	// FunctionErrors counts invocations that failed as a whole: function errors, crashes and timeouts.
 	FunctionErrors int64
+	// InvalidResponses counts invocations whose batch item failure response Lambda cannot use (the whole batch
+	// failed).
+	InvalidResponses int64
 	// PartialFailures counts invocations that reported batch item failures.
 	PartialFailures int64
-	// Bisections counts batches split in two.
+	// Bisections counts batches split in two after a function error.
 	Bisections int64
 	// Retries counts invocations that retried records already delivered.
 	Retries int64
@@ -124,6 +142,8 @@ type Stats struct {
 	RecordsGivenUp int64
 	// FailureRecords counts on-failure records produced (one per batch given up on).
 	FailureRecords int64
+	// RecordsFiltered counts records the filters dropped (checkpointed without an invocation).
+	RecordsFiltered int64
 	// GetRecordsCalls counts GetRecords requests.
 	GetRecordsCalls int64
 }
@@ -133,9 +153,11 @@ type Stats struct {
 // checkpoints between calls to Run and Drain (like a mapping that is disabled and enabled again); it runs one of
 // them at a time.
 type Runner struct {
-	kc   Kinesis
-	inv  Invoker
-	opts Options
+	kc       Kinesis
+	inv      Invoker
+	opts     Options
+	filters  filterSet
+	warnings []string
 
 	runMu sync.Mutex // held while Run or Drain runs
 
@@ -148,14 +170,15 @@ type Runner struct {
 // optFns in order, then checks the options, reporting every problem at once.
 func New(kc Kinesis, inv Invoker, optFns ...func(*Options)) (*Runner, error) {
 	o := Options{
-		Region:               "us-east-1",
-		BatchSize:            100,
-		StartingPosition:     TrimHorizon,
-		MaximumRetryAttempts: -1,
-		MaximumRecordAge:     -1,
-		FunctionTimeout:      defaultFunctionTimout,
-		PollInterval:         time.Second,
-		RetryDelay:           100 * time.Millisecond,
+		Region:                "us-east-1",
+		BatchSize:             100,
+		StartingPosition:      TrimHorizon,
+		MaximumRetryAttempts:  -1,
+		MaximumRecordAge:      -1,
+		FunctionTimeout:       defaultFunctionTimout,
+		PollInterval:          time.Second,
+		RetryDelay:            100 * time.Millisecond,
+		ParallelizationFactor: 1,
 	}
 	for _, fn := range optFns {
 		if fn != nil {
@@ -217,11 +240,50 @@ func New(kc Kinesis, inv Invoker, optFns ...func(*Options)) (*Runner, error) {
 	if o.PollInterval <= 0 || o.RetryDelay <= 0 {
 		errs = append(errs, errors.New("poll interval and retry delay must be positive"))
 	}
+	if o.ParallelizationFactor < 1 || o.ParallelizationFactor > MaxParallelizationFactor {
+		errs = append(errs, fmt.Errorf("parallelization factor %d is outside 1..%d", o.ParallelizationFactor, MaxParallelizationFactor))
+	}
+	if o.TumblingWindow < 0 || o.TumblingWindow > MaxTumblingWindow {
+		errs = append(errs, fmt.Errorf("tumbling window %v is outside 0..%v", o.TumblingWindow, MaxTumblingWindow))
+	}
+	filters, err := compileFilters(o.FilterPatterns)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("filter patterns: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new runner: %w", err)
 	}
-	return &Runner{kc: kc, inv: inv, opts: o, shards: map[string]*shard{}}, nil
+	r := &Runner{kc: kc, inv: inv, opts: o, filters: filters, warnings: warnings(o), shards: map[string]*shard{}}
+	for _, w := range r.warnings {
+		o.Logger.Warn("not emulated", "warning", w)
+	}
+	return r, nil
 }
+
+// warnings lists the settings of o the runner does not emulate.
+func warnings(o Options) []string {
+	var out []string
+	if o.ParallelizationFactor > 1 {
+		out = append(out, fmt.Sprintf("ParallelizationFactor %d is not emulated: the runner invokes one batch per shard at a time "+
+			"(factor 1), keeping order per shard; Lambda runs %d batches per shard at once and keeps order only per partition key",
+			o.ParallelizationFactor, o.ParallelizationFactor))
+	}
+	if o.TumblingWindow > 0 {
+		out = append(out, fmt.Sprintf("TumblingWindow %v is not emulated: the runner sends plain batches, without window state", o.TumblingWindow))
+	}
+	if o.StreamConsumerARN != "" {
+		out = append(out, "enhanced fan-out (StreamConsumerARN) is not emulated: the runner reads with GetRecords, sharing the shard's read throughput")
+	}
+	if o.MaximumRecordAge > 0 && o.MaximumRecordAge < MinRecordAge {
+		out = append(out, fmt.Sprintf("MaximumRecordAge %v is below AWS's minimum of %v: AWS rejects it", o.MaximumRecordAge, MinRecordAge))
+	}
+	return out
+}
+
+// Warnings lists the settings the runner accepted but does not emulate (ParallelizationFactor above 1, a
+// tumbling window, an enhanced fan-out consumer, a record age AWS would reject), one sentence each; empty when it
+// emulates every setting given. `kdp local` and the local demo print them. New also logs each at Warn level.
+func (r *Runner) Warnings() []string { return append([]string(nil), r.warnings...) }
 
 // Options returns the runner's options, defaults filled in.
 func (r *Runner) Options() Options { return r.opts }
@@ -280,11 +342,21 @@ type shard struct {
 	checkpoint  string          // guarded by Runner.mu
 }
 
-// batch is a run of consecutive records of a shard and the number of failed invocations it has had.
+// batch is a run of records of a shard to invoke together, and its counts. A batch starts fresh (both counts 0)
+// each time the checkpoint moves: when it is read, and with the records left after a partial failure that moved
+// the checkpoint.
 type batch struct {
-	recs     []ktypes.Record
-	attempts int // failed invocations of these records so far (bisection does not count)
-	invokes  int // invocations that carried these records
+	recs []ktypes.Record
+	// end is the sequence number the checkpoint moves to once every record of the batch is done: its last record,
+	// or a later record the filters dropped.
+	end string
+	// attempts counts failed invocations against MaximumRetryAttempts (bisection does not count).
+	attempts int
+	// invokes counts invocations that carried these records since the checkpoint last moved: the on-failure
+	// record's approximateInvokeCount.
+	invokes int
+	// redelivery: the records were sent to the function before.
+	redelivery bool
 }
 
 // maxKinesisFailures bounds consecutive failed Kinesis calls before Run gives up.
@@ -493,7 +565,10 @@ func (r *Runner) poll(ctx context.Context, s *shard, drain bool) error {
 				}
 				continue
 			}
-			s.queue = append(s.queue, &batch{recs: r.take(s)})
+			if b := r.take(s); b != nil {
+				s.queue = append(s.queue, b)
+			}
+			continue
 		}
 		if err := r.process(ctx, s); err != nil {
 			if ctx.Err() != nil {
@@ -505,20 +580,37 @@ func (r *Runner) poll(ctx context.Context, s *shard, drain bool) error {
 	return nil
 }
 
-// take removes the next batch from s.buffer: at most BatchSize records within the payload limit, at least one.
-func (r *Runner) take(s *shard) []ktypes.Record {
-	n, size := 0, 0
-	for n < len(s.buffer) && n < r.opts.BatchSize {
-		sz := recordPayloadSize(s.buffer[n])
-		if n > 0 && size+sz > MaxPayloadBytes {
+// take removes the next batch from s.buffer: at most BatchSize records the filters keep, within the payload
+// limit. Records the filters drop are consumed with it; when it would hold none, take moves the checkpoint past the
+// records it dropped and returns nil.
+func (r *Runner) take(s *shard) *batch {
+	var recs []ktypes.Record
+	n, size, dropped := 0, 0, 0
+	for ; n < len(s.buffer) && len(recs) < r.opts.BatchSize; n++ {
+		rec := s.buffer[n]
+		if !r.filters.keep(rec.Data) {
+			dropped++
+			continue
+		}
+		sz := recordPayloadSize(rec)
+		if len(recs) > 0 && size+sz > MaxPayloadBytes {
 			break
 		}
 		size += sz
-		n++
+		recs = append(recs, rec)
 	}
-	recs := s.buffer[:n:n]
+	end := deref(s.buffer[n-1].SequenceNumber)
 	s.buffer = s.buffer[n:]
-	return recs
+	if dropped > 0 {
+		r.count(func(st *Stats) { st.RecordsFiltered += int64(dropped) })
+	}
+	if len(recs) == 0 {
+		r.mu.Lock()
+		s.checkpoint = end
+		r.mu.Unlock()
+		return nil
+	}
+	return &batch{recs: recs, end: end}
 }
 
 // recordPayloadSize estimates a record's share of the invocation payload: its base64 data and metadata.
@@ -615,10 +707,17 @@ func (r *Runner) process(ctx context.Context, s *shard) error {
 			n++
 		}
 		if n > 0 {
-			if err := r.giveUp(ctx, s, b, b.recs[:n], redrive.ConditionRecordAgeExceeded, "", 0); err != nil {
+			expired := b.recs[:n:n]
+			b.recs = b.recs[n:]
+			end := deref(expired[n-1].SequenceNumber)
+			if len(b.recs) == 0 {
+				end = b.end
+			}
+			// An expiry is not an invocation: the records left keep their counts.
+			if err := r.giveUp(ctx, s, expired, end, redrive.ConditionRecordAgeExceeded, max(b.invokes, 1), nil); err != nil {
+				b.recs = append(expired, b.recs...)
 				return err
 			}
-			b.recs = b.recs[n:]
 			if len(b.recs) == 0 {
 				s.queue = s.queue[1:]
 			}
@@ -637,52 +736,74 @@ func (r *Runner) process(ctx context.Context, s *shard) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: the batch stays queued, unacknowledged
 	}
-	retry := b.invokes > 0
 	b.invokes++
 	r.count(func(st *Stats) {
 		st.Invocations++
 		st.RecordsDelivered += int64(len(b.recs))
-		if retry {
+		if b.redelivery {
 			st.Retries++
 		}
 	})
+	b.redelivery = true
 	o := r.judge(b.recs, resp, err)
 	log.Debug("invoked", "records", len(b.recs), "first", deref(b.recs[0].SequenceNumber),
-		"durationMs", time.Since(started).Milliseconds(), "failed", o.failed, "acknowledged", o.firstFailed)
+		"durationMs", time.Since(started).Milliseconds(), "outcome", int(o.kind), "firstFailed", o.firstFailed)
 
-	switch {
-	case !o.failed && o.firstFailed == len(b.recs):
-		r.acknowledge(s, b.recs)
+	switch o.kind {
+	case outcomeSuccess:
+		r.acknowledge(s, len(b.recs), b.end)
 		s.queue = s.queue[1:]
 		return nil
-	case !o.failed:
+	case outcomePartial:
 		r.count(func(st *Stats) { st.PartialFailures++ })
-		r.acknowledge(s, b.recs[:o.firstFailed])
-		b.recs = b.recs[o.firstFailed:]
+		if o.firstFailed > 0 {
+			// The checkpoint moves to just before the first reported record; the records from there on are a new
+			// batch with fresh counts (recorded on AWS), retried alone.
+			r.acknowledge(s, o.firstFailed, deref(b.recs[o.firstFailed-1].SequenceNumber))
+			s.queue[0] = &batch{recs: b.recs[o.firstFailed:], end: b.end, redelivery: true}
+			log.Warn("partial batch failure", "retryFrom", deref(b.recs[o.firstFailed].SequenceNumber), "acknowledged", o.firstFailed)
+			return nil
+		}
 		b.attempts++
-		log.Warn("partial batch failure", "retryFrom", deref(b.recs[0].SequenceNumber), "attempt", b.attempts)
-		return r.afterFailure(ctx, s, b, "")
+		log.Warn("partial batch failure at its first record", "attempt", b.attempts)
+		return r.afterFailure(ctx, s, b, nil)
+	case outcomeInvalidResponse:
+		// Not bisected: whether AWS bisects here is unconfirmed, and retrying the whole batch is the reading that
+		// never reports fewer records given up than AWS might.
+		r.count(func(st *Stats) { st.InvalidResponses++ })
+		b.attempts++
+		log.Warn("batch failed", "records", len(b.recs), "error", o.reason, "attempt", b.attempts)
+		return r.afterFailure(ctx, s, b, nil)
 	default:
 		r.count(func(st *Stats) { st.FunctionErrors++ })
 		log.Warn("batch failed", "records", len(b.recs), "error", o.reason)
-		functionError := "Unhandled"
 		if r.opts.BisectBatchOnFunctionError && len(b.recs) > 1 {
 			half := len(b.recs) / 2
-			first := &batch{recs: b.recs[:half:half], attempts: b.attempts, invokes: b.invokes}
-			second := &batch{recs: b.recs[half:], attempts: b.attempts, invokes: b.invokes}
+			first := &batch{recs: b.recs[:half:half], end: deref(b.recs[half-1].SequenceNumber), attempts: b.attempts, invokes: b.invokes, redelivery: true}
+			second := &batch{recs: b.recs[half:], end: b.end, attempts: b.attempts, invokes: b.invokes, redelivery: true}
 			s.queue = append([]*batch{first, second}, s.queue[1:]...)
 			r.count(func(st *Stats) { st.Bisections++ })
 			return nil
 		}
 		b.attempts++
-		return r.afterFailure(ctx, s, b, functionError)
+		unhandled := functionErrorUnhandled
+		return r.afterFailure(ctx, s, b, &unhandled)
 	}
 }
 
+// functionErrorUnhandled is the on-failure record's functionError after a function error; after a partial
+// failure or an invalid response it is null.
+const functionErrorUnhandled = "Unhandled"
+
 // afterFailure gives up on b if it has exhausted its retries, else waits before the retry.
-func (r *Runner) afterFailure(ctx context.Context, s *shard, b *batch, functionError string) error {
+func (r *Runner) afterFailure(ctx context.Context, s *shard, b *batch, functionError *string) error {
 	if r.opts.MaximumRetryAttempts >= 0 && b.attempts > r.opts.MaximumRetryAttempts {
-		if err := r.giveUp(ctx, s, b, b.recs, redrive.ConditionRetryAttemptsExhausted, functionError, 200); err != nil {
+		fe := ""
+		if functionError != nil {
+			fe = *functionError
+		}
+		rc := &redrive.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: fe}
+		if err := r.giveUp(ctx, s, b.recs, b.end, redrive.ConditionRetryAttemptsExhausted, b.invokes, rc); err != nil {
 			return err
 		}
 		s.queue = s.queue[1:]
@@ -693,31 +814,30 @@ func (r *Runner) afterFailure(ctx context.Context, s *shard, b *batch, functionE
 	return nil
 }
 
-// acknowledge moves s's checkpoint past recs.
-func (r *Runner) acknowledge(s *shard, recs []ktypes.Record) {
-	if len(recs) == 0 {
-		return
-	}
+// acknowledge records n records processed and moves s's checkpoint to end.
+func (r *Runner) acknowledge(s *shard, n int, end string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s.checkpoint = deref(recs[len(recs)-1].SequenceNumber)
-	r.stats.RecordsAcknowledged += int64(len(recs))
+	s.checkpoint = end
+	r.stats.RecordsAcknowledged += int64(n)
 }
 
-// giveUp sends an on-failure record for recs (a prefix of b) and moves the checkpoint past them. It retries the
-// sink until it succeeds or ctx ends: records are never skipped before the sink holds them.
-func (r *Runner) giveUp(ctx context.Context, s *shard, b *batch, recs []ktypes.Record, condition, functionError string, status int) error {
+// giveUp sends one on-failure record for recs, then moves the checkpoint to end (the last of recs, or a later
+// record the filters dropped). invokes is the approximateInvokeCount; rc the response context of the last
+// invocation, nil when the records expired (AWS then sends none). It retries the sink until it succeeds or ctx
+// ends: records are never skipped before the sink holds them.
+func (r *Runner) giveUp(ctx context.Context, s *shard, recs []ktypes.Record, end, condition string, invokes int, rc *redrive.ResponseContext) error {
 	first, last := recs[0], recs[len(recs)-1]
+	ev := r.eventFor(s.id, recs)
 	rec := redrive.FailureRecord{
 		RequestContext: redrive.RequestContext{
 			RequestID:              newRequestID(),
 			FunctionARN:            r.opts.FunctionARN,
 			Condition:              condition,
-			ApproximateInvokeCount: b.invokes,
+			ApproximateInvokeCount: invokes,
 		},
-		ResponseContext: redrive.ResponseContext{StatusCode: status, ExecutedVersion: "$LATEST", FunctionError: functionError},
-		Version:         "1.0",
-		Timestamp:       formatTime(r.opts.Now()),
+		Version:   "1.0",
+		Timestamp: formatTime(r.opts.Now()),
 		KinesisBatchInfo: redrive.KinesisBatchInfo{
 			ShardID:                         s.id,
 			StartSequenceNumber:             deref(first.SequenceNumber),
@@ -727,6 +847,10 @@ func (r *Runner) giveUp(ctx context.Context, s *shard, b *batch, recs []ktypes.R
 			BatchSize:                       len(recs),
 			StreamARN:                       r.opts.StreamARN,
 		},
+		Payload: &ev,
+	}
+	if rc != nil {
+		rec.ResponseContext = *rc
 	}
 	r.opts.Logger.Error("giving up on records", "shard", s.id, "condition", condition, "records", len(recs),
 		"start", rec.KinesisBatchInfo.StartSequenceNumber, "end", rec.KinesisBatchInfo.EndSequenceNumber)
@@ -743,7 +867,7 @@ func (r *Runner) giveUp(ctx context.Context, s *shard, b *batch, recs []ktypes.R
 		}
 	}
 	r.mu.Lock()
-	s.checkpoint = rec.KinesisBatchInfo.EndSequenceNumber
+	s.checkpoint = end
 	r.stats.RecordsGivenUp += int64(len(recs))
 	r.stats.FailureRecords++
 	r.mu.Unlock()

@@ -2,14 +2,17 @@ package localrun
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
@@ -22,11 +25,55 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // formatTime formats t as AWS does in on-failure records.
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
-// Sink receives the on-failure records (redrive.FailureRecord, the message AWS documents for a Kinesis event source:
-// shard id and sequence range, never the records' data), standing in for the mapping's SQS or SNS on-failure
-// destination. The runner does not move past the records given up on until Send returns nil.
+// Sink receives the on-failure records (redrive.FailureRecord, the invocation record AWS documents for a Kinesis
+// event source: shard id and sequence range; Payload holds the event of the records given up on, which only an S3
+// destination receives), standing in for the mapping's on-failure destination. The runner does not move past the
+// records given up on until Send returns nil.
 type Sink interface {
 	Send(ctx context.Context, rec redrive.FailureRecord) error
+}
+
+// wireRecord is an on-failure record as AWS encodes it (recorded on AWS): responseContext absent when the records
+// expired before an invocation answered, functionError null unless the function failed ("Unhandled"), and, for an
+// S3 destination only, the event as a JSON string in payload.
+type wireRecord struct {
+	RequestContext   redrive.RequestContext   `json:"requestContext"`
+	ResponseContext  *wireResponseContext     `json:"responseContext,omitempty"`
+	Version          string                   `json:"version"`
+	Timestamp        string                   `json:"timestamp"`
+	KinesisBatchInfo redrive.KinesisBatchInfo `json:"KinesisBatchInfo"`
+	Payload          *string                  `json:"payload,omitempty"`
+}
+
+type wireResponseContext struct {
+	StatusCode      int     `json:"statusCode"`
+	ExecutedVersion string  `json:"executedVersion"`
+	FunctionError   *string `json:"functionError"`
+}
+
+// marshalFailureRecord encodes rec as AWS sends it to an SQS queue or SNS topic, or, withPayload, writes it to an
+// S3 bucket. A zero ResponseContext (no invocation answered) is left out.
+func marshalFailureRecord(rec redrive.FailureRecord, withPayload bool) ([]byte, error) {
+	w := wireRecord{RequestContext: rec.RequestContext, Version: rec.Version, Timestamp: rec.Timestamp, KinesisBatchInfo: rec.KinesisBatchInfo}
+	if rc := rec.ResponseContext; rc.StatusCode != 0 {
+		w.ResponseContext = &wireResponseContext{StatusCode: rc.StatusCode, ExecutedVersion: rc.ExecutedVersion}
+		if rc.FunctionError != "" {
+			w.ResponseContext.FunctionError = &rc.FunctionError
+		}
+	}
+	if withPayload && rec.Payload != nil {
+		ev, err := json.Marshal(rec.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("encode on-failure payload: %w", err)
+		}
+		p := string(ev)
+		w.Payload = &p
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encode on-failure record: %w", err)
+	}
+	return b, nil
 }
 
 // MemorySink keeps on-failure records in memory. It is safe for concurrent use; the zero value is ready.
@@ -52,8 +99,8 @@ func (s *MemorySink) Records() []redrive.FailureRecord {
 	return append([]redrive.FailureRecord(nil), s.recs...)
 }
 
-// FileSink appends on-failure records to a file as JSON lines, one record per line, as an SQS consumer would
-// receive their bodies. It is safe for concurrent use.
+// FileSink appends on-failure records to a file as JSON lines, one record per line, each as an SQS consumer
+// would receive its body. It is safe for concurrent use.
 type FileSink struct {
 	mu sync.Mutex
 	f  *os.File
@@ -72,9 +119,9 @@ func NewFileSink(path string) (*FileSink, error) {
 
 // Send writes rec as one JSON line and syncs the file, so a record is durable once Send returns.
 func (s *FileSink) Send(_ context.Context, rec redrive.FailureRecord) error {
-	b, err := json.Marshal(rec)
+	b, err := marshalFailureRecord(rec, false)
 	if err != nil {
-		return fmt.Errorf("encode on-failure record: %w", err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,8 +174,9 @@ type SQSAPI interface {
 
 var _ SQSAPI = (*sqs.Client)(nil)
 
-// SQSSink sends each on-failure record to an SQS queue as one message whose body is the record's JSON, as the event
-// source mapping's SQS on-failure destination does; the redrive command (runtime/cmd/redrive dlq) reads them back.
+// SQSSink sends each on-failure record to an SQS queue as one message whose body is the record's JSON (without
+// the payload), as the event source mapping's SQS on-failure destination does; the redrive command
+// (runtime/cmd/redrive dlq) reads them back.
 type SQSSink struct {
 	// Client sends the messages (for example an SQS client pointed at internal/sqsfake).
 	Client SQSAPI
@@ -140,12 +188,62 @@ var _ Sink = SQSSink{}
 
 // Send sends rec as one message.
 func (s SQSSink) Send(ctx context.Context, rec redrive.FailureRecord) error {
-	b, err := json.Marshal(rec)
+	b, err := marshalFailureRecord(rec, false)
 	if err != nil {
-		return fmt.Errorf("encode on-failure record: %w", err)
+		return err
 	}
 	if _, err := s.Client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.QueueURL), MessageBody: aws.String(string(b))}); err != nil {
 		return fmt.Errorf("send on-failure record: %w", err)
 	}
 	return nil
+}
+
+// S3API is the part of the S3 client S3Sink uses.
+type S3API interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ S3API = (*s3.Client)(nil)
+
+// S3Sink writes each on-failure record to an S3 bucket as one object, as the event source mapping's S3 on-failure
+// destination does: the whole invocation record, with the event of the records given up on as a JSON string in
+// "payload", under "aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>" (the time is
+// the record's timestamp, UTC). The redrive command (runtime/cmd/redrive s3) reads them back.
+type S3Sink struct {
+	// Client writes the objects (for example an S3 client pointed at a local S3 server).
+	Client S3API
+	// Bucket is the destination bucket.
+	Bucket string
+	// MappingUUID is the event source mapping's UUID, the third element of every key.
+	MappingUUID string
+}
+
+var _ Sink = S3Sink{}
+
+// Send writes rec as one object.
+func (s S3Sink) Send(ctx context.Context, rec redrive.FailureRecord) error {
+	if s.Client == nil || s.Bucket == "" || s.MappingUUID == "" {
+		return errors.New("s3 sink: client, bucket and mapping UUID are required")
+	}
+	b, err := marshalFailureRecord(rec, true)
+	if err != nil {
+		return err
+	}
+	at, err := time.Parse(time.RFC3339Nano, rec.Timestamp)
+	if err != nil {
+		return fmt.Errorf("s3 sink: record timestamp %q: %w", rec.Timestamp, err)
+	}
+	key := S3Key(s.MappingUUID, rec.KinesisBatchInfo.ShardID, at)
+	if _, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key),
+		Body: bytes.NewReader(b), ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json")}); err != nil {
+		return fmt.Errorf("put on-failure record s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return nil
+}
+
+// S3Key returns the key Lambda gives an invocation record of shardID written at t to an S3 on-failure destination:
+// "aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>", t in UTC.
+func S3Key(mappingUUID, shardID string, t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("aws/lambda/%s/%s/%s/%s-%s", mappingUUID, shardID, t.Format("2006/01/02"), t.Format("2006-01-02T15.04.05"), newRequestID())
 }
