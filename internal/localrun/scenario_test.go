@@ -168,9 +168,9 @@ func TestRetryCountingAfterPartialFailures(t *testing.T) {
 			// that moved the checkpoint past records 3 and 4 does not count: record 5 alone then fails 4 times (1 +
 			// 3 retries), so it is delivered 5 times in all and the on-failure record says 4 invocations, 1 record.
 			name: "recorded on AWS: batch 3, retries 3, last record reported", n: 6,
-			opts:   func(o *localrun.Options) { o.BatchSize, o.MaximumRetryAttempts = 3, 3 },
-			script: failing(5),
-			wantCalls: append([][]int{rng(0, 2), rng(3, 5)}, repeat([]int{5}, 4)...),
+			opts:           func(o *localrun.Options) { o.BatchSize, o.MaximumRetryAttempts = 3, 3 },
+			script:         failing(5),
+			wantCalls:      append([][]int{rng(0, 2), rng(3, 5)}, repeat([]int{5}, 4)...),
 			wantCheckpoint: 5,
 			wantFailures:   []string{wantRecord(redrive.ConditionRetryAttemptsExhausted, 4, "null", 5, 5, 1)},
 			wantStats: func(s localrun.Stats) bool {
@@ -322,7 +322,9 @@ func TestResponses(t *testing.T) {
 			wantCalls:      repeat(rng(0, 1), 3),
 			wantCheckpoint: 1,
 			wantFailures:   []string{wantRecord(redrive.ConditionRetryAttemptsExhausted, 3, "null", 0, 1, 2)},
-			wantStats:      func(s localrun.Stats) bool { return s.InvalidResponses == 3 && s.FunctionErrors == 0 && s.Bisections == 0 },
+			wantStats: func(s localrun.Stats) bool {
+				return s.InvalidResponses == 3 && s.FunctionErrors == 0 && s.Bisections == 0
+			},
 		})
 	}
 	// Recorded on AWS: these are a success.
