@@ -271,7 +271,8 @@ func TestMaximumRecordAge(t *testing.T) {
 	recs := sink.Records()
 	if len(recs) != 1 || recs[0].RequestContext.Condition != redrive.ConditionRecordAgeExceeded ||
 		recs[0].KinesisBatchInfo.StartSequenceNumber != old[0] || recs[0].KinesisBatchInfo.EndSequenceNumber != old[3] ||
-		recs[0].KinesisBatchInfo.BatchSize != 4 || recs[0].RequestContext.ApproximateInvokeCount != 0 {
+		recs[0].KinesisBatchInfo.BatchSize != 4 || recs[0].RequestContext.ApproximateInvokeCount != 1 ||
+		recs[0].ResponseContext != (redrive.ResponseContext{}) {
 		t.Fatalf("on-failure records = %s", mustJSON(t, recs))
 	}
 	if got := delivered(h.snapshot())[*st.shards[0].ShardId]; !slices.Equal(got, fresh) {
@@ -406,4 +407,71 @@ type failingSink struct{}
 
 func (failingSink) Send(context.Context, redrive.FailureRecord) error {
 	return errors.New("sink down")
+}
+
+func TestAWSSemanticsOnKinesalite(t *testing.T) {
+	tests := []struct {
+		name     string
+		payloads [][]byte
+		opts     func(*localrun.Options)
+		// fail reports the record of this index whenever a batch carries it (-1: never).
+		fail          int
+		wantDelivered []int // indexes delivered, in order, replays included
+		wantGivenUp   []int // indexes of the one on-failure record's range (first, last), none: nil
+		wantInvokes   int
+	}{
+		{"recorded on AWS: batch 3, retries 3, last record reported", numbered(0, 6),
+			func(o *localrun.Options) { o.BatchSize, o.MaximumRetryAttempts = 3, 3 },
+			5, []int{0, 1, 2, 3, 4, 5, 5, 5, 5, 5}, []int{5, 5}, 4},
+		{"filters drop non-matching and non-JSON records", [][]byte{[]byte(`{"k":"a"}`), []byte(`nope`), []byte(`{"k":"b"}`), []byte(`{"k":"a","n":3}`)},
+			func(o *localrun.Options) { o.FilterPatterns = []string{`{"data":{"k":["a"]}}`} },
+			-1, []int{0, 3}, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			st := newStream(t, ctx, 1)
+			seqs := st.put(t, ctx, 0, "pk", tt.payloads...)
+			index := map[string]int{}
+			for i, s := range seqs {
+				index[s] = i
+			}
+			h := &scriptedHandler{respond: func(_ int, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+				for _, r := range ev.Records {
+					if tt.fail >= 0 && r.Kinesis.SequenceNumber == seqs[tt.fail] {
+						return failAt(seqs[tt.fail]), nil
+					}
+				}
+				return events.KinesisEventResponse{}, nil
+			}}
+			sink := &localrun.MemorySink{}
+			r, err := localrun.New(st.kc, localrun.InProcess(h.handle), fast(st.name), func(o *localrun.Options) {
+				o.ReportBatchItemFailures = true
+				o.OnFailure = sink
+			}, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drain(t, ctx, r, 30*time.Second)
+			var got []int
+			for _, s := range delivered(h.snapshot())[*st.shards[0].ShardId] {
+				got = append(got, index[s])
+			}
+			if !slices.Equal(got, tt.wantDelivered) {
+				t.Errorf("delivered %v, want %v", got, tt.wantDelivered)
+			}
+			recs := sink.Records()
+			switch {
+			case tt.wantGivenUp == nil && len(recs) != 0:
+				t.Errorf("on-failure records %s, want none", mustJSON(t, recs))
+			case tt.wantGivenUp != nil && (len(recs) != 1 || recs[0].KinesisBatchInfo.StartSequenceNumber != seqs[tt.wantGivenUp[0]] ||
+				recs[0].KinesisBatchInfo.EndSequenceNumber != seqs[tt.wantGivenUp[1]] || recs[0].RequestContext.ApproximateInvokeCount != tt.wantInvokes):
+				t.Errorf("on-failure records %s, want records %v after %d invocations", mustJSON(t, recs), tt.wantGivenUp, tt.wantInvokes)
+			}
+			if cp := r.Checkpoints()[*st.shards[0].ShardId]; cp != seqs[len(seqs)-1] {
+				t.Errorf("checkpoint %s, want the last record %s", cp, seqs[len(seqs)-1])
+			}
+		})
+	}
 }

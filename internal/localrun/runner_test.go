@@ -30,6 +30,12 @@ func TestNewValidates(t *testing.T) {
 		{"at timestamp without a time", func(o *localrun.Options) { o.StreamName, o.StartingPosition = "s", localrun.AtTimestamp },
 			[]string{"needs a starting position timestamp"}},
 		{"batch size above the limit", func(o *localrun.Options) { o.StreamName, o.BatchSize = "s", 10001 }, []string{"batch size 10001"}},
+		{"settings outside AWS's ranges", func(o *localrun.Options) {
+			o.StreamName, o.ParallelizationFactor, o.TumblingWindow = "s", 11, 901*time.Second
+		}, []string{"parallelization factor 11 is outside 1..10", "tumbling window 15m1s is outside 0..15m0s"}},
+		{"a filter the runner cannot evaluate", func(o *localrun.Options) {
+			o.StreamName, o.FilterPatterns = "s", []string{`{"data":{"a":["b"]}}`, `{"data":{"name":[{"wildcard":"a*"}]}}`}
+		}, []string{`filter patterns: filter 2: data.name[0]: operator "wildcard" is not supported`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +46,11 @@ func TestNewValidates(t *testing.T) {
 				}
 				o := r.Options()
 				if o.BatchSize != 100 || o.MaximumRetryAttempts != -1 || o.MaximumRecordAge != -1 || o.StartingPosition != localrun.TrimHorizon ||
-					o.StreamARN != "arn:aws:kinesis:us-east-1:000000000000:stream/s" || o.ReportBatchItemFailures {
+					o.StreamARN != "arn:aws:kinesis:us-east-1:000000000000:stream/s" || o.ReportBatchItemFailures || o.ParallelizationFactor != 1 {
 					t.Errorf("defaults = %+v", o)
+				}
+				if w := r.Warnings(); len(w) != 0 {
+					t.Errorf("warnings for the defaults: %q", w)
 				}
 				return
 			}
