@@ -31,7 +31,7 @@ func ToAttributeValue(v any) (types.AttributeValue, error) {
 		for k, e := range x {
 			av, err := ToAttributeValue(e)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
+				return nil, prefixReason(pathName(k), err)
 			}
 			m[k] = av
 		}
@@ -41,7 +41,7 @@ func ToAttributeValue(v any) (types.AttributeValue, error) {
 		for i, e := range x {
 			av, err := ToAttributeValue(e)
 			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
+				return nil, prefixReason("["+strconv.Itoa(i)+"]", err)
 			}
 			l[i] = av
 		}
@@ -66,7 +66,7 @@ func ToAttributeValue(v any) (types.AttributeValue, error) {
 
 func floatValue(f float64) (types.AttributeValue, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("number %v has no DynamoDB representation", f)
+		return nil, safeReason(fmt.Sprintf("number %v has no DynamoDB representation", f))
 	}
 	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(f, 'g', -1, 64)}, nil
 }
@@ -100,7 +100,7 @@ func reflectValue(rv reflect.Value) (types.AttributeValue, error) {
 		for i := range l {
 			av, err := ToAttributeValue(rv.Index(i).Interface())
 			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
+				return nil, prefixReason("["+strconv.Itoa(i)+"]", err)
 			}
 			l[i] = av
 		}
@@ -113,7 +113,7 @@ func reflectValue(rv reflect.Value) (types.AttributeValue, error) {
 		for it := rv.MapRange(); it.Next(); {
 			av, err := ToAttributeValue(it.Value().Interface())
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", it.Key().String(), err)
+				return nil, prefixReason(pathName(it.Key().String()), err)
 			}
 			m[it.Key().String()] = av
 		}
@@ -122,5 +122,5 @@ func reflectValue(rv reflect.Value) (types.AttributeValue, error) {
 	if rv.Type() == reflect.TypeFor[time.Time]() {
 		return ToAttributeValue(rv.Interface())
 	}
-	return nil, fmt.Errorf("a %s has no DynamoDB representation", rv.Type())
+	return nil, safeReason(fmt.Sprintf("a %s has no DynamoDB representation", rv.Type()))
 }

@@ -338,7 +338,7 @@ var (
 // itemErr prefixes err with the item's index when the transform returned several.
 func itemErr(n, j int, err error) error {
 	if n > 1 {
-		return fmt.Errorf("item %d: %w", j, err)
+		return prefixReason("item "+strconv.Itoa(j), err)
 	}
 	return err
 }
@@ -540,10 +540,7 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 }
 
 func recordAttrs(r *recState) []slog.Attr {
-	reason := "unknown"
-	if r.err != nil {
-		reason = r.err.Error()
-	}
+	reason := logReason(r.err) // the path and the rule, never a value: the error table has the full reason
 	return []slog.Attr{
 		slog.String("eventId", r.rec.EventID),
 		slog.String("sequenceNumber", r.rec.SequenceNumber),

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
@@ -21,16 +20,17 @@ type jsonParser struct {
 	depth int
 }
 
+// errorf returns a parse error naming no value: the message and the offset.
 func (p *jsonParser) errorf(format string, args ...any) error {
-	return fmt.Errorf(format+" at offset %d", append(args, p.i)...)
+	return safeReason(fmt.Sprintf(format+" at offset %d", append(args, p.i)...))
 }
 
 func (p *jsonParser) unexpected() error {
 	if p.i >= len(p.b) {
-		return errors.New("unexpected end of input")
+		return safeReason("unexpected end of input")
 	}
 	r, _ := utf8.DecodeRune(p.b[p.i:])
-	return p.errorf("invalid character %q", r)
+	return reason(fmt.Sprintf("invalid character at offset %d", p.i), fmt.Sprintf("invalid character %q at offset %d", r, p.i))
 }
 
 func (p *jsonParser) ws() {
@@ -259,17 +259,18 @@ func (p *jsonParser) escapedString(start int) (string, error) {
 			}
 			p.i += 4
 			if utf16.IsSurrogate(r) {
-				// a valid pair makes one rune; anything else is U+FFFD, as encoding/json does
+				// A valid pair makes one rune. An unpaired surrogate is not a character: encoding/json turns it
+				// into U+FFFD, which would make different payloads (and keys) equal; the record fails instead.
 				r2, ok := rune(-1), false
 				if p.i+2 < len(p.b) && p.b[p.i+1] == '\\' && p.b[p.i+2] == 'u' {
 					r2, ok = p.hex4(p.i + 3)
 				}
-				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
-					r = dec
-					p.i += 6
-				} else {
-					r = utf8.RuneError
+				dec := utf16.DecodeRune(r, r2)
+				if !ok || dec == utf8.RuneError {
+					return "", p.errorf("a \\u escape is an unpaired UTF-16 surrogate, not a character")
 				}
+				r = dec
+				p.i += 6
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:

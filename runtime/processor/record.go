@@ -90,7 +90,8 @@ func IsPermanent(err error) bool {
 const (
 	// AttrSequenceNumber holds the record's sequence number.
 	AttrSequenceNumber = "_kinesisSequenceNumber"
-	// AttrPartitionKey holds the producer's partition key.
+	// AttrPartitionKey holds the producer's partition key; as binary (B), byte for byte, when it is not valid UTF-8,
+	// which only a KPL user record's can be.
 	AttrPartitionKey = "_kinesisPartitionKey"
 	// AttrArrivalTime holds the record's approximate arrival time, RFC 3339 with nanoseconds, UTC.
 	AttrArrivalTime = "_kinesisArrivalTime"
@@ -102,19 +103,24 @@ const (
 // ErrorTTLAttribute. An error item of a KPL aggregate that cannot be read holds the whole Kinesis record; one of a user
 // record of an aggregate holds the user record (its partition key and payload).
 const (
-	ErrorAttrShardID           = "shardId"           // S: the record's shard.
-	ErrorAttrSequenceNumber    = "sequenceNumber"    // S: the record's sequence number.
+	ErrorAttrShardID           = "shardId"           // S: the record's shard (B if not valid UTF-8; at most 1024 bytes).
+	ErrorAttrSequenceNumber    = "sequenceNumber"    // S: the record's sequence number (B if not valid UTF-8; at most 1024 bytes).
 	ErrorAttrSubSequenceNumber = "subSequenceNumber" // N: the user record's index in its KPL aggregate (user records only).
-	ErrorAttrPartitionKey      = "partitionKey"      // S: the producer's partition key.
-	ErrorAttrArrivalTime       = "arrivalTime"       // S: RFC 3339, UTC.
-	ErrorAttrPayload           = "payload"           // B: the payload, encoded as ErrorAttrPayloadEncoding says.
-	ErrorAttrPayloadEncoding   = "payloadEncoding"   // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingParts.
-	ErrorAttrPayloadSize       = "payloadSize"       // N: the original payload's size in bytes.
-	ErrorAttrPayloadSHA256     = "payloadSha256"     // S: hex SHA-256 of the original payload (PayloadEncodingParts only).
-	ErrorAttrPayloadParts      = "payloadParts"      // N: the number of part items holding the payload (PayloadEncodingParts only).
-	ErrorAttrReason            = "reason"            // S: why the record failed.
-	ErrorAttrProcessorVersion  = "processorVersion"  // S: Options.Version.
-	ErrorAttrFailedAt          = "failedAt"          // S: RFC 3339, UTC.
+	ErrorAttrPartitionKey      = "partitionKey"      // S: the producer's partition key; B (byte for byte) when it is not valid UTF-8. At most MaxErrorPartitionKey bytes.
+	// ErrorAttrPartitionKeySize is the partition key's length in bytes (N), only when ErrorAttrPartitionKey holds
+	// its first MaxErrorPartitionKey bytes (a KPL user record's partition key can be longer).
+	ErrorAttrPartitionKeySize = "partitionKeySize"
+	// ErrorAttrPartitionKeySHA256 is the hex SHA-256 of the whole partition key (S), with ErrorAttrPartitionKeySize.
+	ErrorAttrPartitionKeySHA256 = "partitionKeySha256"
+	ErrorAttrArrivalTime        = "arrivalTime"      // S: RFC 3339, UTC.
+	ErrorAttrPayload            = "payload"          // B: the payload, encoded as ErrorAttrPayloadEncoding says.
+	ErrorAttrPayloadEncoding    = "payloadEncoding"  // S: PayloadEncodingRaw, PayloadEncodingGzip or PayloadEncodingParts.
+	ErrorAttrPayloadSize        = "payloadSize"      // N: the original payload's size in bytes.
+	ErrorAttrPayloadSHA256      = "payloadSha256"    // S: hex SHA-256 of the original payload (PayloadEncodingParts only).
+	ErrorAttrPayloadParts       = "payloadParts"     // N: the number of part items holding the payload (PayloadEncodingParts only).
+	ErrorAttrReason             = "reason"           // S: why the record failed.
+	ErrorAttrProcessorVersion   = "processorVersion" // S: Options.Version.
+	ErrorAttrFailedAt           = "failedAt"         // S: RFC 3339, UTC.
 )
 
 // Values of ErrorAttrPayloadEncoding.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,35 +45,35 @@ func processedAtString(ctx context.Context) string {
 // decodeObject decodes a payload that must hold exactly one JSON object, with numbers as json.Number.
 func decodeObject(raw []byte) (map[string]any, error) {
 	if !utf8.Valid(raw) {
-		return nil, errors.New("payload is not valid UTF-8")
+		return nil, safeReason("payload is not valid UTF-8")
 	}
 	p := jsonParser{b: raw}
 	p.ws()
 	if p.i == len(raw) {
-		return nil, errors.New("payload is empty, not a JSON object")
+		return nil, safeReason("payload is empty, not a JSON object")
 	}
 	isObject := raw[p.i] == '{'
 	v, err := p.value()
 	if err != nil {
-		return nil, fmt.Errorf("payload is not valid JSON: %w", err)
+		return nil, prefixReason("payload is not valid JSON", err)
 	}
 	if p.ws(); p.i != len(raw) {
-		return nil, fmt.Errorf("payload has data after its JSON value, at offset %d", p.i)
+		return nil, safeReason(fmt.Sprintf("payload has data after its JSON value, at offset %d", p.i))
 	}
 	if isObject {
 		return v.(map[string]any), nil
 	}
 	switch v.(type) {
 	case nil:
-		return nil, errors.New("payload is JSON null, not an object")
+		return nil, safeReason("payload is JSON null, not an object")
 	case []any:
-		return nil, errors.New("payload is a JSON array, not an object")
+		return nil, safeReason("payload is a JSON array, not an object")
 	case string:
-		return nil, errors.New("payload is a JSON string, not an object")
+		return nil, safeReason("payload is a JSON string, not an object")
 	case json.Number:
-		return nil, errors.New("payload is a JSON number, not an object")
+		return nil, safeReason("payload is a JSON number, not an object")
 	default:
-		return nil, errors.New("payload is a JSON boolean, not an object")
+		return nil, safeReason("payload is a JSON boolean, not an object")
 	}
 }
 
@@ -110,7 +109,7 @@ func DefaultTransform(cfg Config) Transform {
 		for k, v := range r.Data {
 			av, err := ToAttributeValue(v)
 			if err != nil {
-				return nil, Permanent(fmt.Errorf("attribute %s: %w", k, err))
+				return nil, Permanent(prefixReason("attribute "+pathName(k), err))
 			}
 			item[k] = av
 		}
@@ -149,7 +148,7 @@ func keyValue(k KeyAttribute, r *Record) (types.AttributeValue, error) {
 		return pathKeyValue(k, r.Data)
 	}
 	if s == "" {
-		return nil, fmt.Errorf("key attribute %s: %s is empty", k.Name, k.Source)
+		return nil, keyErrorf("key attribute %s: %s is empty", k.Name, k.Source)
 	}
 	return &types.AttributeValueMemberS{Value: s}, nil
 }
@@ -164,20 +163,20 @@ func pathKeyValue(k KeyAttribute, data map[string]any) (types.AttributeValue, er
 		seg, rest, _ = strings.Cut(rest, ".")
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is missing (%s is not an object)", k.Name, k.Source, seg)
+			return nil, keyErrorf("key attribute %s: payload field %s is missing (%s is not an object)", k.Name, k.Source, seg)
 		}
 		if v, ok = m[seg]; !ok {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is missing", k.Name, k.Source)
+			return nil, keyErrorf("key attribute %s: payload field %s is missing", k.Name, k.Source)
 		}
 	}
 	switch k.Type {
 	case AttributeTypeString:
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a string", k.Name, k.Source, jsonKind(v))
+			return nil, keyErrorf("key attribute %s: payload field %s is %s, want a string", k.Name, k.Source, jsonKind(v))
 		}
 		if s == "" {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
+			return nil, keyErrorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
 		}
 		return &types.AttributeValueMemberS{Value: s}, nil
 	case AttributeTypeNumber:
@@ -187,23 +186,26 @@ func pathKeyValue(k KeyAttribute, data map[string]any) (types.AttributeValue, er
 		case int, int64, float64:
 			return ToAttributeValue(n)
 		}
-		return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a number", k.Name, k.Source, jsonKind(v))
+		return nil, keyErrorf("key attribute %s: payload field %s is %s, want a number", k.Name, k.Source, jsonKind(v))
 	case AttributeTypeBinary:
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is %s, want a base64 string", k.Name, k.Source, jsonKind(v))
+			return nil, keyErrorf("key attribute %s: payload field %s is %s, want a base64 string", k.Name, k.Source, jsonKind(v))
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is not base64: %w", k.Name, k.Source, err)
+			return nil, keyErrorf("key attribute %s: payload field %s is not base64: %v", k.Name, k.Source, err)
 		}
 		if len(b) == 0 {
-			return nil, fmt.Errorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
+			return nil, keyErrorf("key attribute %s: payload field %s is empty", k.Name, k.Source)
 		}
 		return &types.AttributeValueMemberB{Value: b}, nil
 	}
-	return nil, fmt.Errorf("key attribute %s: unknown type %q", k.Name, k.Type)
+	return nil, keyErrorf("key attribute %s: unknown type %q", k.Name, k.Type)
 }
+
+// keyErrorf formats a key attribute's failure: it names the attribute, its source and the rule, never a value.
+func keyErrorf(format string, args ...any) error { return safeReason(fmt.Sprintf(format, args...)) }
 
 func jsonKind(v any) string {
 	switch v.(type) {
@@ -225,7 +227,9 @@ func jsonKind(v any) string {
 }
 
 // addMetadata sets the metadata attributes AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and
-// AttrProcessedAt on item, with one allocation for the four values.
+// AttrProcessedAt on item, with one allocation for the four values. A partition key that is not valid UTF-8 (a KPL
+// user record's, which Kinesis does not check) is stored as binary, byte for byte: as a string the SDK would
+// replace its invalid bytes.
 func addMetadata(ctx context.Context, item Item, r *Record) {
 	meta := new([4]types.AttributeValueMemberS)
 	meta[0].Value = r.SequenceNumber
@@ -234,6 +238,9 @@ func addMetadata(ctx context.Context, item Item, r *Record) {
 	meta[3].Value = processedAtString(ctx)
 	item[AttrSequenceNumber] = &meta[0]
 	item[AttrPartitionKey] = &meta[1]
+	if !utf8.ValidString(r.PartitionKey) {
+		item[AttrPartitionKey] = &types.AttributeValueMemberB{Value: []byte(r.PartitionKey)}
+	}
 	item[AttrArrivalTime] = &meta[2]
 	item[AttrProcessedAt] = &meta[3]
 }

@@ -231,7 +231,7 @@ func TestValidateItem(t *testing.T) {
 		{name: "nil value", give: Item{"pk": s("a"), "sk": n("1"), "x": nil}, wantErr: "has no value"},
 		{name: "empty set", give: ok(Item{"ss": &types.AttributeValueMemberSS{}}), wantErr: "string set is empty"},
 		{name: "duplicate numbers", give: ok(Item{"ns": &types.AttributeValueMemberNS{Value: []string{"1", "1.0"}}}), wantErr: "duplicates"},
-		{name: "bad number in a list", give: ok(Item{"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{n("1"), n("1e200")}}}), wantErr: "l: [1]: number 1e200"},
+		{name: "bad number in a list", give: ok(Item{"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{n("1"), n("1e200")}}}), wantErr: "attribute l[1]: number is larger in magnitude than 9.9999999999999999999999999999999999999E+125 (value 1e200)"},
 		{name: "too big", give: ok(Item{"b": &types.AttributeValueMemberB{Value: make([]byte, MaxItemSize)}}), wantErr: "more than DynamoDB's"},
 	}
 	for _, tt := range tests {

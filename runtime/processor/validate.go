@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -32,6 +33,9 @@ type number struct {
 	exp  int
 	mant string
 }
+
+// errNotNumber is parseNumber's failure; checkNumber adds the value to the full reason.
+var errNotNumber = errors.New("not a number")
 
 // parseNumber parses a DynamoDB number string: an optional minus, digits with an optional fraction (".5" and "5."
 // too), an optional exponent. It does not allocate.
@@ -63,7 +67,7 @@ func parseNumber(s string) (number, error) {
 		break
 	}
 	if !sawDigit {
-		return n, fmt.Errorf("%q is not a number", abbreviate(s))
+		return n, errNotNumber
 	}
 	n.mant = s[mstart:i]
 	if dot < 0 {
@@ -85,14 +89,14 @@ func parseNumber(s string) (number, error) {
 			i++
 		}
 		if i == start {
-			return n, fmt.Errorf("%q is not a number", abbreviate(s))
+			return n, errNotNumber
 		}
 		if eneg {
 			exp = -exp
 		}
 	}
 	if i != len(s) {
-		return n, fmt.Errorf("%q is not a number", abbreviate(s))
+		return n, errNotNumber
 	}
 	if first < 0 {
 		return number{}, nil // zero, whatever its sign and exponent
@@ -109,20 +113,25 @@ func parseNumber(s string) (number, error) {
 	return n, nil
 }
 
-// checkNumber reports why DynamoDB would reject number string s, or nil.
+// checkNumber reports why DynamoDB would reject number string s, or nil. The error's full reason quotes the number
+// (abbreviated); its log form does not.
 func checkNumber(s string) (number, error) {
 	n, err := parseNumber(s)
 	if err != nil {
-		return n, err
+		return n, reason("is not a number", strconv.Quote(abbreviate(s))+" is not a number")
 	}
+	var rule string
 	switch {
 	case n.sig == 0:
 	case n.sig > MaxNumberDigits:
-		return n, fmt.Errorf("number %s has %d significant digits, more than %d", abbreviate(s), n.sig, MaxNumberDigits)
+		rule = fmt.Sprintf("has %d significant digits, more than %d", n.sig, MaxNumberDigits)
 	case n.exp > maxNumberExp:
-		return n, fmt.Errorf("number %s is larger in magnitude than 9.9999999999999999999999999999999999999E+125", abbreviate(s))
+		rule = "is larger in magnitude than 9.9999999999999999999999999999999999999E+125"
 	case n.exp < minNumberExp:
-		return n, fmt.Errorf("number %s is smaller in magnitude than 1E-130", abbreviate(s))
+		rule = "is smaller in magnitude than 1E-130"
+	}
+	if rule != "" {
+		return n, reason("number "+rule, "number "+abbreviate(s)+" "+rule)
 	}
 	return n, nil
 }
@@ -145,14 +154,76 @@ func (n number) canonical() string {
 	return d + "e" + strconv.Itoa(n.exp)
 }
 
+// abbreviate cuts s to at most 64 bytes (at a character boundary), escaping what is not valid UTF-8.
 func abbreviate(s string) string {
 	if len(s) > 64 {
-		return s[:60] + "..."
+		cut := 60
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	if !utf8.ValidString(s) {
+		q := strconv.Quote(s)
+		return q[1 : len(q)-1]
 	}
 	return s
 }
 
-// validateItem reports why DynamoDB would reject item for a table with the given key attributes, or nil.
+// maxAttrName is the longest attribute name DynamoDB accepts, in bytes ("less than 64 KB").
+const maxAttrName = 64*1024 - 1
+
+// itemError is why DynamoDB would reject an item: the rule an attribute breaks (naming no value), an optional
+// detail quoting the value (for the error table only), and the attribute's path, built while unwinding.
+type itemError struct {
+	rev    []string // path segments, innermost first
+	rule   string
+	detail string
+}
+
+func (e *itemError) at(seg string) *itemError {
+	e.rev = append(e.rev, seg)
+	return e
+}
+
+func (e *itemError) path() string {
+	var b strings.Builder
+	for i := len(e.rev) - 1; i >= 0; i-- {
+		seg := e.rev[i]
+		if b.Len() > 0 && seg[0] != '[' && seg[0] != '<' {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
+}
+
+// reason converts e to a reasonError: "attribute <path>: <rule>", the detail in the full reason only.
+func (e *itemError) reason() error {
+	log := "attribute " + e.path() + ": " + e.rule
+	full := log
+	if e.detail != "" {
+		full += " (" + e.detail + ")"
+	}
+	return reason(log, full)
+}
+
+func ruleErr(rule string) *itemError { return &itemError{rule: rule} }
+
+// numberErr converts checkNumber's failure for number string s: the rule, and the value as the detail.
+func numberErr(s string, err error) *itemError {
+	var re *reasonError
+	rule := err.Error()
+	if errors.As(err, &re) {
+		rule = re.log
+	}
+	return &itemError{rule: rule, detail: "value " + abbreviate(s)}
+}
+
+// validateItem reports why DynamoDB would reject item for a table with the given key attributes, or nil. Typed nil
+// values and strings that are not valid UTF-8 are rejected like DynamoDB's own rules: the SDK would send the latter
+// with each invalid byte replaced by U+FFFD, storing something else than the item. The error's log form names the
+// attribute's path and the rule, never a value.
 func validateItem(item Item, keys []KeyAttribute) error {
 	for i, k := range keys {
 		limit := maxPartitionKey
@@ -161,29 +232,46 @@ func validateItem(item Item, keys []KeyAttribute) error {
 			limit, what = maxSortKey, "sort key"
 		}
 		if err := checkKey(item[k.Name], k, limit); err != nil {
-			return fmt.Errorf("%s %s: %w", what, k.Name, err)
+			return prefixReason(what+" "+pathName(k.Name), err)
 		}
 	}
 	size := 0
 	for name, v := range item {
-		if name == "" {
-			return errors.New("an attribute name is empty")
+		if err := checkName(name); err != nil {
+			return err.at(pathName(name)).reason()
 		}
 		n, err := valueSize(v, 1)
 		if err != nil {
-			return fmt.Errorf("attribute %s: %w", name, err)
+			return err.at(pathName(name)).reason()
 		}
 		size += len(name) + n
 	}
 	if size > MaxItemSize {
-		return fmt.Errorf("item is about %d bytes, more than DynamoDB's %d", size, MaxItemSize)
+		return safeReason(fmt.Sprintf("item is about %d bytes, more than DynamoDB's %d", size, MaxItemSize))
 	}
 	return nil
 }
 
+// checkName reports why DynamoDB would reject an attribute name (or a map key), or nil.
+func checkName(name string) *itemError {
+	switch {
+	case name == "":
+		return ruleErr("the name is empty")
+	case len(name) > maxAttrName:
+		return ruleErr(fmt.Sprintf("the name is %d bytes, more than %d", len(name), maxAttrName))
+	case !utf8.ValidString(name):
+		return ruleErr("the name is not valid UTF-8")
+	}
+	return nil
+}
+
+// checkKey reports why DynamoDB would reject v as the value of key attribute k (limit: its size limit in bytes).
 func checkKey(v types.AttributeValue, k KeyAttribute, limit int) error {
 	if v == nil {
-		return errors.New("is missing")
+		return safeReason("is missing")
+	}
+	if isNilValue(v) {
+		return safeReason(fmt.Sprintf("is a nil %s", avType(v)))
 	}
 	var n int
 	switch x := v.(type) {
@@ -192,7 +280,10 @@ func checkKey(v types.AttributeValue, k KeyAttribute, limit int) error {
 			break
 		}
 		if x.Value == "" {
-			return errors.New("is empty")
+			return safeReason("is empty")
+		}
+		if !utf8.ValidString(x.Value) {
+			return safeReason("is not valid UTF-8")
 		}
 		n = len(x.Value)
 	case *types.AttributeValueMemberN:
@@ -208,17 +299,46 @@ func checkKey(v types.AttributeValue, k KeyAttribute, limit int) error {
 			break
 		}
 		if len(x.Value) == 0 {
-			return errors.New("is empty")
+			return safeReason("is empty")
 		}
 		n = len(x.Value)
 	}
 	if n == 0 {
-		return fmt.Errorf("is %s, want %s", avType(v), k.Type)
+		return safeReason(fmt.Sprintf("is %s, want %s", avType(v), k.Type))
 	}
 	if n > limit {
-		return fmt.Errorf("is %d bytes, more than %d", n, limit)
+		return safeReason(fmt.Sprintf("is %d bytes, more than %d", n, limit))
 	}
 	return nil
+}
+
+// isNilValue reports whether v is a typed nil pointer (a user transform's (*types.AttributeValueMemberS)(nil)).
+func isNilValue(v types.AttributeValue) bool {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return x == nil
+	case *types.AttributeValueMemberN:
+		return x == nil
+	case *types.AttributeValueMemberB:
+		return x == nil
+	case *types.AttributeValueMemberBOOL:
+		return x == nil
+	case *types.AttributeValueMemberNULL:
+		return x == nil
+	case *types.AttributeValueMemberM:
+		return x == nil
+	case *types.AttributeValueMemberL:
+		return x == nil
+	case *types.AttributeValueMemberSS:
+		return x == nil
+	case *types.AttributeValueMemberNS:
+		return x == nil
+	case *types.AttributeValueMemberBS:
+		return x == nil
+	case *types.UnknownUnionMember:
+		return x == nil
+	}
+	return false
 }
 
 func avType(v types.AttributeValue) string {
@@ -252,58 +372,75 @@ func numberSize(sig int) int { return 3 + (sig+1)/2 }
 
 // valueSize returns a conservative estimate of v's size as DynamoDB counts it, checking DynamoDB's rules on the way.
 // depth is the nesting level of v if it is a list or a map (a top-level attribute's value is level 1).
-func valueSize(v types.AttributeValue, depth int) (int, error) {
+func valueSize(v types.AttributeValue, depth int) (int, *itemError) {
+	if v == nil {
+		return 0, ruleErr("has no value")
+	}
+	if isNilValue(v) {
+		return 0, ruleErr(fmt.Sprintf("is a nil %s (a typed nil pointer)", avType(v)))
+	}
 	switch x := v.(type) {
 	case *types.AttributeValueMemberS:
+		if !utf8.ValidString(x.Value) {
+			return 0, invalidUTF8(x.Value)
+		}
 		return len(x.Value), nil
 	case *types.AttributeValueMemberN:
 		n, err := checkNumber(x.Value)
 		if err != nil {
-			return 0, err
+			return 0, numberErr(x.Value, err)
 		}
 		return numberSize(n.sig), nil
 	case *types.AttributeValueMemberB:
 		return len(x.Value), nil
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+	case *types.AttributeValueMemberBOOL:
+		return 1, nil
+	case *types.AttributeValueMemberNULL:
+		if !x.Value {
+			return 0, ruleErr("is NULL false: a NULL value must be true")
+		}
 		return 1, nil
 	case *types.AttributeValueMemberM:
 		if depth > MaxNestingDepth {
-			return 0, fmt.Errorf("nested more than %d levels deep", MaxNestingDepth)
+			return 0, ruleErr(fmt.Sprintf("is nested more than %d levels deep", MaxNestingDepth))
 		}
 		size := 3
 		for name, e := range x.Value {
-			if name == "" {
-				return 0, errors.New("a nested attribute name is empty")
+			if err := checkName(name); err != nil {
+				return 0, err.at(pathName(name))
 			}
 			n, err := valueSize(e, depth+1)
 			if err != nil {
-				return 0, fmt.Errorf("%s: %w", name, err)
+				return 0, err.at(pathName(name))
 			}
 			size += 1 + len(name) + n
 		}
 		return size, nil
 	case *types.AttributeValueMemberL:
 		if depth > MaxNestingDepth {
-			return 0, fmt.Errorf("nested more than %d levels deep", MaxNestingDepth)
+			return 0, ruleErr(fmt.Sprintf("is nested more than %d levels deep", MaxNestingDepth))
 		}
 		size := 3
 		for i, e := range x.Value {
 			n, err := valueSize(e, depth+1)
 			if err != nil {
-				return 0, fmt.Errorf("[%d]: %w", i, err)
+				return 0, err.at("[" + strconv.Itoa(i) + "]")
 			}
 			size += 1 + n
 		}
 		return size, nil
 	case *types.AttributeValueMemberSS:
 		if len(x.Value) == 0 {
-			return 0, errors.New("string set is empty")
+			return 0, ruleErr("string set is empty")
 		}
 		seen := make(map[string]struct{}, len(x.Value))
 		size := 1
-		for _, s := range x.Value {
+		for i, s := range x.Value {
+			if !utf8.ValidString(s) {
+				return 0, invalidUTF8(s).at("<" + strconv.Itoa(i) + ">")
+			}
 			if _, dup := seen[s]; dup {
-				return 0, errors.New("string set holds duplicates")
+				return 0, ruleErr("string set holds duplicates")
 			}
 			seen[s] = struct{}{}
 			size += 1 + len(s)
@@ -311,18 +448,18 @@ func valueSize(v types.AttributeValue, depth int) (int, error) {
 		return size, nil
 	case *types.AttributeValueMemberNS:
 		if len(x.Value) == 0 {
-			return 0, errors.New("number set is empty")
+			return 0, ruleErr("number set is empty")
 		}
 		seen := make(map[string]struct{}, len(x.Value))
 		size := 1
-		for _, s := range x.Value {
+		for i, s := range x.Value {
 			n, err := checkNumber(s)
 			if err != nil {
-				return 0, err
+				return 0, numberErr(s, err).at("<" + strconv.Itoa(i) + ">")
 			}
 			c := n.canonical()
 			if _, dup := seen[c]; dup {
-				return 0, errors.New("number set holds duplicates")
+				return 0, ruleErr("number set holds duplicates")
 			}
 			seen[c] = struct{}{}
 			size += 1 + numberSize(n.sig)
@@ -330,23 +467,34 @@ func valueSize(v types.AttributeValue, depth int) (int, error) {
 		return size, nil
 	case *types.AttributeValueMemberBS:
 		if len(x.Value) == 0 {
-			return 0, errors.New("binary set is empty")
+			return 0, ruleErr("binary set is empty")
 		}
 		seen := make(map[string]struct{}, len(x.Value))
 		size := 1
 		for _, b := range x.Value {
 			if _, dup := seen[string(b)]; dup {
-				return 0, errors.New("binary set holds duplicates")
+				return 0, ruleErr("binary set holds duplicates")
 			}
 			seen[string(b)] = struct{}{}
 			size += 1 + len(b)
 		}
 		return size, nil
-	case nil:
-		return 0, errors.New("has no value")
 	default:
-		return 0, fmt.Errorf("has unsupported type %T", v)
+		return 0, ruleErr(fmt.Sprintf("has unsupported type %T", v))
 	}
+}
+
+// invalidUTF8 is the failure of a string that is not valid UTF-8: the offset of its first invalid byte.
+func invalidUTF8(s string) *itemError {
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		i += size
+	}
+	return ruleErr(fmt.Sprintf("string is not valid UTF-8 (byte %d of %d)", i, len(s)))
 }
 
 // itemKey returns a string equal for items with the same primary key (keys as validated by validateItem).
