@@ -23,6 +23,7 @@ import (
 const (
 	OpBatchWriteItem = "BatchWriteItem"
 	OpPutItem        = "PutItem"
+	OpGetItem        = "GetItem"
 )
 
 const targetPrefix = "DynamoDB_20120810."
@@ -30,12 +31,12 @@ const targetPrefix = "DynamoDB_20120810."
 // maxBody bounds a request body (BatchWriteItem allows 16 MB).
 const maxBody = 17 << 20
 
-// Options configures a Server. The zero value answers BatchWriteItem and PutItem itself, stores every item and
-// injects no fault.
+// Options configures a Server. The zero value answers BatchWriteItem, PutItem and GetItem itself, stores every item
+// and injects no fault.
 type Options struct {
 	// Upstream is the base URL of a DynamoDB-compatible server (for example dynalite's endpoint) that every request
-	// is forwarded to. Default: - none; the Server answers BatchWriteItem and PutItem itself and rejects other
-	// operations with UnknownOperationException.
+	// is forwarded to. Default: - none; the Server answers BatchWriteItem, PutItem and GetItem itself and rejects
+	// other operations with UnknownOperationException.
 	Upstream string
 	// KeyAttributes maps a table name to its key attribute names, partition key first, for the items the Server
 	// stores itself. Default: - every table is keyed by "id".
@@ -96,6 +97,9 @@ type Stats struct {
 	ItemsWritten int64
 	// Forwarded counts requests sent to the upstream.
 	Forwarded int64
+	// ConditionalCheckFailures counts PutItem requests answered with ConditionalCheckFailedException (answered by
+	// the Server itself).
+	ConditionalCheckFailures int64
 }
 
 // Server is a running DynamoDB stand-in. Its methods are safe for concurrent use.
@@ -415,8 +419,10 @@ func (s *Server) answer(op string, body []byte, d decision) response {
 		out, err = s.answerBatch(body, d)
 	case OpPutItem:
 		err = s.answerPut(body)
+	case OpGetItem:
+		out, err = s.answerGet(body)
 	default:
-		err = &apiError{status: 400, typ: typeUnknownOp, message: "the stand-in answers only BatchWriteItem and PutItem itself; set Upstream for " + op}
+		err = &apiError{status: 400, typ: typeUnknownOp, message: "the stand-in answers only BatchWriteItem, PutItem and GetItem itself; set Upstream for " + op}
 	}
 	if err != nil {
 		if err.typ == typeValidation {
@@ -532,13 +538,89 @@ func (s *Server) answerPut(body []byte) *apiError {
 	if err != nil {
 		return err
 	}
-	s.apply([]pendingPut{p})
+	if in.ConditionExpression == "" {
+		if len(in.ExpressionAttributeNames)+len(in.ExpressionAttributeValues) > 0 {
+			return validationError("ExpressionAttributeNames and ExpressionAttributeValues can only be specified when using expressions")
+		}
+		s.apply([]pendingPut{p})
+		return nil
+	}
+	values, _, derr := decodeItem(in.ExpressionAttributeValues)
+	if derr != nil {
+		return validationError("ExpressionAttributeValues contains invalid value: %v", derr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok, cerr := evalCondition(in.ConditionExpression, in.ExpressionAttributeNames, values, s.items[p.table][p.key])
+	if cerr != nil {
+		s.stats.ValidationErrors++
+		return validationError("Invalid ConditionExpression: %v", cerr)
+	}
+	if !ok {
+		s.stats.ConditionalCheckFailures++
+		return &apiError{status: 400, typ: typeConditionFailed, message: "The conditional request failed"}
+	}
+	s.applyLocked([]pendingPut{p})
 	return nil
+}
+
+// answerGet reads one item, projected on the attributes of ProjectionExpression (names or #placeholders, comma
+// separated) when it is set.
+func (s *Server) answerGet(body []byte) ([]byte, *apiError) {
+	var in getItemInput
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &apiError{status: 400, typ: typeSerializing, message: err.Error()}
+	}
+	key, _, err := decodeItem(in.Key)
+	if err != nil {
+		return nil, validationError("%v", err)
+	}
+	if len(key) != len(s.keyAttributes(in.TableName)) {
+		return nil, validationError("The provided key element does not match the schema")
+	}
+	ks, err := KeyString(key, s.keyAttributes(in.TableName))
+	if err != nil {
+		return nil, validationError("%v", err)
+	}
+	s.mu.Lock()
+	it, found := s.items[in.TableName][ks]
+	s.mu.Unlock()
+	var out getItemOutput
+	if found {
+		out.Item = encodeItem(it)
+		if in.ProjectionExpression != "" {
+			proj := wireItem{}
+			for _, name := range strings.Split(in.ProjectionExpression, ",") {
+				name = strings.TrimSpace(name)
+				if strings.HasPrefix(name, "#") {
+					real, ok := in.ExpressionAttributeNames[name]
+					if !ok {
+						return nil, validationError("Invalid ProjectionExpression: An expression attribute name used in the document path is not defined; attribute name: %s", name)
+					}
+					name = real
+				}
+				if v, ok := out.Item[name]; ok {
+					proj[name] = v
+				}
+			}
+			out.Item = proj
+		}
+	}
+	b, merr := json.Marshal(out)
+	if merr != nil {
+		return nil, &apiError{status: 500, typ: "InternalServerError", message: merr.Error()}
+	}
+	return b, nil
 }
 
 func (s *Server) apply(puts []pendingPut) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.applyLocked(puts)
+}
+
+// applyLocked is apply with s.mu held.
+func (s *Server) applyLocked(puts []pendingPut) {
 	s.stats.ItemsWritten += int64(len(puts))
 	if s.opts.Discard {
 		return

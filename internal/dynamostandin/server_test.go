@@ -193,11 +193,39 @@ func TestAnswerStoresItems(t *testing.T) {
 		{
 			name: "other operations are unknown without an upstream",
 			call: func(c *dynamodb.Client) error {
-				_, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: item("a")})
+				_, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: item("a")})
 				return err
 			},
 			wantCode: "UnknownOperationException",
 		},
+	}
+	for _, bad := range []struct {
+		name string
+		v    types.AttributeValue
+	}{
+		{"39 significant digits", &types.AttributeValueMemberN{Value: "123456789012345678901234567890123456789"}},
+		{"number too large", &types.AttributeValueMemberN{Value: "1E+126"}},
+		{"number too small", &types.AttributeValueMemberN{Value: "0.1E-130"}},
+		{"not a number", &types.AttributeValueMemberN{Value: "0x10"}},
+		{"empty string set", &types.AttributeValueMemberSS{Value: []string{}}},
+		{"duplicate numbers in a set", &types.AttributeValueMemberNS{Value: []string{"1", "1.0"}}},
+		{"duplicate binaries in a set", &types.AttributeValueMemberBS{Value: [][]byte{{1}, {1}}}},
+		{"item over 400 KB by UTF-8 bytes", &types.AttributeValueMemberS{Value: strings.Repeat("é", 205*1024)}},
+	} {
+		tests = append(tests, struct {
+			name     string
+			call     func(c *dynamodb.Client) error
+			wantCode string
+			wantKeys []string
+			check    func(t *testing.T, items map[string]dynamostandin.Item)
+		}{
+			name: "rejects " + bad.name,
+			call: func(c *dynamodb.Client) error {
+				_, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("a", bad.v)})
+				return err
+			},
+			wantCode: "ValidationException",
+		})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -540,11 +568,11 @@ func TestProxy(t *testing.T) {
 func TestProxyOtherOperations(t *testing.T) {
 	up := start(t, dynamostandin.Options{})
 	p := start(t, dynamostandin.Options{Upstream: up.URL()})
-	_, err := newClient(p.URL(), 1).GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: item("a")})
+	_, err := newClient(p.URL(), 1).DeleteItem(context.Background(), &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: item("a")})
 	if got := errorCode(err); got != "UnknownOperationException" {
 		t.Errorf("error code = %q (err %v): the upstream's answer should come back", got, err)
 	}
-	if st := p.Stats(); st.Forwarded != 1 || st.Operations["GetItem"] != 1 {
+	if st := p.Stats(); st.Forwarded != 1 || st.Operations["DeleteItem"] != 1 {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -571,5 +599,109 @@ func TestInvalidOptionsPanic(t *testing.T) {
 			s := dynamostandin.New(tt.opts)
 			s.Close()
 		})
+	}
+}
+
+// TestConditionsAndGetItem: PutItem evaluates its ConditionExpression against the item the table holds (strings
+// and binaries byte by byte, numbers by value, a missing attribute or another type false), and GetItem reads items
+// back, projected.
+func TestConditionsAndGetItem(t *testing.T) {
+	ctx := context.Background()
+	b := func(v ...byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
+	sv := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	nv := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+	const laterWins = "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)"
+	tests := []struct {
+		name     string
+		existing map[string]types.AttributeValue // nil: no item
+		cond     string
+		names    map[string]string
+		values   map[string]types.AttributeValue
+		wantCode string
+	}{
+		{name: "no item", cond: laterWins, names: map[string]string{"#p": "pos"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}},
+		{name: "no attribute", existing: item("k"), cond: laterWins, names: map[string]string{"#p": "pos"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}},
+		{name: "same shard, earlier", existing: item("k", b(1, 'a', 4)), cond: "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)",
+			names: map[string]string{"#p": "a0"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}},
+		{name: "same shard, equal", existing: item("k", b(1, 'a', 5)), cond: laterWins,
+			names: map[string]string{"#p": "a0"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}},
+		{name: "same shard, later (bytes compare unsigned)", existing: item("k", b(1, 'a', 0x80)), cond: laterWins,
+			names: map[string]string{"#p": "a0"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 0x7f)}, wantCode: "ConditionalCheckFailedException"},
+		{name: "another shard, lower", existing: item("k", b(1, 'A', 0)), cond: laterWins,
+			names: map[string]string{"#p": "a0"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}, wantCode: "ConditionalCheckFailedException"},
+		{name: "another type", existing: item("k", sv("x")), cond: laterWins,
+			names: map[string]string{"#p": "a0"}, values: map[string]types.AttributeValue{":s": b(1, 'a'), ":p": b(1, 'a', 5)}, wantCode: "ConditionalCheckFailedException"},
+		{name: "insert, free", cond: "attribute_not_exists(#k)", names: map[string]string{"#k": "id"}},
+		{name: "insert, taken", existing: item("k"), cond: "attribute_not_exists(#k)", names: map[string]string{"#k": "id"}, wantCode: "ConditionalCheckFailedException"},
+		{name: "numbers by value", existing: item("k", nv("10")), cond: "a0 < :n AND NOT a0 = :m", values: map[string]types.AttributeValue{":n": nv("9.5e1"), ":m": nv("1e1")}, wantCode: "ConditionalCheckFailedException"},
+		{name: "numbers by value, true", existing: item("k", nv("10")), cond: "a0 < :n AND NOT (a0 = :m)", values: map[string]types.AttributeValue{":n": nv("9.5e1"), ":m": nv("1.1e1")}},
+		{name: "strings by bytes", existing: item("k", sv("Z")), cond: "a0 >= :v", values: map[string]types.AttributeValue{":v": sv("a")}, wantCode: "ConditionalCheckFailedException"},
+		{name: "unused name", existing: item("k"), cond: "attribute_exists(id)", names: map[string]string{"#x": "y"}, wantCode: "ValidationException"},
+		{name: "undefined value", existing: item("k"), cond: "id = :v", wantCode: "ValidationException"},
+		{name: "unsupported function", existing: item("k"), cond: "size(id) > :v", values: map[string]types.AttributeValue{":v": nv("1")}, wantCode: "ValidationException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, dynamostandin.Options{})
+			c := newClient(s.URL(), 1)
+			if tt.existing != nil {
+				tt.existing["id"] = sv("k")
+				if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: tt.existing}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in := &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("k", sv("new")), ConditionExpression: aws.String(tt.cond),
+				ExpressionAttributeNames: tt.names, ExpressionAttributeValues: tt.values}
+			_, err := c.PutItem(ctx, in)
+			if got := errorCode(err); got != tt.wantCode {
+				t.Fatalf("error code %q (%v), want %q", got, err, tt.wantCode)
+			}
+			out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: item("k"), ConsistentRead: aws.Bool(true),
+				ProjectionExpression: aws.String("#a, id"), ExpressionAttributeNames: map[string]string{"#a": "a0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written := tt.wantCode == ""
+			var want map[string]types.AttributeValue
+			switch {
+			case written:
+				want = map[string]types.AttributeValue{"id": sv("k"), "a0": sv("new")}
+			case tt.existing != nil:
+				want = map[string]types.AttributeValue{"id": sv("k")}
+				if v, ok := tt.existing["a0"]; ok {
+					want["a0"] = v
+				}
+			}
+			if len(out.Item)+len(want) > 0 && !reflect.DeepEqual(out.Item, want) {
+				t.Errorf("GetItem = %#v, want %#v", out.Item, want)
+			}
+		})
+	}
+}
+
+// TestNumericKeys: numbers DynamoDB stores as one value are one key.
+func TestNumericKeys(t *testing.T) {
+	ctx := context.Background()
+	s := start(t, dynamostandin.Options{KeyAttributes: map[string][]string{table: {"n"}}})
+	c := newClient(s.URL(), 1)
+	for _, v := range []string{"1", "1.0", "10e-1", "0.1e1"} {
+		if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+			"n": &types.AttributeValueMemberN{Value: v}, "v": &types.AttributeValueMemberS{Value: v}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := s.Items(table)
+	if len(items) != 1 {
+		t.Fatalf("%d items, want 1: %v", len(items), keysOf(items))
+	}
+	if got := items["1"]["v"]; !reflect.DeepEqual(got, &types.AttributeValueMemberS{Value: "0.1e1"}) {
+		t.Errorf("item %v", items)
+	}
+	out, err := c.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: {
+		{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "2"}}}},
+		{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "2.00"}}}},
+	}}})
+	if errorCode(err) != "ValidationException" {
+		t.Errorf("a batch holding 2 and 2.00: %v, %v; want a ValidationException (duplicate keys)", out, err)
 	}
 }

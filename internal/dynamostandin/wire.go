@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +25,8 @@ const (
 	typeValidation  = "com.amazon.coral.validate#ValidationException"
 	typeUnknownOp   = "com.amazon.coral.service#UnknownOperationException"
 	typeSerializing = "com.amazon.coral.service#SerializationException"
+	// typeConditionFailed is a PutItem whose ConditionExpression is false.
+	typeConditionFailed = "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
 )
 
 // maxItemSize is DynamoDB's item size limit in bytes.
@@ -66,8 +70,23 @@ type batchWriteInput struct {
 }
 
 type putItemInput struct {
-	TableName string   `json:"TableName"`
-	Item      wireItem `json:"Item"`
+	TableName                 string            `json:"TableName"`
+	Item                      wireItem          `json:"Item"`
+	ConditionExpression       string            `json:"ConditionExpression"`
+	ExpressionAttributeNames  map[string]string `json:"ExpressionAttributeNames"`
+	ExpressionAttributeValues wireItem          `json:"ExpressionAttributeValues"`
+}
+
+type getItemInput struct {
+	TableName                string            `json:"TableName"`
+	Key                      wireItem          `json:"Key"`
+	ConsistentRead           bool              `json:"ConsistentRead"`
+	ProjectionExpression     string            `json:"ProjectionExpression"`
+	ExpressionAttributeNames map[string]string `json:"ExpressionAttributeNames"`
+}
+
+type getItemOutput struct {
+	Item wireItem `json:"Item,omitempty"`
 }
 
 type batchWriteOutput struct {
@@ -135,10 +154,11 @@ func (v *wireValue) decode(depth int) (types.AttributeValue, int, error) {
 		return &types.AttributeValueMemberS{Value: *v.S}, len(*v.S), nil
 	case v.N != nil:
 		s := *v.N
-		if _, err := strconv.ParseFloat(s, 64); strings.ContainsAny(s, "xXpPiInN_") || err != nil && !errors.Is(err, strconv.ErrRange) {
-			return nil, 0, fmt.Errorf("the parameter cannot be converted to a numeric value: %s", s)
+		sig, err := checkNumber(s)
+		if err != nil {
+			return nil, 0, err
 		}
-		return &types.AttributeValueMemberN{Value: s}, len(s)/2 + 1, nil
+		return &types.AttributeValueMemberN{Value: s}, (sig+1)/2 + 1, nil
 	case v.B != nil:
 		return &types.AttributeValueMemberB{Value: *v.B}, len(*v.B), nil
 	case v.BOOL != nil:
@@ -149,10 +169,24 @@ func (v *wireValue) decode(depth int) (types.AttributeValue, int, error) {
 		}
 		return &types.AttributeValueMemberNULL{Value: true}, 1, nil
 	case v.SS != nil:
+		if err := checkSet(v.SS, func(s string) (string, error) { return s, nil }); err != nil {
+			return nil, 0, err
+		}
 		return &types.AttributeValueMemberSS{Value: v.SS}, setSize(v.SS), nil
 	case v.NS != nil:
+		if err := checkSet(v.NS, func(s string) (string, error) {
+			if _, err := checkNumber(s); err != nil {
+				return "", err
+			}
+			return numberKey(s), nil
+		}); err != nil {
+			return nil, 0, err
+		}
 		return &types.AttributeValueMemberNS{Value: v.NS}, setSize(v.NS), nil
 	case v.BS != nil:
+		if err := checkSet(v.BS, func(b []byte) (string, error) { return string(b), nil }); err != nil {
+			return nil, 0, err
+		}
 		n := 3
 		for _, b := range v.BS {
 			n += len(b)
@@ -194,7 +228,8 @@ func setSize(ss []string) int {
 }
 
 // KeyString serializes the key attributes of it, in the order given, as Server.Items keys them: each key value (an
-// S or N value as is, a B value in standard base64) joined with "|".
+// S value as is, an N value as the exact fraction it denotes, as big.Rat.RatString writes it, so that numbers DynamoDB
+// stores as one ("1", "1.0", "10e-1") are one key, a B value in standard base64) joined with "|".
 func KeyString(it Item, keyAttributes []string) (string, error) {
 	parts := make([]string, 0, len(keyAttributes))
 	for _, name := range keyAttributes {
@@ -212,7 +247,10 @@ func KeyString(it Item, keyAttributes []string) (string, error) {
 			}
 			parts = append(parts, v.Value)
 		case *types.AttributeValueMemberN:
-			parts = append(parts, v.Value)
+			if _, err := checkNumber(v.Value); err != nil {
+				return "", err
+			}
+			parts = append(parts, numberKey(v.Value))
 		case *types.AttributeValueMemberB:
 			if len(v.Value) == 0 {
 				return "", fmt.Errorf("one or more parameter values are not valid: the AttributeValue for a key attribute cannot contain an empty binary value. Key: %s", name)
@@ -233,4 +271,116 @@ func sortedTables[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// numberPattern is DynamoDB's number syntax: an optional minus, digits with an optional fraction, an optional
+// exponent.
+var numberPattern = regexp.MustCompile(`^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
+
+// checkNumber checks a number as DynamoDB does (at most 38 significant digits, magnitude within 1E-130 and
+// 9.9999999999999999999999999999999999999E+125, or zero) and returns its count of significant digits.
+func checkNumber(s string) (int, error) {
+	if !numberPattern.MatchString(s) {
+		return 0, fmt.Errorf("the parameter cannot be converted to a numeric value: %s", s)
+	}
+	mant, exp, _ := strings.Cut(strings.ToLower(strings.TrimPrefix(s, "-")), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+frac, "0")
+	if digits == "" {
+		return 0, nil // zero
+	}
+	// The decimal exponent of the first significant digit.
+	lead := len(intPart) - len(strings.TrimLeft(intPart, "0"))
+	e := len(intPart) - lead - 1
+	if lead == len(intPart) { // the integer part is all zeros: count the fraction's leading zeros
+		e = -(len(frac) - len(strings.TrimLeft(frac, "0"))) - 1
+	}
+	if exp != "" {
+		x, err := strconv.Atoi(exp)
+		if err != nil || x > 1000000 || x < -1000000 {
+			return 0, fmt.Errorf("number overflow. Attempting to store a number with magnitude larger than supported range")
+		}
+		e += x
+	}
+	sig := len(strings.TrimRight(digits, "0"))
+	switch {
+	case sig > 38:
+		return 0, fmt.Errorf("attempting to store more than 38 significant digits in a Number")
+	case e > 125:
+		return 0, fmt.Errorf("number overflow. Attempting to store a number with magnitude larger than supported range")
+	case e < -130:
+		return 0, fmt.Errorf("number underflow. Attempting to store a number with magnitude smaller than supported range")
+	}
+	return sig, nil
+}
+
+// numberKey returns a string equal for numbers of equal value (checked by checkNumber first).
+func numberKey(s string) string {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return s
+	}
+	return r.RatString()
+}
+
+// checkSet rejects an empty set and one holding duplicates (compared by key).
+func checkSet[E any](members []E, key func(E) (string, error)) error {
+	if len(members) == 0 {
+		return errors.New("one or more parameter values were invalid: an set may not be empty")
+	}
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		k, err := key(m)
+		if err != nil {
+			return err
+		}
+		if seen[k] {
+			return errors.New("one or more parameter values were invalid: input collection contains duplicates")
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// encodeItem converts an item to its wire form.
+func encodeItem(it Item) wireItem {
+	out := make(wireItem, len(it))
+	for k, v := range it {
+		out[k] = encodeValue(v)
+	}
+	return out
+}
+
+func encodeValue(v types.AttributeValue) *wireValue {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return &wireValue{S: &x.Value}
+	case *types.AttributeValueMemberN:
+		return &wireValue{N: &x.Value}
+	case *types.AttributeValueMemberB:
+		return &wireValue{B: &x.Value}
+	case *types.AttributeValueMemberBOOL:
+		return &wireValue{BOOL: &x.Value}
+	case *types.AttributeValueMemberNULL:
+		return &wireValue{NULL: &x.Value}
+	case *types.AttributeValueMemberSS:
+		return &wireValue{SS: x.Value}
+	case *types.AttributeValueMemberNS:
+		return &wireValue{NS: x.Value}
+	case *types.AttributeValueMemberBS:
+		return &wireValue{BS: x.Value}
+	case *types.AttributeValueMemberM:
+		m := make(map[string]*wireValue, len(x.Value))
+		for k, e := range x.Value {
+			m[k] = encodeValue(e)
+		}
+		return &wireValue{M: m}
+	case *types.AttributeValueMemberL:
+		l := make([]*wireValue, len(x.Value))
+		for i, e := range x.Value {
+			l[i] = encodeValue(e)
+		}
+		return &wireValue{L: l}
+	}
+	return &wireValue{}
 }
