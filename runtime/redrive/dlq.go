@@ -35,13 +35,17 @@ type DLQInput struct {
 }
 
 // DLQ redrives the on-failure records in an SQS queue: for each message, it reads the records of the range it names
-// from the stream, handles them, and deletes the message once every record is stored. A message whose range cannot
-// be read in full, or whose records were not all stored, is kept. At the end, every message kept is made visible
+// from the pinned stream (Options.StreamARN), handles them, and deletes the message once every record is stored. A
+// message naming another stream, a message whose range cannot be read in full, and one whose records were not all
+// stored are kept. At the end, every message kept is made visible
 // again at once. The run ends when a receive returns no message, or only messages this run has seen.
 func (r *Redriver) DLQ(ctx context.Context, in DLQInput) (Summary, error) {
 	r.start()
 	if r.c.SQS == nil {
 		return r.finish(), errors.New("dlq: no SQS client")
+	}
+	if r.pin == nil {
+		return r.finish(), errors.New("dlq: the pipeline's stream ARN is required (Options.StreamARN)")
 	}
 	if in.QueueURL == "" {
 		return r.finish(), errors.New("dlq: queue URL is empty")
@@ -112,6 +116,9 @@ func (r *Redriver) redriveMessage(ctx context.Context, in DLQInput, m sqstypes.M
 		return Result{Source: source, Outcome: OutcomeInvalid, Reason: err.Error()}
 	}
 	bi := rec.KinesisBatchInfo
+	if res, foreign := r.foreign(source, bi); foreign {
+		return res
+	}
 	// The message may have waited behind others of its receive: renew its visibility before starting. A message that
 	// became visible meanwhile and was received elsewhere has a new receipt handle; leave it to that consumer.
 	if _, err := r.c.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
@@ -158,4 +165,15 @@ func (r *Redriver) keepInvisible(ctx context.Context, in DLQInput, handle string
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// foreign returns the result of a source whose range names another stream than the pinned one, and whether it does.
+func (r *Redriver) foreign(source string, bi KinesisBatchInfo) (Result, bool) {
+	ref, err := ParseStreamARN(bi.StreamARN)
+	if err == nil && r.pin.Same(ref) {
+		return Result{}, false
+	}
+	return Result{Source: source, Outcome: OutcomeForeignStream, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber,
+		EndSequenceNumber: bi.EndSequenceNumber,
+		Reason:            fmt.Sprintf("names stream %s, not the pinned stream %s: left where it is, nothing read or written", bi.StreamARN, r.pin.ARN)}, true
 }

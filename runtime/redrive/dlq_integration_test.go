@@ -17,13 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
 func newRedriver(t *testing.T, c redrive.Clients, e *env, fns ...func(*redrive.Options)) *redrive.Redriver {
 	t.Helper()
 	all := append([]func(*redrive.Options){func(o *redrive.Options) {
-		o.TableName, o.ErrorTableName = e.table, e.errors
+		o.TableName, o.ErrorTableName, o.StreamARN = e.table, e.errors, e.arn
 	}}, fns...)
 	r, err := redrive.New(c, all...)
 	if err != nil {
@@ -228,6 +229,49 @@ func TestDLQPartialFailureThenRerun(t *testing.T) {
 	}
 	if msgs := e.sqs.Messages(e.queue); len(msgs) != 0 {
 		t.Errorf("queue still holds %v", msgs)
+	}
+}
+
+// TestDLQForeignStream: a message naming another stream than the pinned one, even a readable stream of the same
+// account and region, is left in the queue and reported; that stream is not read and nothing is written.
+func TestDLQForeignStream(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	other := emulators.UniqueName("other")
+	if err := emulators.CreateStream(ctx, e.kc, other, 1); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(other)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherARN := aws.ToString(sum.StreamDescriptionSummary.StreamARN)
+	var seqs []string
+	var shard string
+	for _, p := range []string{`{"n":0}`, `{"n":1}`} {
+		out, err := e.kc.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(other), PartitionKey: aws.String("pk"), Data: []byte(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs, shard = append(seqs, aws.ToString(out.SequenceNumber)), aws.ToString(out.ShardId)
+	}
+	id := e.sqs.Send(e.queue, failureBodyOf(otherARN, shard, seqs[0], seqs[1], 2))
+
+	s, err := newRedriver(t, e.clients(), e).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sources[redrive.OutcomeForeignStream] != 1 || s.Removed != 0 || s.Records.Read != 0 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if res := s.Unrecoverable[0]; !strings.Contains(res.Reason, "names stream "+otherARN) || !strings.Contains(res.Reason, e.arn) {
+		t.Errorf("reason %q does not name both streams", res.Reason)
+	}
+	if msgs := e.sqs.Messages(e.queue); len(msgs) != 1 || msgs[0].ID != id || !msgs[0].Visible {
+		t.Errorf("queue = %+v, want the message kept and visible", msgs)
+	}
+	if n := len(items(t, e.db, e.table)); n != 0 {
+		t.Errorf("%d items written", n)
 	}
 }
 

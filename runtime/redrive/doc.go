@@ -1,28 +1,35 @@
 // Package redrive brings the records a Kinesis-to-DynamoDB pipeline failed on back into its table, through the same
-// processor code and configuration as the pipeline (package runtime/processor), idempotently.
+// processor code and configuration as the pipeline (package runtime/processor), idempotently, and without trusting
+// what it reads.
 //
 // It reads from three places:
 //
 //   - the SQS on-failure destination (Redriver.DLQ): each message is the event source mapping's invocation record,
-//     naming a shard and a range of sequence numbers but holding no data. The records are read back from the stream
-//     (GetShardIterator AT_SEQUENCE_NUMBER at the first sequence number, then GetRecords up to the last), turned into
-//     the events.KinesisEvent Lambda would have sent, and handled by a processor.Processor. The message is deleted
-//     only when every record of the range is stored (in the data table, or in the error table for records that fail
-//     permanently, exactly as the pipeline would) and the read provably covered the whole range: the first record
-//     read is the range's first, the last is its last, and their count is the on-failure record's batchSize (after
-//     an expired iterator is renewed, records trimmed meanwhile would otherwise be skipped unnoticed); otherwise it
-//     stays in the queue and the reason is reported. A range that can no longer be read in full (past the stream's
-//     retention: the shard or the sequence number is gone, or some of its records were trimmed) is reported with
-//     its shard and sequence numbers and its message is never deleted; the records still readable are processed
-//     all the same. A message wrapped in an SNS notification
-//     (an SNS destination with an SQS subscription) is unwrapped first.
-//   - the S3 on-failure destination (Redriver.S3): each object (under "aws/lambda/" by default) is the invocation
-//     record plus the whole event as "payload"; the payload's records are handled as they are, so a range past
-//     retention is no obstacle. A payload that does not cover its range exactly (records of the range's shard, the
-//     first its start, the last its end, as many as its batchSize) is handled all the same, and then the range is
-//     read back from the stream as for an SQS message: the object counts as recovered only if that read is complete.
-//     An object without a payload is read back from the stream the same way. Objects are kept after success unless
-//     S3Input.Delete is set: the bucket's lifecycle rules decide when they go.
+//     naming a stream, a shard and a range of sequence numbers but holding no data. A message naming another stream
+//     than the pinned one (Options.StreamARN) is left in the queue (OutcomeForeignStream). Otherwise the records are
+//     read back from the pinned stream (GetShardIterator AT_SEQUENCE_NUMBER at the first sequence number, then
+//     GetRecords up to the last), turned into the events.KinesisEvent Lambda would have sent, and handled by a
+//     processor.Processor. The message is deleted only when every record of the range is stored (in the data table,
+//     or in the error table for records that fail permanently, exactly as the pipeline would) and the read provably
+//     covered the whole range: the first record read is the range's first, the last is its last, and their count is
+//     the on-failure record's batchSize (after an expired iterator is renewed, records trimmed meanwhile would
+//     otherwise be skipped unnoticed); otherwise it stays in the queue and the reason is reported. A range that can
+//     no longer be read in full (past the stream's retention: the shard or the sequence number is gone, or some of
+//     its records were trimmed) is reported with its shard and sequence numbers and its message is never deleted;
+//     the records still readable are processed all the same. A message wrapped in an SNS notification (an SNS
+//     destination with an SQS subscription) is unwrapped first.
+//   - the S3 on-failure destination (Redriver.S3): each object (under "aws/lambda/" by default; the construct's
+//     command passes "aws/lambda/<mapping UUID>/") is the invocation record plus the whole event as "payload" (an
+//     escaped JSON string, as AWS writes it, or a JSON object, as LocalStack does). An object naming another stream,
+//     in its range or in a payload record, is kept (OutcomeForeignStream). Before anything is written, the range is
+//     read from the stream: where the stream still holds records of the range, they are the source, and the payload
+//     must equal them record by record (data, partition key, sequence number; no record the stream lacks where it
+//     holds the range), else nothing of the object is written (OutcomePayloadDiffers). The stream's records are then
+//     written; payload records older than anything the stream still holds (past its retention, or the whole range
+//     when the shard is gone) are written insert-only (see below). An object counts as recovered when every record
+//     of its range is stored: read from the stream, or, for the part past retention, from a payload that covers the
+//     range exactly. An object without a payload is read back from the stream like an SQS message. Objects are kept
+//     after success unless S3Input.Delete is set: the bucket's lifecycle rules decide when they go.
 //   - the error table (Redriver.Errors): each entry's stored payload (raw, or gzip-compressed) is rebuilt into the
 //     record it was (same event id, sequence number, partition key and arrival time, so default keys are the same)
 //     and handled; the entry is deleted only after its record is stored, with a condition on its failedAt so a newer
@@ -32,18 +39,60 @@
 //     and SHA-256, and handled; the part items are not entries (the scan skips them) and are deleted with their entry,
 //     after it. An entry whose payload was truncated (by earlier processor versions) cannot be re-processed: it is
 //     reported and kept, as is one whose parts are missing or do not add up. Entries can be chosen by reason (a
-//     substring) and by failure time.
+//     substring) and by failure time. With Options.StreamARN, each entry is looked up in the stream by its shard and
+//     sequence number first (see below).
+//
+// # Trust model
+//
+// The redrive runs with the operator's credentials, often broader than the pipeline's, and writes into the
+// pipeline's table. What it reads was written by others:
+//
+//   - the on-failure queue: the event source mapping sends to it, and so can anyone with sqs:SendMessage on it;
+//   - the on-failure bucket: the mapping writes to it with the processor function's role (which has s3:PutObject on
+//     it), and so can anything that holds that role or another grant on the bucket;
+//   - the error table: the processor function's role writes it (dynamodb:PutItem, BatchWriteItem), and so can
+//     anything that holds that role.
+//
+// So the command believes only the pinned stream, which producers write and which is the pipeline's input anyway:
+//
+//   - A queue message is a pointer. Only its shard and range are used, only on the pinned stream: a forged message
+//     can at worst replay real records of the pipeline's own stream, which conditional writes make harmless (an item
+//     is never overwritten by a record older than the one it was written from, processor.Options.ConditionalWrites).
+//   - An object's payload is believed only as far as the stream confirms it. Records the stream still holds are read
+//     from the stream and written conditionally; a payload that disagrees writes nothing. Payload records past the
+//     stream's retention cannot be confirmed: they are written insert-only (processor.Options.InsertOnly), on the
+//     condition that their key holds no item. An insert that finds the same record's item (same position,
+//     processor.AttrPosition: a rerun) counts as stored; one that finds another record's item is refused: not
+//     written, its source kept, OutcomeRefused.
+//   - An error entry is believed only as far as the stream confirms it, when the stream is pinned: the stream's
+//     record at the entry's shard and sequence number must carry the entry's payload (for a KPL user record, the
+//     user record at its index in the aggregate), and is then written conditionally, from the stream's copy. An
+//     entry the stream no longer holds, one that does not name a record consistently, and every entry when no
+//     stream is pinned, are written insert-only. Entries carry no stream ARN: the pin is what ties them to a stream.
+//
+// Insert-only bounds the damage, it does not remove it. It still lets a forged record with a NEW key in (nothing
+// tells a forged new key from a real one once the stream has forgotten it), and it refuses legitimate upserts of
+// unverified records: a record keyed by a business id whose item a later (or earlier) record already wrote, such as
+// the "latest per category" item of examples/custom-processor, is refused, not merged. Options.AllowOverwriteUnverified
+// writes unverified records conditionally instead, as verified ones are; its risk is that a forged object or entry
+// then overwrites real items (those written from earlier records of the shard it claims, and items without a
+// position). Use it only for sources you trust, after looking at what was refused.
+//
+// Everything the command prints from a message, an object or an entry goes through Escape first.
+//
+// # Running
 //
 // Every run can be a dry run (Options.DryRun): it reads the sources and the stream and runs the transform, but
-// writes, deletes and sends nothing (the processor writes to a stand-in that accepts every item), and reports what it
-// would do. Reading an SQS message is not free of effects even then: it raises the message's receive count, and the
-// message stays invisible until the run releases it at the end. Options.Rate limits the records processed per
-// second; Options.Progress receives running counts.
+// writes, deletes and sends nothing (the processor writes to a stand-in that accepts every item, and answers an
+// insert as the table would, so refusals are predicted), and reports what it would do. Reading an SQS message is not
+// free of effects even then: it raises the message's receive count, and the message stays invisible until the run
+// releases it at the end. Options.Rate limits the records processed per second, including the records read from
+// the stream, whose shard the live event source mapping also reads (5 GetRecords per second per shard): a throttled
+// read (ProvisionedThroughputExceededException) is retried after a growing pause. Options.Progress receives running
+// counts.
 //
 // Each source ends with one Outcome; Summary counts them, and Summary.Unrecovered tells whether anything was left
 // behind. Idempotency comes from the processor: item keys are deterministic, so a record processed twice (by the
-// pipeline and by a redrive, or by two redrives) rewrites the same item. Every redrive replays records from the past,
-// so its processor writes conditionally (processor.Options.ConditionalWrites, one PutItem per item): an item is never
-// overwritten by a record older than the one it was written from (processor.AttrSequenceNumber), and a record whose
-// items are all superseded that way counts as stored.
+// pipeline and by a redrive, or by two redrives) rewrites the same item, and every write is conditional on the item's
+// position as described above.
 package redrive

@@ -17,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -182,6 +184,11 @@ func (e ErrorEntry) EventRecord() (events.KinesisEventRecord, error) {
 // Errors redrives error-table entries: each chosen entry's record is rebuilt from its stored payload and handled
 // alone; once it is stored (or skipped by the transform), the entry is deleted, on condition that its failedAt is
 // still the one read. A record that fails again keeps its entry, which the processor rewrites with the new reason.
+//
+// With Options.StreamARN, each entry is first looked up in the stream (its shard and sequence number): a record the
+// stream still holds must have the entry's payload (else OutcomePayloadDiffers, nothing written) and is then
+// written conditionally, from the stream's copy; an entry the stream no longer holds (or cannot name) is unverified
+// and written insert-only (conditionally with Options.AllowOverwriteUnverified), as is every entry without the pin.
 func (r *Redriver) Errors(ctx context.Context, in ErrorsInput) (Summary, error) {
 	r.start()
 	if r.opts.ErrorTableName == "" {
@@ -252,12 +259,25 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		return res
 	}
-	br, err := r.run.handle(ctx, events.KinesisEvent{Records: []events.KinesisEventRecord{er}})
+	verified := false
+	if r.pin != nil {
+		var outcome Outcome
+		verified, outcome, err = r.verifyEntry(ctx, e, &er)
+		if err != nil {
+			res.Records = RecordCounts{Read: 1}
+			res.Outcome, res.Reason = outcome, err.Error()
+			return res
+		}
+	}
+	br, err := r.run.handle(ctx, events.KinesisEvent{Records: []events.KinesisEventRecord{er}}, verified)
 	res.Records = br.counts
 	switch {
 	case err != nil:
 		res.Records = RecordCounts{Read: 1, Failed: 1}
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
+		return res
+	case br.counts.Refused > 0:
+		res.Outcome, res.Reason = OutcomeRefused, refusedReason(br.counts.Refused)+"; the entry is kept"
 		return res
 	case br.counts.ToErrorTable > 0:
 		res.Outcome, res.Reason = OutcomeFailedAgain, br.errorReasons[e.ID]
@@ -438,4 +458,65 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// verifyEntry looks the entry's record up in the pinned stream. It returns true when the stream holds it with the
+// entry's payload (er then takes the stream's data, partition key and arrival time); false and no error when the
+// stream no longer holds it, or the entry does not name a record consistently (its id is not
+// "<shardId>:<sequenceNumber>" or that plus "#<n>" for a KPL user record); and an error with the outcome to report
+// when the payload differs from the stream's record (OutcomePayloadDiffers) or the stream could not be read
+// (OutcomeFailed).
+func (r *Redriver) verifyEntry(ctx context.Context, e ErrorEntry, er *events.KinesisEventRecord) (bool, Outcome, error) {
+	shard, rest, ok := strings.Cut(e.ID, ":")
+	seq, subText, aggregated := strings.Cut(rest, "#")
+	sub := 0
+	if aggregated {
+		n, err := strconv.ParseUint(subText, 10, 32)
+		if err != nil || strconv.FormatUint(n, 10) != subText {
+			return false, "", nil
+		}
+		sub = int(n)
+	}
+	if !ok || shard == "" || shard != e.ShardID || seq != e.SequenceNumber || !ValidSequenceNumber(seq) || r.c.Kinesis == nil {
+		return false, "", nil
+	}
+	bi := KinesisBatchInfo{ShardID: shard, StartSequenceNumber: seq, EndSequenceNumber: seq, BatchSize: 1, StreamARN: r.pin.ARN}
+	var held []ktypes.Record
+	err := r.readRange(ctx, *r.pin, bi, false, func(recs []ktypes.Record) error {
+		held = append(held, recs...)
+		return nil
+	})
+	var exp *errExpired
+	switch {
+	case errors.As(err, &exp):
+		return false, "", nil
+	case err != nil:
+		return false, OutcomeFailed, fmt.Errorf("the entry cannot be verified against the stream: %w; nothing written, the entry is kept", err)
+	case len(held) != 1:
+		return false, "", nil
+	}
+	h := held[0]
+	data, pk := h.Data, aws.ToString(h.PartitionKey)
+	if aggregated {
+		if !kpl.IsAggregated(data) {
+			return false, OutcomePayloadDiffers, errors.New("payload differs from the stream: the entry names a user record of a KPL aggregate, and the stream's record is not one; nothing written, the entry is kept")
+		}
+		urs, err := kpl.Deaggregate(data)
+		if err != nil || sub >= len(urs) {
+			return false, OutcomePayloadDiffers, fmt.Errorf("payload differs from the stream: the stream's aggregate has no user record %d (%d records, %v); nothing written, the entry is kept", sub, len(urs), err)
+		}
+		data, pk = urs[sub].Data, urs[sub].PartitionKey
+	}
+	if !bytes.Equal(data, er.Kinesis.Data) {
+		return false, OutcomePayloadDiffers, errors.New("payload differs from the stream: the entry's payload is not the data of the stream's record; nothing written, the entry is kept")
+	}
+	if e.PartitionKey != "" && len(pk) <= processor.MaxErrorPartitionKey && e.PartitionKey != pk {
+		return false, OutcomePayloadDiffers, errors.New("payload differs from the stream: the entry's partition key is not the stream's record's; nothing written, the entry is kept")
+	}
+	er.Kinesis.Data, er.Kinesis.PartitionKey = data, pk
+	if h.ApproximateArrivalTimestamp != nil {
+		er.Kinesis.ApproximateArrivalTimestamp = events.SecondsEpochTime{Time: *h.ApproximateArrivalTimestamp}
+	}
+	er.EventSourceArn, er.AwsRegion = r.pin.ARN, r.pin.Region
+	return true, "", nil
 }

@@ -7,10 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"net/http/httptest"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/sqsfake"
@@ -79,10 +78,16 @@ func newEnv(t *testing.T) *env {
 // put writes payloads to the stream (one shard) and returns their sequence numbers and the shard id.
 func (e *env) put(t *testing.T, payloads ...string) ([]string, string) {
 	t.Helper()
+	return e.putKeyed(t, "pk", payloads...)
+}
+
+// putKeyed writes payloads to the stream with the partition key pk.
+func (e *env) putKeyed(t *testing.T, pk string, payloads ...string) ([]string, string) {
+	t.Helper()
 	var seqs []string
 	var shard string
 	for _, p := range payloads {
-		out, err := e.kc.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String("pk"), Data: []byte(p)})
+		out, err := e.kc.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String(pk), Data: []byte(p)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,10 +99,15 @@ func (e *env) put(t *testing.T, payloads ...string) ([]string, string) {
 
 // failureBody is the invocation record the event source mapping would send for the range.
 func (e *env) failureBody(shard, start, end string, n int) string {
+	return failureBodyOf(e.arn, shard, start, end, n)
+}
+
+// failureBodyOf is the invocation record for a range of the stream streamARN.
+func failureBodyOf(streamARN, shard, start, end string, n int) string {
 	return fmt.Sprintf(`{"requestContext":{"requestId":"c9b8fa9f-5a7f-4b1a-af9c-0c604cde93a5","functionArn":"arn:aws:lambda:us-east-1:000000000000:function:processor","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},
 "responseContext":{"statusCode":200,"executedVersion":"$LATEST","functionError":"Unhandled"},"version":"1.0","timestamp":"2025-01-02T03:04:05.678Z",
 "KinesisBatchInfo":{"shardId":%q,"startSequenceNumber":%q,"endSequenceNumber":%q,"approximateArrivalOfFirstRecord":"2025-01-02T03:04:00.000Z","approximateArrivalOfLastRecord":"2025-01-02T03:04:01.000Z","batchSize":%d,"streamArn":%q}}`,
-		shard, start, end, n, e.arn)
+		shard, start, end, n, streamARN)
 }
 
 func (e *env) clients() redrive.Clients {
@@ -149,68 +159,52 @@ func str(it map[string]types.AttributeValue, k string) string {
 	return ""
 }
 
-// memS3 is an in-memory bucket behind the redrive.S3 interface.
-type memS3 struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-	deleted []string
+// bucket is an S3 bucket on an in-process S3 server (gofakes3, path-style on 127.0.0.1): the redrive reads it
+// through the real S3 client, on the wire.
+type bucket struct {
+	name   string
+	client *s3.Client
 }
 
-func (m *memS3) put(key string, body []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.objects == nil {
-		m.objects = map[string][]byte{}
+// newBucket starts an S3 server holding one empty bucket.
+func newBucket(t *testing.T) *bucket {
+	t.Helper()
+	backend := s3mem.New()
+	const name = "failures"
+	if err := backend.CreateBucket(name); err != nil {
+		t.Fatal(err)
 	}
-	m.objects[key] = body
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	return &bucket{name: name, client: s3.NewFromConfig(emulators.AWSConfig(), func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle = aws.String(srv.URL), true
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})}
 }
 
-func (m *memS3) keys() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return keys(m.objects)
+func (b *bucket) put(t *testing.T, key string, body []byte) {
+	t.Helper()
+	if _, err := b.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(b.name), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// ListObjectsV2 lists keys under the prefix, two per page so pagination is exercised.
-func (m *memS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var all []string
-	for k := range m.objects {
-		if strings.HasPrefix(k, aws.ToString(in.Prefix)) && k > aws.ToString(in.ContinuationToken) {
-			all = append(all, k)
+// keys lists the bucket's keys, sorted.
+func (b *bucket) keys(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.name)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, aws.ToString(o.Key))
 		}
 	}
-	sort.Strings(all)
-	out := &s3.ListObjectsV2Output{IsTruncated: aws.Bool(false)}
-	for i, k := range all {
-		if i == 2 {
-			out.IsTruncated, out.NextContinuationToken = aws.Bool(true), aws.String(all[1])
-			break
-		}
-		out.Contents = append(out.Contents, s3types.Object{Key: aws.String(k)})
-	}
-	return out, nil
-}
-
-// GetObject returns the object's body.
-func (m *memS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	b, ok := m.objects[aws.ToString(in.Key)]
-	if !ok {
-		return nil, &s3types.NoSuchKey{Message: aws.String("no such key")}
-	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b))}, nil
-}
-
-// DeleteObject removes the object.
-func (m *memS3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.objects, aws.ToString(in.Key))
-	m.deleted = append(m.deleted, aws.ToString(in.Key))
-	return &s3.DeleteObjectOutput{}, nil
+	sort.Strings(out)
+	return out
 }
 
 func mustJSON(t *testing.T, v any) []byte {

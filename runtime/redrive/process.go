@@ -8,44 +8,71 @@ import (
 	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
-// runner runs batches through a processor (with processor.Options.ConditionalWrites) and tells what became of their records: the counts come from the
+// runner runs batches through the processor and tells what became of their records: the counts come from the
 // processor's metrics line (one per Handle call, on Options.MetricsWriter), the reasons of records sent to the error
 // table from the error items the processor writes. Calls must not overlap.
+//
+// It holds two processors over the same tables and configuration. verified writes records the stream vouches for
+// (read from it, or compared with it) with processor.Options.ConditionalWrites: a replayed record never overwrites
+// the item of a later record of its shard. unverified writes records the stream cannot vouch for with
+// processor.Options.InsertOnly: never over any existing item (with Options.AllowOverwriteUnverified, conditionally
+// like verified).
 type runner struct {
-	p       *processor.Processor
-	metrics *metricsCapture
-	db      *recordingDB
+	verified, unverified *processor.Processor
+	metrics              *metricsCapture
+	db                   *recordingDB
 }
 
 func newRunner(db DB, o Options) (*runner, error) {
-	var pdb processor.DB = db
-	if o.DryRun {
-		pdb = discardDB{}
-	}
-	rdb := &recordingDB{DB: pdb, errorTable: o.ErrorTableName}
 	mc := &metricsCapture{}
-	fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
-	fns = append(fns, func(po *processor.Options) {
-		po.TableName = o.TableName
-		po.ErrorTableName = o.ErrorTableName
-		po.Config = o.Config
-		po.Logger = o.Logger
-	})
-	fns = append(fns, o.ProcessorOptions...)
-	// Every redrive replays records from the past: a record's item never overwrites one written from a later record
-	// of the same key (a failed condition counts as stored). Set last, so no caller's option turns it off.
-	fns = append(fns, func(po *processor.Options) { po.MetricsWriter, po.ConditionalWrites = mc, true })
-	p, err := processor.New(rdb, fns...)
+	build := func(insertOnly bool) (*processor.Processor, *recordingDB, error) {
+		var pdb processor.DB = db
+		if o.DryRun {
+			pdb = &dryRunDB{real: db, table: o.TableName, keys: keyNames(o.Config), insertOnly: insertOnly}
+		}
+		rdb := &recordingDB{DB: pdb, errorTable: o.ErrorTableName}
+		fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
+		fns = append(fns, func(po *processor.Options) {
+			po.TableName = o.TableName
+			po.ErrorTableName = o.ErrorTableName
+			po.Config = o.Config
+			po.Logger = o.Logger
+		})
+		fns = append(fns, o.ProcessorOptions...)
+		// Every redrive replays records from the past: set last, so no caller's option turns the conditions off.
+		fns = append(fns, func(po *processor.Options) {
+			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
+		})
+		p, err := processor.New(rdb, fns...)
+		return p, rdb, err
+	}
+	verified, rdb, err := build(false)
 	if err != nil {
 		return nil, err
 	}
-	return &runner{p: p, metrics: mc, db: rdb}, nil
+	unverified, urdb, err := build(!o.AllowOverwriteUnverified)
+	if err != nil {
+		return nil, err
+	}
+	urdb.shared = rdb // one record of error reasons for both
+	return &runner{verified: verified, unverified: unverified, metrics: mc, db: rdb}, nil
+}
+
+// keyNames returns the data table's key attribute names under cfg.
+func keyNames(cfg processor.Config) []string {
+	c := cfg.WithDefaults()
+	names := []string{c.PartitionKey.Name}
+	if c.SortKey != nil {
+		names = append(names, c.SortKey.Name)
+	}
+	return names
 }
 
 // batchResult is what became of one batch.
@@ -58,13 +85,19 @@ type batchResult struct {
 }
 
 // ok reports whether every record is stored somewhere (data table, skipped, error table).
-func (b batchResult) ok() bool { return b.counts.Failed == 0 && b.reported == "" }
+func (b batchResult) ok() bool {
+	return b.counts.Failed == 0 && b.counts.Refused == 0 && b.reported == ""
+}
 
-// handle runs ev through the processor.
-func (r *runner) handle(ctx context.Context, ev events.KinesisEvent) (batchResult, error) {
+// handle runs ev through the verified processor when verified, else through the unverified one.
+func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bool) (batchResult, error) {
 	r.metrics.reset()
 	r.db.reset()
-	resp, err := r.p.Handle(ctx, ev)
+	p := r.unverified
+	if verified {
+		p = r.verified
+	}
+	resp, err := p.Handle(ctx, ev)
 	if err != nil {
 		return batchResult{}, fmt.Errorf("handle batch: %w", err)
 	}
@@ -76,6 +109,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent) (batchResul
 		counts: RecordCounts{
 			Read: len(ev.Records), Written: m[processor.MetricRecordsWritten], Skipped: m[processor.MetricRecordsSkipped],
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
+			Refused: m[processor.MetricRecordsRefused],
 		},
 		errorReasons: r.db.reasons(),
 	}
@@ -111,7 +145,7 @@ func (m *metricsCapture) Write(p []byte) (int, error) {
 		}
 		c := map[string]int{}
 		for _, name := range []string{processor.MetricRecordsWritten, processor.MetricRecordsSkipped,
-			processor.MetricRecordsToErrorTable, processor.MetricRecordsFailed} {
+			processor.MetricRecordsToErrorTable, processor.MetricRecordsFailed, processor.MetricRecordsRefused} {
 			if f, ok := v[name].(float64); ok {
 				c[name] = int(f)
 			}
@@ -134,16 +168,31 @@ func (m *metricsCapture) last() (map[string]int, bool) {
 	return m.count, m.count != nil
 }
 
-// recordingDB passes writes on and notes the reason of every error item written to the error table.
+// recordingDB passes writes on and notes the reason of every error item written to the error table. It reads items
+// through its DB too (processor.ItemReader, for insert-only writes).
 type recordingDB struct {
 	processor.DB
 	errorTable string
+	shared     *recordingDB // when set, reasons are noted there
 
 	mu     sync.Mutex
 	reason map[string]string
 }
 
+// GetItem reads through the DB, which must implement processor.ItemReader (every DB a runner is built on does).
+func (d *recordingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	r, ok := d.DB.(processor.ItemReader)
+	if !ok {
+		return nil, fmt.Errorf("get item: %T cannot read items", d.DB)
+	}
+	return r.GetItem(ctx, in, optFns...)
+}
+
 func (d *recordingDB) note(item map[string]types.AttributeValue) {
+	if d.shared != nil {
+		d.shared.note(item)
+		return
+	}
 	id, _ := item[processor.ErrorTablePartitionKey].(*types.AttributeValueMemberS)
 	reason, _ := item[processor.ErrorAttrReason].(*types.AttributeValueMemberS)
 	if id == nil {
@@ -197,15 +246,44 @@ func (d *recordingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, op
 	return d.DB.PutItem(ctx, in, optFns...)
 }
 
-// discardDB accepts every write and stores nothing: the processor's DB in a dry run.
-type discardDB struct{}
+// dryRunDB is the processor's DB in a dry run: it writes nothing and reads through to the real tables. A write to
+// the data table by an insert-only processor is answered as DynamoDB would answer it (ConditionalCheckFailedException
+// when the key holds an item), so that the processor tells a rerun from a refusal as it would for real; every other
+// write is accepted (a conditional write that would fail counts as stored, superseded, just like one that succeeds).
+type dryRunDB struct {
+	real       DB
+	table      string
+	keys       []string
+	insertOnly bool
+}
 
 // BatchWriteItem accepts every item.
-func (discardDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+func (*dryRunDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
 	return &dynamodb.BatchWriteItemOutput{}, nil
 }
 
-// PutItem accepts the item.
-func (discardDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+// PutItem accepts the item, or, for an insert into the data table whose key holds an item, fails its condition.
+func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if !d.insertOnly || in.TableName == nil || *in.TableName != d.table || in.ConditionExpression == nil {
+		return &dynamodb.PutItemOutput{}, nil
+	}
+	key := make(map[string]types.AttributeValue, len(d.keys))
+	for _, k := range d.keys {
+		if v, ok := in.Item[k]; ok {
+			key[k] = v
+		}
+	}
+	out, err := d.real.GetItem(ctx, &dynamodb.GetItemInput{TableName: in.TableName, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("dry run: read the item the insert would meet: %w", err)
+	}
+	if len(out.Item) > 0 {
+		return nil, &types.ConditionalCheckFailedException{Message: aws.String("dry run: the key holds an item")}
+	}
 	return &dynamodb.PutItemOutput{}, nil
+}
+
+// GetItem reads from the real table.
+func (d *dryRunDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return d.real.GetItem(ctx, in, optFns...)
 }

@@ -190,6 +190,8 @@ func CompareSequenceNumbers(a, b string) int {
 type StreamRef struct {
 	// ARN is the stream's ARN.
 	ARN string
+	// Partition is the stream's partition ("aws", "aws-cn", "aws-us-gov", ...).
+	Partition string
 	// Name is the stream's name.
 	Name string
 	// Region is the stream's region.
@@ -198,15 +200,22 @@ type StreamRef struct {
 	AccountID string
 }
 
-// ParseStreamARN parses a Kinesis stream ARN, "arn:<partition>:kinesis:<region>:<account>:stream/<name>".
+// Same reports whether s and o name the same stream: the same partition, region, account and name. The ARN's text
+// plays no other part.
+func (s StreamRef) Same(o StreamRef) bool {
+	return s.Partition == o.Partition && s.Region == o.Region && s.AccountID == o.AccountID && s.Name == o.Name
+}
+
+// ParseStreamARN parses a Kinesis stream ARN, "arn:<partition>:kinesis:<region>:<account>:stream/<name>". Partition,
+// region, account and name must all be present.
 func ParseStreamARN(s string) (StreamRef, error) {
 	a, err := arn.Parse(s)
 	if err != nil {
 		return StreamRef{}, fmt.Errorf("stream ARN %q: %w", s, err)
 	}
 	name, ok := strings.CutPrefix(a.Resource, "stream/")
-	if a.Service != "kinesis" || !ok || name == "" || strings.Contains(name, "/") {
+	if a.Service != "kinesis" || !ok || name == "" || strings.Contains(name, "/") || a.Partition == "" || a.Region == "" || a.AccountID == "" {
 		return StreamRef{}, fmt.Errorf("stream ARN %q is not a Kinesis stream's", s)
 	}
-	return StreamRef{ARN: s, Name: name, Region: a.Region, AccountID: a.AccountID}, nil
+	return StreamRef{ARN: s, Partition: a.Partition, Name: name, Region: a.Region, AccountID: a.AccountID}, nil
 }

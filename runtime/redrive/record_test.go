@@ -173,9 +173,11 @@ func TestParseStreamARN(t *testing.T) {
 		wantErr bool
 	}{
 		{give: "arn:aws:kinesis:us-east-2:123456789012:stream/mystream",
-			want: redrive.StreamRef{ARN: "arn:aws:kinesis:us-east-2:123456789012:stream/mystream", Name: "mystream", Region: "us-east-2", AccountID: "123456789012"}},
+			want: redrive.StreamRef{ARN: "arn:aws:kinesis:us-east-2:123456789012:stream/mystream", Partition: "aws", Name: "mystream", Region: "us-east-2", AccountID: "123456789012"}},
 		{give: "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b-c_d",
-			want: redrive.StreamRef{ARN: "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b-c_d", Name: "a.b-c_d", Region: "cn-north-1", AccountID: "123456789012"}},
+			want: redrive.StreamRef{ARN: "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b-c_d", Partition: "aws-cn", Name: "a.b-c_d", Region: "cn-north-1", AccountID: "123456789012"}},
+		{give: "arn:aws:kinesis::123456789012:stream/s", wantErr: true},
+		{give: "arn:aws:kinesis:us-east-2::stream/s", wantErr: true},
 		{give: "arn:aws:kinesis:us-east-2:123456789012:stream/s/consumer/c:1", wantErr: true},
 		{give: "arn:aws:sqs:us-east-2:123456789012:q", wantErr: true},
 		{give: "mystream", wantErr: true},
@@ -185,6 +187,35 @@ func TestParseStreamARN(t *testing.T) {
 		got, err := redrive.ParseStreamARN(tt.give)
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("ParseStreamARN(%q) = %+v, %v; want %+v (error %v)", tt.give, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestStreamRefSame: two ARNs name the same stream only when partition, region, account and name all match.
+func TestStreamRefSame(t *testing.T) {
+	const pinned = "arn:aws:kinesis:us-east-1:111111111111:stream/orders"
+	tests := []struct {
+		give string
+		want bool
+	}{
+		{give: pinned, want: true},
+		{give: "arn:aws-cn:kinesis:us-east-1:111111111111:stream/orders"},
+		{give: "arn:aws:kinesis:us-east-2:111111111111:stream/orders"},
+		{give: "arn:aws:kinesis:us-east-1:222222222222:stream/orders"},
+		{give: "arn:aws:kinesis:us-east-1:111111111111:stream/orders2"},
+		{give: "arn:aws:kinesis:us-east-1:111111111111:stream/Orders"},
+	}
+	pin, err := redrive.ParseStreamARN(pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		ref, err := redrive.ParseStreamARN(tt.give)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pin.Same(ref); got != tt.want || ref.Same(pin) != tt.want {
+			t.Errorf("Same(%s) = %v, want %v", tt.give, got, tt.want)
 		}
 	}
 }

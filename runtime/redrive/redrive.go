@@ -72,6 +72,19 @@ type Options struct {
 	// permanently go there, as in the pipeline. Default: "" (no error table: a permanent failure leaves its source
 	// unrecovered).
 	ErrorTableName string
+	// StreamARN pins the pipeline's stream, "arn:<partition>:kinesis:<region>:<account>:stream/<name>". Required for
+	// DLQ and S3: a message or object naming another stream (compared by partition, region, account and name) is
+	// left where it is (OutcomeForeignStream), and every range is read from this stream. For Errors it is optional:
+	// with it, each entry is checked against the record the stream still holds (see the package documentation);
+	// without it, every entry is unverified. The pin is a comparison only: the stream need not exist any more.
+	// Default: "".
+	StreamARN string
+	// AllowOverwriteUnverified writes records the stream cannot vouch for (S3 payload records past the stream's
+	// retention, error-table entries not verified against the stream) with processor.Options.ConditionalWrites, as
+	// verified records are, instead of processor.Options.InsertOnly. The risk: a forged object or entry can then
+	// overwrite real items (items written from earlier records of the shard it claims, and items without a
+	// position). Default: false, unverified records are only inserted where their key is free.
+	AllowOverwriteUnverified bool
 	// Config is the pipeline's static configuration (its pipeline.json). Default: processor.DefaultConfig().
 	Config processor.Config
 	// ProcessorOptions are applied to the processor's options after the table names and Config: set a custom
@@ -98,6 +111,7 @@ type Options struct {
 type Redriver struct {
 	c       Clients
 	opts    Options
+	pin     *StreamRef // Options.StreamARN parsed; nil without it
 	run     *runner
 	limiter limiter
 	sum     Summary
@@ -132,10 +146,18 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch size %d is negative", o.BatchSize))
 	}
+	var pin *StreamRef
+	if o.StreamARN != "" {
+		ref, err := ParseStreamARN(o.StreamARN)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stream: %w", err))
+		}
+		pin = &ref
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new redriver: %w", err)
 	}
-	r := &Redriver{c: c, opts: o, limiter: limiter{rate: o.Rate, now: o.Now}}
+	r := &Redriver{c: c, opts: o, pin: pin, limiter: limiter{rate: o.Rate, now: o.Now}}
 	run, err := newRunner(c.DB, o)
 	if err != nil {
 		return nil, fmt.Errorf("new redriver: %w", err)
@@ -167,6 +189,18 @@ const (
 	// OutcomeInvalid: the source cannot be re-processed as it is (not an invocation record, a truncated payload).
 	// It is kept.
 	OutcomeInvalid Outcome = "invalid"
+	// OutcomeForeignStream: the source names another stream than the pinned one (Options.StreamARN), in its range
+	// or in its payload's records. Nothing is read or written; the source is kept.
+	OutcomeForeignStream Outcome = "foreign-stream"
+	// OutcomePayloadDiffers: an S3 object's payload, or an error-table entry's, differs from the records the stream
+	// holds for it (data, partition key or sequence numbers), or claims records the stream does not have where it
+	// still holds the range. Nothing of the source is written; it is kept. Look at it: someone who can write the
+	// bucket or the table may have forged it.
+	OutcomePayloadDiffers Outcome = "payload-differs"
+	// OutcomeRefused: an unverified record was written insert-only (processor.Options.InsertOnly) and its key holds
+	// another record's item, which is left as it is. The source is kept. A rerun refuses it again; decide with the
+	// item in front of you (AllowOverwriteUnverified writes it conditionally instead).
+	OutcomeRefused Outcome = "refused"
 )
 
 // Result is what became of one source.
@@ -198,6 +232,9 @@ type RecordCounts struct {
 	ToErrorTable int
 	// Failed counts records not stored anywhere.
 	Failed int
+	// Refused counts unverified records not stored because their key holds another record's item
+	// (processor.MetricRecordsRefused).
+	Refused int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -206,6 +243,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Skipped += o.Skipped
 	c.ToErrorTable += o.ToErrorTable
 	c.Failed += o.Failed
+	c.Refused += o.Refused
 }
 
 // Summary counts a run's sources by outcome and their records.

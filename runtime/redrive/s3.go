@@ -1,6 +1,7 @@
 package redrive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -34,9 +35,13 @@ type S3Input struct {
 	MaxObjects int
 }
 
-// S3 redrives the invocation records in an S3 on-failure destination: for each object under the prefix, it handles
-// the records of its payload (or, when the object has none or its payload does not cover the range it names, reads
-// the range back from the stream) and, with Delete, deletes the object once every record of the range is stored.
+// S3 redrives the invocation records in an S3 on-failure destination, verifying each before writing anything: for
+// each object under the prefix, it checks that the object names the pinned stream (Options.StreamARN), then reads
+// the range it names from the stream. Where the stream still holds records of the range, they are the source: the
+// payload's records must equal them (data, partition key, sequence number), or nothing is written
+// (OutcomePayloadDiffers); the stream's records are written conditionally. Payload records older than anything the
+// stream still holds (past its retention) are written insert-only (or conditionally with
+// Options.AllowOverwriteUnverified). With Delete, an object is deleted once every record of its range is stored.
 func (r *Redriver) S3(ctx context.Context, in S3Input) (Summary, error) {
 	r.start()
 	if r.c.S3 == nil {
@@ -44,6 +49,9 @@ func (r *Redriver) S3(ctx context.Context, in S3Input) (Summary, error) {
 	}
 	if in.Bucket == "" {
 		return r.finish(), errors.New("s3: bucket is empty")
+	}
+	if r.pin == nil {
+		return r.finish(), errors.New("s3: the pipeline's stream ARN is required (Options.StreamARN)")
 	}
 	if in.Prefix == "" {
 		in.Prefix = DefaultS3Prefix
@@ -91,33 +99,14 @@ func (r *Redriver) redriveObject(ctx context.Context, in S3Input, key string) Re
 		return Result{Source: source, Outcome: OutcomeInvalid, Reason: err.Error()}
 	}
 	bi := rec.KinesisBatchInfo
+	if res, foreign := r.foreign(source, bi); foreign {
+		return res
+	}
 	var res Result
 	if rec.Payload == nil || len(rec.Payload.Records) == 0 {
 		res = r.processRange(ctx, source, bi)
 	} else {
-		res = Result{Source: source, Outcome: OutcomeRecovered, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber, EndSequenceNumber: bi.EndSequenceNumber}
-		b := &batcher{r: r}
-		err := b.add(ctx, rec.Payload.Records...)
-		if err == nil {
-			err = b.flush(ctx)
-		}
-		b.result(&res)
-		if err != nil {
-			res.Outcome, res.Reason = OutcomeFailed, err.Error()
-		}
-		if gap := payloadCovers(bi, rec.Payload.Records); gap != nil {
-			// The payload's records are stored (or not) as above, but they are not the whole range: the object goes
-			// only if the stream still holds every record of the range and all of them are stored.
-			rr := r.processRange(ctx, source, bi)
-			rr.Records.add(res.Records)
-			if res.Outcome != OutcomeRecovered && rr.Outcome == OutcomeRecovered {
-				rr.Outcome, rr.Reason = res.Outcome, res.Reason
-			}
-			if rr.Outcome != OutcomeRecovered {
-				rr.Reason = fmt.Sprintf("%v; the range read from the stream: %s", gap, rr.Reason)
-			}
-			res = rr
-		}
+		res = r.processPayload(ctx, source, bi, rec.Payload.Records)
 	}
 	if res.Outcome != OutcomeRecovered || !in.Delete || r.opts.DryRun {
 		return res
@@ -128,6 +117,143 @@ func (r *Redriver) redriveObject(ctx context.Context, in S3Input, key string) Re
 	}
 	res.Removed = true
 	return res
+}
+
+// processPayload handles an object whose payload holds records: it reads the range from the stream first, checks
+// the payload against what the stream holds, and only then writes: the stream's records conditionally, the payload
+// records the stream no longer holds insert-only. Nothing is written when the read fails for any other reason than
+// the range being past retention, or when the payload differs from the stream.
+func (r *Redriver) processPayload(ctx context.Context, source string, bi KinesisBatchInfo, payload []events.KinesisEventRecord) Result {
+	res := Result{Source: source, Outcome: OutcomeRecovered, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber, EndSequenceNumber: bi.EndSequenceNumber}
+	for i, rec := range payload {
+		if rec.EventSourceArn == "" {
+			continue
+		}
+		if ref, err := ParseStreamARN(rec.EventSourceArn); err != nil || !r.pin.Same(ref) {
+			res.Outcome = OutcomeForeignStream
+			res.Reason = fmt.Sprintf("payload record %d names stream %s, not the pinned stream %s: left where it is, nothing read or written", i, rec.EventSourceArn, r.pin.ARN)
+			return res
+		}
+	}
+	if r.c.Kinesis == nil {
+		res.Outcome, res.Reason = OutcomeFailed, "no Kinesis client to verify the payload against the stream: nothing written"
+		return res
+	}
+	// Verify before any write: read what the stream still holds of the range.
+	var held []ktypes.Record
+	size := 0
+	readErr := r.readRange(ctx, *r.pin, bi, true, func(recs []ktypes.Record) error {
+		for _, rec := range recs {
+			size += len(rec.Data)
+		}
+		if size > maxObjectSize {
+			return fmt.Errorf("the range holds more than %d bytes of records", maxObjectSize)
+		}
+		held = append(held, recs...)
+		return nil
+	})
+	var exp *errExpired
+	if readErr != nil && !errors.As(readErr, &exp) {
+		res.Outcome = OutcomeFailed
+		res.Reason = fmt.Sprintf("the payload cannot be verified against the stream: %v; nothing written", readErr)
+		return res
+	}
+	unverified, err := comparePayload(bi, payload, held)
+	if err != nil {
+		res.Outcome = OutcomePayloadDiffers
+		res.Reason = fmt.Sprintf("payload differs from the stream: %v; nothing written", err)
+		return res
+	}
+	// The records the stream no longer holds are older than those it holds: write them first, so that a later
+	// record of the same key, from the stream, wins.
+	ub := &batcher{r: r}
+	err = ub.add(ctx, unverified...)
+	if err == nil {
+		err = ub.flush(ctx)
+	}
+	vb := &batcher{r: r, verified: true}
+	if err == nil {
+		evs := make([]events.KinesisEventRecord, len(held))
+		for i, rec := range held {
+			evs[i] = eventRecord(*r.pin, bi.ShardID, rec)
+		}
+		vb.paced = true // readRange waited for them
+		err = vb.add(ctx, evs...)
+		if err == nil {
+			err = vb.flush(ctx)
+		}
+	}
+	ub.result(&res)
+	vres := Result{Outcome: OutcomeRecovered}
+	vb.result(&vres)
+	res.Records.add(vres.Records)
+	if vres.Outcome != OutcomeRecovered && res.Outcome != OutcomeRefused {
+		res.Outcome = vres.Outcome
+	}
+	if vres.Reason != "" {
+		res.Reason = strings.TrimPrefix(res.Reason+"; "+vres.Reason, "; ")
+	}
+	if err != nil {
+		mergeReadError(&res, err)
+		return res
+	}
+	if readErr != nil {
+		// Part of the range is past the stream's retention: the payload is all there is of it. The object counts as
+		// recovered only when the payload holds every record of the range.
+		if gap := payloadCovers(bi, payload); gap != nil {
+			mergeReadError(&res, &errExpired{fmt.Sprintf("%v, and %v", readErr, gap)})
+		}
+	}
+	return res
+}
+
+// comparePayload checks an object's payload against held, the records of its range the stream still holds (all of
+// them, or its newest ones when the rest is past the stream's retention), and returns the payload records older
+// than anything held: those only the payload vouches for. A payload record must be of the range's shard, within the
+// range, in increasing order; one that the stream holds must equal it (data, partition key); one within what the
+// stream holds but absent from it does not exist.
+func comparePayload(bi KinesisBatchInfo, payload []events.KinesisEventRecord, held []ktypes.Record) ([]events.KinesisEventRecord, error) {
+	bySeq := make(map[string]ktypes.Record, len(held))
+	oldest := ""
+	for _, h := range held {
+		seq := aws.ToString(h.SequenceNumber)
+		bySeq[seq] = h
+		if oldest == "" || CompareSequenceNumbers(seq, oldest) < 0 {
+			oldest = seq
+		}
+	}
+	var unverified []events.KinesisEventRecord
+	prev := ""
+	for i, rec := range payload {
+		seq := rec.Kinesis.SequenceNumber
+		shard, _, _ := strings.Cut(rec.EventID, ":")
+		switch {
+		case shard != bi.ShardID:
+			return nil, fmt.Errorf("record %d (event id %s) is not of shard %s", i, rec.EventID, bi.ShardID)
+		case !ValidSequenceNumber(seq):
+			return nil, fmt.Errorf("record %d has sequence number %q", i, seq)
+		case rec.EventID != shard+":"+seq:
+			return nil, fmt.Errorf("record %d: event id %s does not match its sequence number %s", i, rec.EventID, seq)
+		case CompareSequenceNumbers(seq, bi.StartSequenceNumber) < 0 || CompareSequenceNumbers(seq, bi.EndSequenceNumber) > 0:
+			return nil, fmt.Errorf("record %d (sequence number %s) is outside the range %s..%s", i, seq, bi.StartSequenceNumber, bi.EndSequenceNumber)
+		case prev != "" && CompareSequenceNumbers(seq, prev) <= 0:
+			return nil, fmt.Errorf("record %d (sequence number %s) does not follow %s", i, seq, prev)
+		}
+		prev = seq
+		h, ok := bySeq[seq]
+		switch {
+		case ok && !bytes.Equal(h.Data, rec.Kinesis.Data):
+			return nil, fmt.Errorf("record %d (sequence number %s): its data differs from the stream's record", i, seq)
+		case ok && aws.ToString(h.PartitionKey) != rec.Kinesis.PartitionKey:
+			return nil, fmt.Errorf("record %d (sequence number %s): its partition key %s differs from the stream's %s", i, seq, rec.Kinesis.PartitionKey, aws.ToString(h.PartitionKey))
+		case ok:
+		case oldest != "" && CompareSequenceNumbers(seq, oldest) >= 0:
+			return nil, fmt.Errorf("record %d (sequence number %s): the stream holds no such record, though it holds the range from %s", i, seq, oldest)
+		default:
+			unverified = append(unverified, rec)
+		}
+	}
+	return unverified, nil
 }
 
 // payloadCovers reports, as an error, how an object's payload differs from the range its KinesisBatchInfo names:

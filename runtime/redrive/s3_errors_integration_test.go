@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"reflect"
 	"sort"
 	"strconv"
@@ -27,22 +28,37 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
-// s3Object is an invocation record as Lambda writes it to an S3 on-failure destination.
-func (e *env) s3Object(t *testing.T, shard string, seqs []string, payloads []string, payloadAsString bool) []byte {
-	t.Helper()
-	var ev events.KinesisEvent
+// mappingPrefix is where the event source mapping (UUID 9f1c2d3e-...) writes its objects for shard, on one day.
+func mappingPrefix(shard string) string {
+	return "aws/lambda/9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/" + shard + "/2025/01/02/"
+}
+
+// records are the event records Lambda would have sent for payloads with these sequence numbers.
+func (e *env) records(shard string, seqs []string, payloads []string) []events.KinesisEventRecord {
+	var recs []events.KinesisEventRecord
 	for i, s := range seqs {
-		ev.Records = append(ev.Records, events.KinesisEventRecord{
+		recs = append(recs, events.KinesisEventRecord{
 			AwsRegion: "us-east-1", EventID: shard + ":" + s, EventName: "aws:kinesis:record", EventSource: "aws:kinesis",
 			EventSourceArn: e.arn, EventVersion: "1.0",
 			Kinesis: events.KinesisRecord{PartitionKey: "pk", SequenceNumber: s, Data: []byte(payloads[i]), KinesisSchemaVersion: "1.0",
 				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: time.Unix(1736000000, 0)}},
 		})
 	}
+	return recs
+}
+
+// object is an invocation record as Lambda writes it to an S3 on-failure destination, for the range the records
+// span: the documented format holds the event as an escaped JSON string in "payload" (payloadAsString); LocalStack
+// writes it as a JSON object.
+func (e *env) object(t *testing.T, recs []events.KinesisEventRecord, payloadAsString bool) []byte {
+	t.Helper()
+	shard, _, _ := strings.Cut(recs[0].EventID, ":")
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(e.failureBody(shard, seqs[0], seqs[len(seqs)-1], len(seqs))), &doc); err != nil {
+	body := e.failureBody(shard, recs[0].Kinesis.SequenceNumber, recs[len(recs)-1].Kinesis.SequenceNumber, len(recs))
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatal(err)
 	}
+	ev := events.KinesisEvent{Records: recs}
 	if payloadAsString {
 		doc["payload"] = string(mustJSON(t, ev))
 	} else {
@@ -51,48 +67,61 @@ func (e *env) s3Object(t *testing.T, shard string, seqs []string, payloads []str
 	return mustJSON(t, doc)
 }
 
+// s3Object is the invocation record of payloads with these sequence numbers.
+func (e *env) s3Object(t *testing.T, shard string, seqs []string, payloads []string, payloadAsString bool) []byte {
+	t.Helper()
+	return e.object(t, e.records(shard, seqs, payloads), payloadAsString)
+}
+
+func (e *env) s3Clients(b *bucket) redrive.Clients {
+	c := e.clients()
+	c.S3 = b.client
+	return c
+}
+
 func TestS3(t *testing.T) {
 	e := newEnv(t)
 	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`)
-	bucket := &memS3{}
-	prefix := "aws/lambda/9f1c2d3e-esm/" + shard + "/2025/01/02/"
+	b := newBucket(t)
+	prefix := mappingPrefix(shard)
 	// The payload holds the records: they need not be in the stream any more (these ones are not).
-	bucket.put(prefix+"2025-01-02T03.04.05-a", e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true))
-	bucket.put(prefix+"2025-01-02T03.04.06-b", e.s3Object(t, shard, []string{"902"}, []string{`{"n":902}`}, false))
+	b.put(t, prefix+"2025-01-02T03.04.05-a", e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true))
+	b.put(t, prefix+"2025-01-02T03.04.06-b", e.s3Object(t, shard, []string{"902"}, []string{`{"n":902}`}, false))
 	// Without a payload, the range is read back from the stream.
-	bucket.put(prefix+"2025-01-02T03.04.07-c", []byte(e.failureBody(shard, seqs[1], seqs[3], 3)))
-	bucket.put(prefix+"2025-01-02T03.04.08-d", []byte(`not an invocation record`))
-	bucket.put("elsewhere/x", []byte(`ignored: outside the prefix`))
+	b.put(t, prefix+"2025-01-02T03.04.07-c", []byte(e.failureBody(shard, seqs[1], seqs[3], 3)))
+	b.put(t, prefix+"2025-01-02T03.04.08-d", []byte(`not an invocation record`))
+	// With a payload the stream still holds: the stream's records are written.
+	b.put(t, prefix+"2025-01-02T03.04.09-e", e.s3Object(t, shard, seqs[3:5], []string{`{"n":3}`, `{"n":4}`}, true))
+	b.put(t, "elsewhere/x", []byte(`ignored: outside the prefix`))
 
-	c := e.clients()
-	c.S3 = bucket
-	sum, err := newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures"})
+	sum, err := newRedriver(t, e.s3Clients(b), e).S3(context.Background(), redrive.S3Input{Bucket: b.name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Sources[redrive.OutcomeRecovered] != 3 || sum.Sources[redrive.OutcomeInvalid] != 1 || sum.Removed != 0 || sum.Records.Written != 6 {
+	if sum.Sources[redrive.OutcomeRecovered] != 4 || sum.Sources[redrive.OutcomeInvalid] != 1 || sum.Removed != 0 || sum.Records.Written != 8 {
 		t.Fatalf("summary = %+v", sum)
 	}
-	if got, want := keys(items(t, e.db, e.table)), ids(shard, "900", "901", "902", seqs[1], seqs[2], seqs[3]); !reflect.DeepEqual(got, want) {
+	if got, want := keys(items(t, e.db, e.table)), ids(shard, "900", "901", "902", seqs[1], seqs[2], seqs[3], seqs[4]); !reflect.DeepEqual(got, want) {
 		t.Errorf("data table = %v, want %v", got, want)
 	}
-	if len(bucket.keys()) != 5 {
-		t.Errorf("objects = %v, want all kept without Delete", bucket.keys())
+	if n := len(b.keys(t)); n != 6 {
+		t.Errorf("objects = %v, want all kept without Delete", b.keys(t))
 	}
 
-	// With Delete, recovered objects go; the invalid one stays.
-	sum, err = newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures", Delete: true})
+	// With Delete, recovered objects go; the invalid one stays. The payload records written insert-only in the
+	// first run are found again (a rerun of the same records): stored.
+	sum, err = newRedriver(t, e.s3Clients(b), e).S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Removed != 3 || sum.Unrecovered() != 1 {
+	if sum.Removed != 4 || sum.Unrecovered() != 1 || sum.Records.Refused != 0 {
 		t.Fatalf("summary = %+v", sum)
 	}
-	if got, want := bucket.keys(), []string{prefix + "2025-01-02T03.04.08-d", "elsewhere/x"}; !reflect.DeepEqual(got, want) {
+	if got, want := b.keys(t), []string{prefix + "2025-01-02T03.04.08-d", "elsewhere/x"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("objects = %v, want %v", got, want)
 	}
-	if n := len(items(t, e.db, e.table)); n != 6 {
-		t.Errorf("%d items after the second run, want the same 6", n)
+	if n := len(items(t, e.db, e.table)); n != 7 {
+		t.Errorf("%d items after the second run, want the same 7", n)
 	}
 }
 
@@ -113,28 +142,26 @@ func withRange(t *testing.T, obj []byte, start, end string, batchSize int) []byt
 func TestS3PayloadShorterThanRange(t *testing.T) {
 	e := newEnv(t)
 	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`)
-	bucket := &memS3{}
-	prefix := "aws/lambda/9f1c2d3e-esm/" + shard + "/2025/01/02/"
+	b := newBucket(t)
+	prefix := mappingPrefix(shard)
 	// The range is readable: its missing record comes from the stream.
 	readable := prefix + "2025-01-02T03.04.05-a"
-	bucket.put(readable, withRange(t, e.s3Object(t, shard, seqs[:2], []string{`{"n":0}`, `{"n":1}`}, false), seqs[0], seqs[2], 3))
+	b.put(t, readable, withRange(t, e.s3Object(t, shard, seqs[:2], []string{`{"n":0}`, `{"n":1}`}, false), seqs[0], seqs[2], 3))
 	// The range is past retention (not in the stream): the object is the only trace of record 902, so it stays.
 	gone := prefix + "2025-01-02T03.04.06-b"
-	bucket.put(gone, withRange(t, e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true), "900", "902", 3))
+	b.put(t, gone, withRange(t, e.s3Object(t, shard, []string{"900", "901"}, []string{`{"n":900}`, `{"n":901}`}, true), "900", "902", 3))
 	// The payload holds the range's first and last records but the batch had three.
 	short := prefix + "2025-01-02T03.04.07-c"
-	bucket.put(short, withRange(t, e.s3Object(t, shard, []string{"910", "912"}, []string{`{"n":910}`, `{"n":912}`}, false), "910", "912", 3))
+	b.put(t, short, withRange(t, e.s3Object(t, shard, []string{"910", "912"}, []string{`{"n":910}`, `{"n":912}`}, false), "910", "912", 3))
 
-	c := e.clients()
-	c.S3 = bucket
-	sum, err := newRedriver(t, c, e).S3(context.Background(), redrive.S3Input{Bucket: "failures", Delete: true})
+	sum, err := newRedriver(t, e.s3Clients(b), e).S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Sources[redrive.OutcomeExpired] != 2 || sum.Removed != 1 {
 		t.Fatalf("summary = %+v", sum)
 	}
-	if got, want := bucket.keys(), []string{gone, short}; !reflect.DeepEqual(got, want) {
+	if got, want := b.keys(t), []string{gone, short}; !reflect.DeepEqual(got, want) {
 		t.Errorf("objects = %v, want %v kept", got, want)
 	}
 	for _, res := range sum.Unrecoverable {
@@ -145,6 +172,139 @@ func TestS3PayloadShorterThanRange(t *testing.T) {
 	// Every record at hand is stored all the same.
 	if got, want := keys(items(t, e.db, e.table)), ids(shard, "900", "901", "910", "912", seqs[0], seqs[1], seqs[2]); !reflect.DeepEqual(got, want) {
 		t.Errorf("data table = %v, want %v", got, want)
+	}
+}
+
+// TestS3ForgedObject: an object whose payload differs from what the stream holds for its range, or that names
+// another stream, writes nothing, even with Delete, and is kept and reported. The stream's own records are not
+// written either: the object is suspect as a whole.
+func TestS3ForgedObject(t *testing.T) {
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`)
+	real := []string{`{"n":0}`, `{"n":1}`, `{"n":2}`}
+	gap, _ := new(big.Int).SetString(seqs[0], 10)
+	gap.Add(gap, big.NewInt(1)) // between two records of the stream: no record has it
+	const other = "arn:aws:kinesis:us-east-1:999999999999:stream/elsewhere"
+	tests := []struct {
+		name       string
+		object     func() []byte
+		want       redrive.Outcome
+		wantReason string
+	}{
+		{"data differs", func() []byte {
+			return e.s3Object(t, shard, seqs, []string{real[0], `{"n":1,"forged":true}`, real[2]}, true)
+		}, redrive.OutcomePayloadDiffers, "record 1 (sequence number " + seqs[1] + "): its data differs"},
+		{"partition key differs", func() []byte {
+			recs := e.records(shard, seqs, real)
+			recs[2].Kinesis.PartitionKey = "forged"
+			return e.object(t, recs, true)
+		}, redrive.OutcomePayloadDiffers, "its partition key forged differs"},
+		{"a record the stream does not have", func() []byte {
+			recs := e.records(shard, []string{seqs[0], gap.String(), seqs[2]}, real)
+			return withRange(t, e.object(t, recs, false), seqs[0], seqs[2], 3)
+		}, redrive.OutcomePayloadDiffers, "the stream holds no such record"},
+		{"a record of another shard", func() []byte {
+			recs := e.records(shard, seqs, real)
+			recs[1].EventID = "shardId-000000000001:" + seqs[1]
+			return e.object(t, recs, true)
+		}, redrive.OutcomePayloadDiffers, "is not of shard " + shard},
+		{"the range names another stream", func() []byte {
+			return []byte(strings.Replace(string(e.s3Object(t, shard, seqs, real, true)), `"streamArn":"`+e.arn+`"`, `"streamArn":"`+other+`"`, 1))
+		}, redrive.OutcomeForeignStream, "names stream " + other},
+		{"a payload record names another stream", func() []byte {
+			recs := e.records(shard, seqs, real)
+			recs[0].EventSourceArn = other
+			return e.object(t, recs, true)
+		}, redrive.OutcomeForeignStream, "payload record 0 names stream " + other},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBucket(t)
+			key := mappingPrefix(shard) + "2025-01-02T03.04.05-forged"
+			b.put(t, key, tt.object())
+			sum, err := newRedriver(t, e.s3Clients(b), e).S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Sources[tt.want] != 1 || sum.Total() != 1 || sum.Removed != 0 || sum.Records.Written != 0 {
+				t.Fatalf("summary = %+v, want one %s source and nothing written", sum, tt.want)
+			}
+			if res := sum.Unrecoverable[0]; !strings.Contains(res.Reason, tt.wantReason) || !strings.Contains(res.Reason, "nothing") {
+				t.Errorf("reason %q, want it to contain %q and say nothing was written", res.Reason, tt.wantReason)
+			}
+			if n := len(items(t, e.db, e.table)); n != 0 {
+				t.Errorf("%d items written, want none", n)
+			}
+			if got := b.keys(t); !reflect.DeepEqual(got, []string{key}) {
+				t.Errorf("objects = %v, want the object kept", got)
+			}
+		})
+	}
+}
+
+// TestS3PastRetentionInsertOnly: a payload whose range the stream no longer holds is written insert-only. A record
+// whose key holds another record's item is refused (the item stays, the object too); a record whose key is free is
+// inserted (insert-only cannot tell a forged new key from a real one); a rerun finds its own items and counts them
+// as stored. AllowOverwriteUnverified writes conditionally instead, and then a newer-looking record overwrites.
+func TestS3PastRetentionInsertOnly(t *testing.T) {
+	e := newEnv(t)
+	const shard = "shardId-000000000000"
+	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pipeline(t, byOrder, rec(shard, "5", `{"orderId":"K","v":"real"}`))
+	b := newBucket(t)
+	collide := mappingPrefix(shard) + "2025-01-02T03.04.05-collide"
+	b.put(t, collide, e.s3Object(t, shard, []string{"900", "901"}, []string{`{"orderId":"K","v":"forged"}`, `{"orderId":"N","v":"new"}`}, true))
+	clean := mappingPrefix(shard) + "2025-01-02T03.04.06-clean"
+	b.put(t, clean, e.s3Object(t, shard, []string{"950"}, []string{`{"orderId":"M","v":"m"}`}, true))
+	redriver := func(fns ...func(*redrive.Options)) *redrive.Redriver {
+		return newRedriver(t, e.s3Clients(b), e, append([]func(*redrive.Options){func(o *redrive.Options) { o.Config = byOrder }}, fns...)...)
+	}
+
+	// A dry run predicts the refusal: it reads the items an insert would meet, and writes nothing.
+	sum, err := redriver(func(o *redrive.Options) { o.DryRun = true }).S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRefused] != 1 || sum.Sources[redrive.OutcomeWouldRecover] != 1 || sum.Removed != 0 {
+		t.Fatalf("dry run: summary = %+v", sum)
+	}
+	if data := items(t, e.db, e.table); len(data) != 1 || len(b.keys(t)) != 2 {
+		t.Fatalf("dry run: items %v, objects %v; want nothing changed", data, b.keys(t))
+	}
+
+	for run := 1; run <= 2; run++ {
+		sum, err := redriver().S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: run == 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Sources[redrive.OutcomeRefused] != 1 || sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Records.Refused != 1 {
+			t.Fatalf("run %d: summary = %+v, want the colliding object refused and the clean one recovered", run, sum)
+		}
+		if res := sum.Unrecoverable[0]; res.Source != "s3://"+b.name+"/"+collide || !strings.Contains(res.Reason, "refused: the key holds another record's item") {
+			t.Errorf("run %d: unrecoverable = %+v", run, res)
+		}
+		data := items(t, e.db, e.table)
+		if str(data["K"], "v") != "real" || str(data["N"], "v") != "new" || str(data["M"], "v") != "m" || len(data) != 3 {
+			t.Errorf("run %d: items = %v, want K untouched, N and M inserted", run, data)
+		}
+	}
+	if got := b.keys(t); !reflect.DeepEqual(got, []string{collide}) {
+		t.Errorf("objects = %v, want the refused object kept and the clean one deleted", got)
+	}
+
+	// The operator's explicit choice: conditional writes, where a record later in the shard than the item's wins.
+	sum, err = redriver(func(o *redrive.Options) { o.AllowOverwriteUnverified = true }).S3(context.Background(), redrive.S3Input{Bucket: b.name, Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Removed != 1 {
+		t.Fatalf("allow overwrite: summary = %+v", sum)
+	}
+	if it := items(t, e.db, e.table)["K"]; str(it, "v") != "forged" {
+		t.Errorf("allow overwrite: item K = %v, want the payload's", it)
 	}
 }
 
@@ -403,7 +563,9 @@ func TestErrorsPayloadInParts(t *testing.T) {
 }
 
 // TestErrorsReplayNeverOverwritesNewer: record X (sequence number 5) failed; record Y (9), of the same business key,
-// was stored after it. Redriving X leaves Y's item, and X's entry goes: superseded counts as stored.
+// was stored after it. The stream no longer holds X, so its entry is unverified: by default it is written
+// insert-only and refused (Y's item stays, the entry too). With AllowOverwriteUnverified it is written
+// conditionally: Y's item stays as well (X is older), X counts as superseded, stored, and its entry goes.
 func TestErrorsReplayNeverOverwritesNewer(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -419,19 +581,97 @@ func TestErrorsReplayNeverOverwritesNewer(t *testing.T) {
 	}
 	e.pipeline(t, strict, rec(shard, "5", `{"orderId":"K","v":"old"}`))
 	e.pipeline(t, byOrder, rec(shard, "9", `{"orderId":"K","v":"new"}`))
+	checkY := func(when string) {
+		t.Helper()
+		it := items(t, e.db, e.table)["K"]
+		if str(it, "v") != "new" || str(it, processor.AttrSequenceNumber) != "9" {
+			t.Errorf("%s: item K = %v, want Y's (sequence number 9)", when, it)
+		}
+	}
 
 	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config = byOrder }).Errors(ctx, redrive.ErrorsInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sum.Sources[redrive.OutcomeRefused] != 1 || sum.Removed != 0 || sum.Records.Refused != 1 || !strings.Contains(sum.Unrecoverable[0].Reason, "entry is kept") {
+		t.Fatalf("insert only: summary = %+v", sum)
+	}
+	checkY("insert only")
+	if n := len(items(t, e.db, e.errors)); n != 1 {
+		t.Errorf("insert only: error table holds %d items, want X's entry kept", n)
+	}
+
+	sum, err = newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AllowOverwriteUnverified = byOrder, true
+	}).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Removed != 1 || sum.Unrecovered() != 0 {
-		t.Fatalf("summary = %+v", sum)
+		t.Fatalf("allow overwrite: summary = %+v", sum)
 	}
-	it := items(t, e.db, e.table)["K"]
-	if str(it, "v") != "new" || str(it, processor.AttrSequenceNumber) != "9" {
-		t.Errorf("item K = %v, want Y's (sequence number 9)", it)
-	}
+	checkY("allow overwrite")
 	if n := len(items(t, e.db, e.errors)); n != 0 {
-		t.Errorf("error table holds %d items, want X's entry removed", n)
+		t.Errorf("allow overwrite: error table holds %d items, want X's entry removed", n)
+	}
+}
+
+// TestErrorsVerifiedAgainstStream: with the stream pinned, an entry whose record the stream still holds is checked
+// against it: a tampered payload writes nothing and keeps the entry; an intact one is written conditionally (so it
+// may replace the item of an earlier record of its shard, which insert-only would refuse), from the stream's copy.
+// Without the pin, the same entry is unverified: insert-only, refused.
+func TestErrorsVerifiedAgainstStream(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},
+"transform":{"schema":{"type":"object","required":["amount"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := []string{`{"orderId":"A","v":"a0"}`, `{"orderId":"A","v":"a1"}`, `{"orderId":"B","v":"b1"}`}
+	seqs, shard := e.put(t, payloads...)
+	// The pipeline stored record 0; records 1 and 2 failed the schema then in force.
+	e.pipeline(t, byOrder, e.records(shard, seqs[:1], payloads[:1])...)
+	e.pipeline(t, strict, e.records(shard, seqs[1:], payloads[1:])...)
+	// Someone who can write the error table changes B's payload.
+	tampered := shard + ":" + seqs[2]
+	if _, err := e.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(e.errors),
+		Key:                       map[string]types.AttributeValue{processor.ErrorTablePartitionKey: &types.AttributeValueMemberS{Value: tampered}},
+		UpdateExpression:          aws.String("SET #p = :p"),
+		ExpressionAttributeNames:  map[string]string{"#p": processor.ErrorAttrPayload},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberB{Value: []byte(`{"orderId":"A","v":"forged"}`)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the pin: A's entry is refused (A holds record 0's item), B's forged payload is refused too.
+	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config, o.StreamARN = byOrder, "" }).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRefused] != 2 {
+		t.Fatalf("unpinned: summary = %+v", sum)
+	}
+
+	sum, err = newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config = byOrder }).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Sources[redrive.OutcomePayloadDiffers] != 1 || sum.Removed != 1 {
+		t.Fatalf("pinned: summary = %+v", sum)
+	}
+	if res := sum.Unrecoverable[0]; res.Source != "error:"+tampered || !strings.Contains(res.Reason, "payload differs from the stream") {
+		t.Errorf("unrecoverable = %+v", res)
+	}
+	data := items(t, e.db, e.table)
+	if str(data["A"], "v") != "a1" || len(data) != 1 {
+		t.Errorf("data table = %v, want A from record 1 only", data)
+	}
+	if got, want := keys(items(t, e.db, e.errors)), []string{tampered}; !reflect.DeepEqual(got, want) {
+		t.Errorf("error table = %v, want %v", got, want)
 	}
 }

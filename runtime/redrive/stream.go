@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -19,6 +21,9 @@ const (
 	maxEmptyPolls   = 300                    // empty GetRecords pages in a row before giving up on a range
 	emptyPollPause  = 200 * time.Millisecond // Kinesis allows 5 GetRecords per second per shard
 	maxIteratorRuns = 20                     // fresh iterators after ExpiredIteratorException
+	maxThrottled    = 12                     // throttled calls in a row before giving up on a range
+	throttleBase    = 100 * time.Millisecond // the first wait after a throttled call; doubled each time
+	throttleCap     = 5 * time.Second        // the longest wait after a throttled call
 )
 
 // errExpired marks a range that cannot be read in full any more.
@@ -27,13 +32,15 @@ type errExpired struct{ msg string }
 // Error returns why the range cannot be read.
 func (e *errExpired) Error() string { return e.msg }
 
-// batcher collects records into processor calls of at most Options.BatchSize, paced by the rate limit, and sums
-// what became of them.
+// batcher collects records into processor calls of at most Options.BatchSize and sums what became of them. Records
+// read from the stream were paced by readRange; the others (S3 payload records) are paced here.
 type batcher struct {
-	r       *Redriver
-	pending []events.KinesisEventRecord
-	counts  RecordCounts
-	failed  []string // why batches were not stored
+	r        *Redriver
+	verified bool // the records are the stream's (or match it): conditional writes; else insert-only
+	paced    bool // readRange already waited for the rate limit
+	pending  []events.KinesisEventRecord
+	counts   RecordCounts
+	failed   []string // why batches were not stored
 }
 
 func (b *batcher) add(ctx context.Context, recs ...events.KinesisEventRecord) error {
@@ -57,10 +64,12 @@ func (b *batcher) flush(ctx context.Context) error {
 
 func (b *batcher) flushN(ctx context.Context, n int) error {
 	chunk := b.pending[:n]
-	if err := b.r.limiter.wait(ctx, n); err != nil {
-		return err
+	if !b.paced {
+		if err := b.r.limiter.wait(ctx, n); err != nil {
+			return err
+		}
 	}
-	res, err := b.r.run.handle(ctx, events.KinesisEvent{Records: chunk})
+	res, err := b.r.run.handle(ctx, events.KinesisEvent{Records: chunk}, b.verified)
 	b.pending = append(b.pending[:0], b.pending[n:]...)
 	if err != nil {
 		b.counts.Read += n
@@ -69,36 +78,45 @@ func (b *batcher) flushN(ctx context.Context, n int) error {
 		return nil
 	}
 	b.counts.add(res.counts)
-	if !res.ok() {
+	if res.counts.Failed > 0 || (res.reported != "" && res.counts.Refused == 0) {
 		b.failed = append(b.failed, fmt.Sprintf("%d records not stored, from sequence number %s (see the processor's warnings)", res.counts.Failed, res.reported))
 	}
 	return nil
 }
 
-// result sums the batches into res: OutcomeFailed if any record was not stored.
+// result sums the batches into res: OutcomeRefused if an insert-only write found another record's item,
+// OutcomeFailed if any other record was not stored.
 func (b *batcher) result(res *Result) {
 	res.Records.add(b.counts)
-	if len(b.failed) > 0 {
+	var reasons []string
+	if b.counts.Refused > 0 {
+		res.Outcome = OutcomeRefused
+		reasons = append(reasons, refusedReason(b.counts.Refused))
+	} else if len(b.failed) > 0 {
 		res.Outcome = OutcomeFailed
-		res.Reason = strings.Join(b.failed, "; ")
+	}
+	reasons = append(reasons, b.failed...)
+	if len(reasons) > 0 {
+		res.Reason = strings.Join(reasons, "; ")
 	}
 }
 
-// processRange reads the records bi names from the stream, handles them and returns the result: OutcomeRecovered
-// (nothing removed yet), OutcomeExpired, or OutcomeFailed.
+// refusedReason says why n records were refused.
+func refusedReason(n int) string {
+	return fmt.Sprintf("refused: the key holds another record's item (%d records not written: they cannot be verified against the stream, so they are only inserted where their key is free; the item there is left as it is)", n)
+}
+
+// processRange reads the records bi names from the pinned stream, handles them and returns the result:
+// OutcomeRecovered (nothing removed yet), OutcomeExpired, or OutcomeFailed.
 func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBatchInfo) Result {
 	res := Result{Source: source, Outcome: OutcomeRecovered, ShardID: bi.ShardID, StartSequenceNumber: bi.StartSequenceNumber, EndSequenceNumber: bi.EndSequenceNumber}
 	if r.c.Kinesis == nil {
 		res.Outcome, res.Reason = OutcomeFailed, "no Kinesis client to read the range with"
 		return res
 	}
-	ref, err := ParseStreamARN(bi.StreamARN)
-	if err != nil {
-		res.Outcome, res.Reason = OutcomeInvalid, err.Error()
-		return res
-	}
-	b := &batcher{r: r}
-	readErr := r.readRange(ctx, ref, bi, func(recs []ktypes.Record) error {
+	ref := *r.pin
+	b := &batcher{r: r, verified: true, paced: true}
+	readErr := r.readRange(ctx, ref, bi, true, func(recs []ktypes.Record) error {
 		evs := make([]events.KinesisEventRecord, len(recs))
 		for i, rec := range recs {
 			evs[i] = eventRecord(ref, bi.ShardID, rec)
@@ -110,22 +128,29 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 		readErr = err
 	}
 	b.result(&res)
+	mergeReadError(&res, readErr)
+	return res
+}
+
+// mergeReadError folds the error that ended a read of the range into res: OutcomeExpired for a range that cannot be
+// read in full, OutcomeFailed for any other error; an outcome res already has that says more (OutcomeRefused) stays.
+func mergeReadError(res *Result, readErr error) {
+	if readErr == nil {
+		return
+	}
+	reason := readErr.Error()
+	if res.Reason != "" {
+		reason += "; and " + res.Reason
+	}
 	var exp *errExpired
 	switch {
+	case res.Outcome == OutcomeRefused:
 	case errors.As(readErr, &exp):
-		reason := exp.msg
-		if res.Outcome == OutcomeFailed {
-			reason += "; and " + res.Reason
-		}
-		res.Outcome, res.Reason = OutcomeExpired, reason
-	case readErr != nil:
-		reason := readErr.Error()
-		if res.Outcome == OutcomeFailed {
-			reason += "; " + res.Reason
-		}
-		res.Outcome, res.Reason = OutcomeFailed, reason
+		res.Outcome = OutcomeExpired
+	default:
+		res.Outcome = OutcomeFailed
 	}
-	return res
+	res.Reason = reason
 }
 
 // readRange calls fn with the records of bi's range, in order, page by page. It returns nil only when it read
@@ -134,8 +159,14 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 // that nothing is missing (they are not contiguous, and after an ExpiredIteratorException the iterator is renewed
 // AFTER_SEQUENCE_NUMBER the last record read, past any records trimmed meanwhile), so the count does. It returns an
 // *errExpired when the range cannot be read in full (the records still readable are passed to fn first), another
-// error when reading failed or the range holds more records than the on-failure record says, or fn's error.
-func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatchInfo, fn func([]ktypes.Record) error) error {
+// error when reading failed or the range holds more records than the on-failure record says (it stops reading as
+// soon as it has seen one record too many), or fn's error.
+//
+// The read shares the shard with the live event source mapping (5 GetRecords per second per shard): a throttled call
+// (ProvisionedThroughputExceededException, LimitExceededException) is retried after a growing pause, and with pace
+// each page's records wait for the rate limit (Options.Rate) before fn sees them, pages being no larger than a
+// second's worth of records.
+func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatchInfo, pace bool, fn func([]ktypes.Record) error) error {
 	where := fmt.Sprintf("stream %s shard %s range %s..%s", ref.Name, bi.ShardID, bi.StartSequenceNumber, bi.EndSequenceNumber)
 	iter, err := r.shardIterator(ctx, ref, bi.ShardID, ktypes.ShardIteratorTypeAtSequenceNumber, bi.StartSequenceNumber)
 	if err != nil {
@@ -148,6 +179,9 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 	if bi.BatchSize > 0 && bi.BatchSize < maxGetRecords {
 		limit = int32(bi.BatchSize)
 	}
+	if pace && r.opts.Rate > 0 {
+		limit = min(limit, int32(max(1, math.Ceil(r.opts.Rate))))
+	}
 	var (
 		first   string // the first sequence number read in the range
 		last    string // the last sequence number read
@@ -156,7 +190,12 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		renewed int
 	)
 	for {
-		out, err := r.c.Kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit), StreamARN: optionalARN(ref)})
+		var out *kinesis.GetRecordsOutput
+		err := r.throttled(ctx, func() error {
+			var err error
+			out, err = r.c.Kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(limit), StreamARN: optionalARN(ref)})
+			return err
+		})
 		if err != nil {
 			var expIter *ktypes.ExpiredIteratorException
 			if errors.As(err, &expIter) && renewed < maxIteratorRuns {
@@ -186,6 +225,14 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 				done = true
 				break
 			}
+			if bi.BatchSize > 0 && count == bi.BatchSize {
+				if len(page) > 0 {
+					if err := fn(page); err != nil {
+						return err
+					}
+				}
+				return fmt.Errorf("%s: more than the %d records the on-failure record says the range holds (at sequence number %s)", where, bi.BatchSize, seq)
+			}
 			if first == "" {
 				first = seq
 			}
@@ -199,6 +246,11 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		}
 		if len(page) > 0 {
 			empty = 0
+			if pace {
+				if err := r.limiter.wait(ctx, len(page)); err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+			}
 			if err := fn(page); err != nil {
 				return err
 			}
@@ -251,9 +303,14 @@ func checkRange(where string, bi KinesisBatchInfo, first, last string, count int
 // shardIterator gets an iterator of the given type at seq. It names the stream by name and ARN: Kinesis accepts
 // either (the ARN reaches streams of other accounts) and kinesalite needs the name.
 func (r *Redriver) shardIterator(ctx context.Context, ref StreamRef, shard string, typ ktypes.ShardIteratorType, seq string) (*string, error) {
-	out, err := r.c.Kinesis.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-		StreamName: aws.String(ref.Name), StreamARN: optionalARN(ref), ShardId: aws.String(shard),
-		ShardIteratorType: typ, StartingSequenceNumber: aws.String(seq),
+	var out *kinesis.GetShardIteratorOutput
+	err := r.throttled(ctx, func() error {
+		var err error
+		out, err = r.c.Kinesis.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(ref.Name), StreamARN: optionalARN(ref), ShardId: aws.String(shard),
+			ShardIteratorType: typ, StartingSequenceNumber: aws.String(seq),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +319,35 @@ func (r *Redriver) shardIterator(ctx context.Context, ref StreamRef, shard strin
 		return nil, errors.New("no shard iterator returned")
 	}
 	return out.ShardIterator, nil
+}
+
+// throttled calls call until it returns anything but a throttling error, waiting a growing, jittered pause after
+// each throttled call (at most maxThrottled in a row), and returns its last error.
+func (r *Redriver) throttled(ctx context.Context, call func() error) error {
+	d := throttleBase
+	for n := 0; ; n++ {
+		err := call()
+		if err == nil || !throttling(err) || n >= maxThrottled {
+			return err
+		}
+		r.opts.Logger.Info("stream read throttled, retrying", "attempt", n+1, "error", err.Error())
+		pause := d/2 + rand.N(d/2+1)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (after: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		d = min(2*d, throttleCap)
+	}
+}
+
+// throttling reports whether err is Kinesis throttling the read.
+func throttling(err error) bool {
+	var pt *ktypes.ProvisionedThroughputExceededException
+	var le *ktypes.LimitExceededException
+	return errors.As(err, &pt) || errors.As(err, &le)
 }
 
 func optionalARN(ref StreamRef) *string {
