@@ -3,7 +3,6 @@ package dynamostandin
 import (
 	"bytes"
 	"fmt"
-	"math/big"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -281,11 +280,13 @@ func order(a, b types.AttributeValue) (int, bool) {
 		}
 	case *types.AttributeValueMemberN:
 		if y, ok := b.(*types.AttributeValueMemberN); ok {
-			rx, okx := new(big.Rat).SetString(x.Value)
-			ry, oky := new(big.Rat).SetString(y.Value)
-			if okx && oky {
-				return rx.Cmp(ry), true
+			if _, err := checkNumber(x.Value); err != nil {
+				return 0, false
 			}
+			if _, err := checkNumber(y.Value); err != nil {
+				return 0, false
+			}
+			return compareDecimals(parseDecimal(x.Value), parseDecimal(y.Value)), true
 		}
 	}
 	return 0, false

@@ -705,3 +705,16 @@ func TestNumericKeys(t *testing.T) {
 		t.Errorf("a batch holding 2 and 2.00: %v, %v; want a ValidationException (duplicate keys)", out, err)
 	}
 }
+
+// TestNumericKeyForms: the canonical key of a number, as Items keys it.
+func TestNumericKeyForms(t *testing.T) {
+	for give, want := range map[string]string{
+		"-0.0105": "-0.0105", "12.50": "12.5", "1500": "1500", "15e2": "1500", "1e100": "0.1e101", "-0.0": "0", "0.5e-50": "0.5e-50",
+	} {
+		it := dynamostandin.Item{"n": &types.AttributeValueMemberN{Value: give}}
+		got, err := dynamostandin.KeyString(it, []string{"n"})
+		if err != nil || got != want {
+			t.Errorf("KeyString(%s) = %q, %v; want %q", give, got, err, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"sort"
 	"strconv"
@@ -228,8 +227,9 @@ func setSize(ss []string) int {
 }
 
 // KeyString serializes the key attributes of it, in the order given, as Server.Items keys them: each key value (an
-// S value as is, an N value as the exact fraction it denotes, as big.Rat.RatString writes it, so that numbers DynamoDB
-// stores as one ("1", "1.0", "10e-1") are one key, a B value in standard base64) joined with "|".
+// S value as is, an N value in one canonical decimal form ("1" for "1.0", "10e-1" and "0.1e1"; "0.<digits>e<n>" for
+// very large or small magnitudes), so that numbers DynamoDB stores as one are one key, a B value in standard base64)
+// joined with "|".
 func KeyString(it Item, keyAttributes []string) (string, error) {
 	parts := make([]string, 0, len(keyAttributes))
 	for _, name := range keyAttributes {
@@ -314,13 +314,76 @@ func checkNumber(s string) (int, error) {
 	return sig, nil
 }
 
+// decimal is a number as sign, significant digits (no leading or trailing zeros; empty for zero) and the decimal
+// exponent of the first of them.
+type decimal struct {
+	neg    bool
+	digits string
+	exp    int
+}
+
+// parseDecimal reads a number already checked by checkNumber.
+func parseDecimal(s string) decimal {
+	neg := strings.HasPrefix(s, "-")
+	mant, exp, _ := strings.Cut(strings.ToLower(strings.TrimPrefix(s, "-")), "e")
+	intPart, frac, _ := strings.Cut(mant, ".")
+	all := intPart + frac
+	lead := len(all) - len(strings.TrimLeft(all, "0"))
+	digits := strings.TrimRight(all[lead:], "0")
+	if digits == "" {
+		return decimal{}
+	}
+	x, _ := strconv.Atoi(exp)
+	return decimal{neg: neg, digits: digits, exp: len(intPart) - lead - 1 + x}
+}
+
+// compareDecimals orders two numbers by value.
+func compareDecimals(a, b decimal) int {
+	sign := func(d decimal) int {
+		switch {
+		case d.digits == "":
+			return 0
+		case d.neg:
+			return -1
+		}
+		return 1
+	}
+	sa, sb := sign(a), sign(b)
+	if sa != sb || sa == 0 {
+		return sa - sb
+	}
+	c := 0
+	switch {
+	case a.exp != b.exp:
+		c = a.exp - b.exp
+	default:
+		c = strings.Compare(a.digits, b.digits)
+	}
+	if sa < 0 {
+		c = -c
+	}
+	return c
+}
+
 // numberKey returns a string equal for numbers of equal value (checked by checkNumber first).
 func numberKey(s string) string {
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return s
+	d := parseDecimal(s)
+	if d.digits == "" {
+		return "0"
 	}
-	return r.RatString()
+	sign := ""
+	if d.neg {
+		sign = "-"
+	}
+	switch {
+	case d.exp < -40 || d.exp > 80:
+		return sign + "0." + d.digits + "e" + strconv.Itoa(d.exp+1)
+	case d.exp < 0:
+		return sign + "0." + strings.Repeat("0", -d.exp-1) + d.digits
+	case len(d.digits) <= d.exp+1:
+		return sign + d.digits + strings.Repeat("0", d.exp+1-len(d.digits))
+	}
+	return sign + d.digits[:d.exp+1] + "." + d.digits[d.exp+1:]
 }
 
 // checkSet rejects an empty set and one holding duplicates (compared by key).
