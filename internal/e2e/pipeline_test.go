@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -276,6 +277,62 @@ func TestDynamoDBUnreachableEndsInTheSink(t *testing.T) {
 	}
 	report(t, figures{Test: "DynamoDB unreachable: every write dropped, 1 retry", Records: len(w.entries),
 		FaultsInjected: faultsInjected(p.standin.Stats()), Seconds: time.Since(start).Seconds()})
+}
+
+// TestFiltersDropRecordsBeforeTheProcessor shows what the construct's Filters prop warns about, on the real
+// processor: records matching no filter, malformed ones included, are dropped before the function runs: checkpointed,
+// never in the table, the error table or the on-failure sink.
+func TestFiltersDropRecordsBeforeTheProcessor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := newPipeline(t, ctx, 1, byBusinessID, twentyPercent(6))
+	w := makeWorkload(500, 6)
+	p.put(t, ctx, w.entries)
+	// The oracle: a record passes when its data is a JSON object whose Category is A or B.
+	wantIDs := map[string]bool{}
+	passed := 0
+	for _, e := range w.entries {
+		var obj map[string]any
+		if json.Unmarshal(e.data, &obj) != nil {
+			continue
+		}
+		if c, _ := obj["Category"].(string); c == "A" || c == "B" {
+			passed++
+			wantIDs[obj["businessId"].(string)] = true
+		}
+	}
+	if passed == 0 || passed == len(w.entries) {
+		t.Fatalf("%d of %d records pass the filter: the test proves nothing", passed, len(w.entries))
+	}
+	sink := &localrun.MemorySink{}
+	r := p.runner(t, localrun.InProcess(p.processor(t).Handle), func(o *localrun.Options) {
+		o.FilterPatterns = []string{`{"data":{"Category":["A","B"]}}`}
+		o.OnFailure = sink
+	})
+	drain(t, ctx, r, time.Minute)
+
+	items, _ := p.scan(t, ctx, p.table, "businessId")
+	for id := range wantIDs {
+		if items[id] == nil {
+			t.Errorf("item %s (Category A or B) is not in the table", id)
+		}
+	}
+	for id, it := range items {
+		if !wantIDs[id] {
+			t.Errorf("item %s (Category %s) is in the table", id, str(it["Category"]))
+		}
+	}
+	if errs, n := p.scan(t, ctx, p.errTable, "id"); n != 0 {
+		t.Errorf("%d error items (first %v): dropped records reached the processor", n, sortedKeys(errs)[0])
+	}
+	st := r.Stats()
+	if st.RecordsAcknowledged != int64(passed) || st.RecordsFiltered != int64(len(w.entries)-passed) || len(sink.Records()) != 0 {
+		t.Errorf("stats %+v, on-failure records %d; want %d acknowledged, %d filtered", st, len(sink.Records()), passed, len(w.entries)-passed)
+	}
+	seqs := allSequenceNumbers(t, ctx, p)
+	if cp := r.Checkpoints()[*p.shards[0].ShardId]; cp != seqs[len(seqs)-1] {
+		t.Errorf("checkpoint %s, want the last record %s", cp, seqs[len(seqs)-1])
+	}
 }
 
 // allSequenceNumbers reads every sequence number of the pipeline's first shard.
