@@ -1,36 +1,10 @@
-// Command redrive brings the records a Kinesis-to-DynamoDB pipeline failed on back into its table, through the same
-// processor code and configuration as the pipeline (see package runtime/redrive):
+// Package cli is the redrive command (runtime/cmd/redrive): its flags, AWS clients and output. It is a package of its
+// own so that the construct (package kinesispipeline) builds the stack outputs' commands from these flag names and,
+// by importing it, keeps every module the command needs in a consumer's go.sum: `go run` of the command by import
+// path, from a CDK app's module, then needs nothing `go mod tidy` did not record.
 //
-//	redrive dlq    --queue-url URL --table T [--error-table E] [--config pipeline.json] [flags]
-//	redrive s3     --bucket B [--prefix aws/lambda/] [--delete] --table T [--error-table E] [flags]
-//	redrive errors --error-table E --table T [--reason TEXT] [--since TIME] [--until TIME] [flags]
-//
-// Common flags: --dry-run (read and transform, write and delete nothing), --rate N (records per second), --batch-size
-// N, --verbose (the processor's per-batch logs). --table, --error-table and --config default to
-// $PIPELINE_TABLE_NAME, $PIPELINE_ERROR_TABLE_NAME and $PIPELINE_CONFIG_FILE; without a config file the processor's
-// default configuration is used. Give the pipeline's own pipeline.json (in its Lambda asset) when it has one.
-//
-// AWS access comes from the SDK's default chain: environment, shared config and credentials files (AWS_PROFILE),
-// SSO, instance roles; AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB and
-// AWS_ENDPOINT_URL_S3 point it at local emulators.
-//
-// IAM actions the command needs (the construct's GrantRedrive gives them):
-//
-//	every mode: dynamodb:PutItem and dynamodb:BatchWriteItem on the data table (replays write conditionally, one
-//	            PutItem per item; items without the sequence-number attribute go in batches) and on the error table
-//	            (records that fail again)
-//	dlq:        sqs:ReceiveMessage, sqs:ChangeMessageVisibility, sqs:DeleteMessage on the queue;
-//	            kinesis:GetShardIterator, kinesis:GetRecords on the stream
-//	s3:         s3:ListBucket on the bucket, s3:GetObject on its objects (s3:DeleteObject with --delete);
-//	            kinesis:GetShardIterator, kinesis:GetRecords on the stream (objects without a payload, or whose
-//	            payload does not cover their range)
-//	errors:     dynamodb:Scan, dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:DeleteItem on the error table
-//
-// Progress (counts and rate) goes to standard error, rewritten in place on a terminal and as plain lines otherwise;
-// every source left behind (with its shard and sequence numbers and the reason) and the summary go to standard
-// output. The exit status is 0 when everything was recovered, 1 when anything was left behind or the run failed, 2
-// for bad usage.
-package main
+// See runtime/cmd/redrive for the command's usage, and package runtime/redrive for what it does and what it trusts.
+package cli
 
 import (
 	"context"
@@ -40,17 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
@@ -58,21 +29,44 @@ import (
 
 // Exit statuses.
 const (
-	exitOK       = 0
-	exitLeftover = 1
-	exitUsage    = 2
+	// ExitOK: everything chosen was recovered.
+	ExitOK = 0
+	// ExitLeftover: a source was left behind, or the run failed.
+	ExitLeftover = 1
+	// ExitUsage: bad flags or configuration.
+	ExitUsage = 2
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, defaultClients)
-	stop()
-	os.Exit(code)
+// Modes of the command (its first argument).
+const (
+	ModeDLQ    = "dlq"
+	ModeS3     = "s3"
+	ModeErrors = "errors"
+)
+
+// Flag names (without the leading dashes), shared with the construct's stack outputs.
+const (
+	FlagStream                   = "stream"
+	FlagTable                    = "table"
+	FlagErrorTable               = "error-table"
+	FlagConfig                   = "config"
+	FlagQueueURL                 = "queue-url"
+	FlagBucket                   = "bucket"
+	FlagPrefix                   = "prefix"
+	FlagDryRun                   = "dry-run"
+	FlagAllowOverwriteUnverified = "allow-overwrite-unverified"
+)
+
+// Main runs the command with args (the arguments after the program name) and returns its exit status. AWS access
+// comes from the SDK's default configuration chain.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdout, stderr, defaultClients)
 }
 
 // clientOptions are the settings the AWS clients depend on.
 type clientOptions struct {
 	s3PathStyle bool
+	sdkLog      io.Writer // where the SDK's own log lines go, escaped
 }
 
 // clientsFunc makes the AWS clients; tests replace it.
@@ -80,7 +74,11 @@ type clientsFunc func(ctx context.Context, o clientOptions) (redrive.Clients, er
 
 // defaultClients makes clients from the SDK's default configuration chain.
 func defaultClients(ctx context.Context, o clientOptions) (redrive.Clients, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	var opts []func(*config.LoadOptions) error
+	if o.sdkLog != nil {
+		opts = append(opts, config.WithLogger(escapingLogger{o.sdkLog}))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return redrive.Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
@@ -88,32 +86,54 @@ func defaultClients(ctx context.Context, o clientOptions) (redrive.Clients, erro
 		DB:      processor.NewDynamoDBClient(cfg),
 		Kinesis: kinesis.NewFromConfig(cfg),
 		SQS:     sqs.NewFromConfig(cfg),
-		S3:      s3.NewFromConfig(cfg, func(so *s3.Options) { so.UsePathStyle = o.s3PathStyle }),
+		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
+			so.UsePathStyle = o.s3PathStyle
+			// S3-compatible servers (and objects written before checksums existed) send no checksum: the SDK then
+			// skips validation, and says so on every GetObject unless told not to.
+			so.DisableLogOutputChecksumValidationSkipped = true
+		}),
 	}, nil
 }
 
+// escapingLogger writes the SDK's log lines escaped: they can quote what a server answered.
+type escapingLogger struct{ w io.Writer }
+
+// Logf writes one escaped line.
+func (l escapingLogger) Logf(c logging.Classification, format string, v ...any) {
+	fmt.Fprintf(l.w, "SDK %s %s\n", c, redrive.Escape(fmt.Sprintf(format, v...)))
+}
+
 const usage = `usage:
-  redrive dlq    --queue-url URL --table T [--error-table E] [--config pipeline.json] [flags]
-  redrive s3     --bucket B [--prefix aws/lambda/] [--delete] --table T [--error-table E] [flags]
-  redrive errors --error-table E --table T [--reason TEXT] [--since TIME] [--until TIME] [flags]
+  redrive dlq    --queue-url URL --stream ARN --table T [--error-table E] [--config C] [flags]
+  redrive s3     --bucket B [--prefix aws/lambda/<mapping UUID>/] [--delete] --stream ARN --table T [--error-table E] [--config C] [flags]
+  redrive errors --error-table E --table T [--stream ARN] [--reason TEXT] [--since TIME] [--until TIME] [--config C] [flags]
+--config C is the pipeline's pipeline.json: a file, or s3://BUCKET/KEY (a .zip is the function's code asset)
 run "redrive <mode> -h" for a mode's flags`
 
 // common holds the flags every mode has.
 type common struct {
-	table, errorTable, configFile string
-	dryRun, verbose               bool
-	rate                          float64
-	batchSize                     int
+	stream, table, errorTable, configFile string
+	dryRun, verbose, allowOverwrite       bool
+	rate                                  float64
+	batchSize                             int
 }
 
-func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.table, "table", os.Getenv(processor.EnvTableName), "the pipeline's data table (default $"+processor.EnvTableName+")")
-	fs.StringVar(&c.errorTable, "error-table", os.Getenv(processor.EnvErrorTableName), "the pipeline's error table (default $"+processor.EnvErrorTableName+")")
-	fs.StringVar(&c.configFile, "config", os.Getenv(processor.EnvConfigFile), "the pipeline's configuration file, pipeline.json (default $"+processor.EnvConfigFile+"; none: the default configuration)")
-	fs.BoolVar(&c.dryRun, "dry-run", false, "read and transform, but write, delete and send nothing; report what would happen")
-	fs.Float64Var(&c.rate, "rate", 0, "most records processed per second (0: no limit)")
+func (c *common) register(fs *flag.FlagSet, mode string) {
+	streamUse := "the pipeline's stream ARN (required): a message or object naming another stream is left where it is"
+	if mode == ModeErrors {
+		streamUse = "the pipeline's stream ARN: each entry is checked against the record the stream still holds; without it, every entry is written insert-only"
+	}
+	fs.StringVar(&c.stream, FlagStream, "", streamUse)
+	fs.StringVar(&c.table, FlagTable, os.Getenv(processor.EnvTableName), "the pipeline's data table (default $"+processor.EnvTableName+")")
+	fs.StringVar(&c.errorTable, FlagErrorTable, os.Getenv(processor.EnvErrorTableName), "the pipeline's error table (default $"+processor.EnvErrorTableName+")")
+	fs.StringVar(&c.configFile, FlagConfig, os.Getenv(processor.EnvConfigFile), "the pipeline's configuration, pipeline.json: a file, or s3://BUCKET/KEY (a .zip: the function's code asset, read for its pipeline.json) (default $"+processor.EnvConfigFile+"; none: the default configuration)")
+	fs.BoolVar(&c.dryRun, FlagDryRun, false, "read and transform, but write, delete and send nothing; report what would happen")
+	fs.Float64Var(&c.rate, "rate", 0, "most records processed (and read from the stream) per second (0: no limit)")
 	fs.IntVar(&c.batchSize, "batch-size", redrive.DefaultBatchSize, "most records per processor call")
 	fs.BoolVar(&c.verbose, "verbose", false, "log the processor's per-batch summaries too")
+	fs.BoolVar(&c.allowOverwrite, FlagAllowOverwriteUnverified, false,
+		"write records the stream cannot vouch for (S3 payloads past retention, unverified error entries) with conditional writes instead of insert-only. "+
+			"RISK: a forged object or entry can then overwrite real items")
 }
 
 // run runs the command and returns its exit status.
@@ -121,15 +141,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
 		if len(args) == 0 {
-			return exitUsage
+			return ExitUsage
 		}
-		return exitOK
+		return ExitOK
 	}
 	mode, args := args[0], args[1:]
 	fs := flag.NewFlagSet("redrive "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
-	c.register(fs)
 	var (
 		dlqIn    redrive.DLQInput
 		s3In     redrive.S3Input
@@ -140,44 +159,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		required []string
 	)
 	switch mode {
-	case "dlq":
-		fs.StringVar(&dlqIn.QueueURL, "queue-url", "", "the on-failure destination queue's URL (required)")
+	case ModeDLQ:
+		c.register(fs, mode)
+		fs.StringVar(&dlqIn.QueueURL, FlagQueueURL, "", "the on-failure destination queue's URL (required)")
 		fs.IntVar(&dlqIn.MaxMessages, "max-messages", 0, "stop after this many messages (0: until the queue is drained)")
 		fs.DurationVar(&dlqIn.VisibilityTimeout, "visibility-timeout", redrive.DefaultVisibilityTimeout, "how long received messages stay invisible (extended while processing)")
 		fs.DurationVar(&dlqIn.WaitTime, "wait", redrive.DefaultWaitTime, "how long a receive waits for messages; an empty receive ends the run")
-		required = []string{"queue-url", "table"}
-	case "s3":
-		fs.StringVar(&s3In.Bucket, "bucket", "", "the on-failure destination bucket (required)")
-		fs.StringVar(&s3In.Prefix, "prefix", redrive.DefaultS3Prefix, "read only objects under this prefix")
+		required = []string{FlagQueueURL, FlagStream, FlagTable}
+	case ModeS3:
+		c.register(fs, mode)
+		fs.StringVar(&s3In.Bucket, FlagBucket, "", "the on-failure destination bucket (required)")
+		fs.StringVar(&s3In.Prefix, FlagPrefix, redrive.DefaultS3Prefix, "read only objects under this prefix (the mapping's: aws/lambda/<mapping UUID>/)")
 		fs.BoolVar(&s3In.Delete, "delete", false, "delete each object once its records are stored (default: keep them)")
 		fs.IntVar(&s3In.MaxObjects, "max-objects", 0, "stop after this many objects (0: all)")
 		fs.BoolVar(&copts.s3PathStyle, "s3-path-style", false, "address the bucket in the path (for S3-compatible local servers)")
-		required = []string{"bucket", "table"}
-	case "errors":
+		required = []string{FlagBucket, FlagStream, FlagTable}
+	case ModeErrors:
+		c.register(fs, mode)
 		fs.StringVar(&errIn.Reason, "reason", "", "only entries whose reason contains this text")
 		fs.StringVar(&since, "since", "", "only entries that failed at or after this time: RFC 3339, or a duration ago (24h)")
 		fs.StringVar(&until, "until", "", "only entries that failed before this time: RFC 3339, or a duration ago")
 		fs.IntVar(&errIn.MaxEntries, "max-entries", 0, "stop after this many entries (0: all chosen)")
-		required = []string{"error-table", "table"}
+		required = []string{FlagErrorTable, FlagTable}
 	default:
 		fmt.Fprintf(stderr, "redrive: unknown mode %q\n%s\n", mode, usage)
-		return exitUsage
+		return ExitUsage
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+			return ExitOK
 		}
-		return exitUsage
+		return ExitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "redrive %s: unexpected arguments %q\n", mode, fs.Args())
-		return exitUsage
+		return ExitUsage
 	}
 	now := time.Now()
 	var problems []string
 	for _, name := range required {
 		if fs.Lookup(name).Value.String() == "" {
 			problems = append(problems, "--"+name+" is required")
+		}
+	}
+	if c.stream != "" {
+		if _, err := redrive.ParseStreamARN(c.stream); err != nil {
+			problems = append(problems, "--"+FlagStream+": "+err.Error())
 		}
 	}
 	var err error
@@ -188,20 +215,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		problems = append(problems, "--until: "+err.Error())
 	}
 	cfg := processor.DefaultConfig()
-	if c.configFile != "" {
+	fromS3 := strings.HasPrefix(c.configFile, "s3://")
+	if c.configFile != "" && !fromS3 {
 		if cfg, err = processor.ReadConfigFile(c.configFile); err != nil {
-			problems = append(problems, fmt.Sprintf("--config %s: %v", c.configFile, err))
+			problems = append(problems, fmt.Sprintf("--%s %s: %v", FlagConfig, c.configFile, err))
 		}
 	}
 	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, strings.Join(problems, "; "))
-		return exitUsage
+		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(strings.Join(problems, "; ")))
+		return ExitUsage
 	}
 
+	copts.sdkLog = stderr
 	clients, err := newClients(ctx, copts)
 	if err != nil {
-		fmt.Fprintf(stderr, "redrive %s: %v\n", mode, err)
-		return exitLeftover
+		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(err.Error()))
+		return ExitLeftover
+	}
+	if fromS3 {
+		if cfg, err = configFromS3(ctx, clients.S3, c.configFile); err != nil {
+			fmt.Fprintf(stderr, "redrive %s: --%s %s: %s\n", mode, FlagConfig, redrive.Escape(c.configFile), redrive.Escape(err.Error()))
+			return ExitUsage
+		}
 	}
 	level := slog.LevelWarn
 	if c.verbose {
@@ -209,8 +244,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	}
 	prog := newProgress(stderr, mode, c.dryRun)
 	r, err := redrive.New(clients, func(o *redrive.Options) {
-		o.TableName, o.ErrorTableName, o.Config = c.table, c.errorTable, cfg
-		o.DryRun, o.Rate, o.BatchSize = c.dryRun, c.rate, c.batchSize
+		o.TableName, o.ErrorTableName, o.Config, o.StreamARN = c.table, c.errorTable, cfg, c.stream
+		o.DryRun, o.Rate, o.BatchSize, o.AllowOverwriteUnverified = c.dryRun, c.rate, c.batchSize, c.allowOverwrite
+		// The text handler quotes (and so escapes) any value that is not plain printable text.
 		o.Logger = slog.New(slog.NewTextHandler(prog.logWriter(), &slog.HandlerOptions{Level: level}))
 		o.Progress = prog.update
 		o.Result = func(res redrive.Result) {
@@ -221,28 +257,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		}
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "redrive %s: %v\n", mode, err)
-		return exitUsage
+		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(err.Error()))
+		return ExitUsage
 	}
 	var sum redrive.Summary
 	switch mode {
-	case "dlq":
+	case ModeDLQ:
 		sum, err = r.DLQ(ctx, dlqIn)
-	case "s3":
+	case ModeS3:
 		sum, err = r.S3(ctx, s3In)
-	case "errors":
+	case ModeErrors:
 		sum, err = r.Errors(ctx, errIn)
 	}
 	prog.done(sum)
 	fmt.Fprint(stdout, formatSummary(mode, sum))
 	if err != nil {
-		fmt.Fprintf(stderr, "redrive %s: %v\n", mode, err)
-		return exitLeftover
+		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(err.Error()))
+		return ExitLeftover
 	}
 	if sum.Unrecovered() > 0 {
-		return exitLeftover
+		return ExitLeftover
 	}
-	return exitOK
+	return ExitOK
 }
 
 // parseTime reads an RFC 3339 time, or a duration before now ("24h"); "" gives the zero time.
@@ -258,159 +294,4 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
 	}
 	return now.Add(-d), nil
-}
-
-// formatResult describes a source left behind on one line.
-func formatResult(res redrive.Result) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "LEFT %s %s", res.Outcome, res.Source)
-	if res.ShardID != "" {
-		fmt.Fprintf(&b, " shard=%s", res.ShardID)
-	}
-	if res.StartSequenceNumber != "" {
-		if res.StartSequenceNumber == res.EndSequenceNumber {
-			fmt.Fprintf(&b, " sequence=%s", res.StartSequenceNumber)
-		} else {
-			fmt.Fprintf(&b, " range=%s..%s", res.StartSequenceNumber, res.EndSequenceNumber)
-		}
-	}
-	fmt.Fprintf(&b, ": %s", res.Reason)
-	return b.String()
-}
-
-// outcomeOrder is the order outcomes are listed in.
-var outcomeOrder = []redrive.Outcome{redrive.OutcomeRecovered, redrive.OutcomeWouldRecover, redrive.OutcomeExpired,
-	redrive.OutcomeFailed, redrive.OutcomeFailedAgain, redrive.OutcomeInvalid}
-
-func formatCounts(s redrive.Summary) string {
-	var parts []string
-	for _, o := range outcomeOrder {
-		if n := s.Sources[o]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, o))
-		}
-	}
-	var extra []string
-	for o, n := range s.Sources {
-		if n > 0 && !containsOutcome(outcomeOrder, o) {
-			extra = append(extra, fmt.Sprintf("%d %s", n, o))
-		}
-	}
-	sort.Strings(extra)
-	parts = append(parts, extra...)
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func containsOutcome(list []redrive.Outcome, o redrive.Outcome) bool {
-	for _, v := range list {
-		if v == o {
-			return true
-		}
-	}
-	return false
-}
-
-func formatRecords(c redrive.RecordCounts) string {
-	return fmt.Sprintf("%d read, %d written, %d skipped, %d to the error table, %d failed", c.Read, c.Written, c.Skipped, c.ToErrorTable, c.Failed)
-}
-
-// formatSummary is the end-of-run summary.
-func formatSummary(mode string, s redrive.Summary) string {
-	var b strings.Builder
-	dry := ""
-	if s.DryRun {
-		dry = " (dry run: nothing written or deleted)"
-	}
-	fmt.Fprintf(&b, "redrive %s summary%s\n", mode, dry)
-	fmt.Fprintf(&b, "  sources: %d: %s; %d removed\n", s.Total(), formatCounts(s), s.Removed)
-	fmt.Fprintf(&b, "  records: %s\n", formatRecords(s.Records))
-	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
-	if n := s.Unrecovered(); n > 0 {
-		fmt.Fprintf(&b, "  left behind: %d (lines starting with LEFT above)\n", n)
-	} else {
-		fmt.Fprintf(&b, "  left behind: none\n")
-	}
-	return b.String()
-}
-
-// progress shows running counts on standard error: one line rewritten in place on a terminal, plain lines at most
-// every few seconds otherwise.
-type progress struct {
-	mu       sync.Mutex // log lines come from other goroutines too
-	w        io.Writer
-	mode     string
-	terminal bool
-	every    time.Duration
-	last     time.Time
-	shown    bool // a line is on the terminal, not yet ended
-}
-
-func newProgress(w io.Writer, mode string, dryRun bool) *progress {
-	p := &progress{w: w, mode: mode, every: 5 * time.Second}
-	if dryRun {
-		p.mode += " (dry run)"
-	}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.terminal, p.every = true, 200*time.Millisecond
-		}
-	}
-	return p
-}
-
-func (p *progress) line(s redrive.Summary) string {
-	return fmt.Sprintf("redrive %s: %d sources (%s) · records: %s · %.1f records/s · %s",
-		p.mode, s.Total(), formatCounts(s), formatRecords(s.Records), s.RecordsPerSecond(), s.Elapsed.Round(100*time.Millisecond))
-}
-
-func (p *progress) update(s redrive.Summary) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	if now.Sub(p.last) < p.every {
-		return
-	}
-	p.last = now
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r\033[K%s", p.line(s))
-		p.shown = true
-		return
-	}
-	fmt.Fprintln(p.w, p.line(s))
-}
-
-// clear ends the line in place so other output starts on a clean line.
-func (p *progress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clearLocked()
-}
-
-func (p *progress) clearLocked() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.shown = false
-	}
-}
-
-func (p *progress) done(s redrive.Summary) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.clearLocked()
-	fmt.Fprintln(p.w, p.line(s))
-}
-
-// logWriter returns a writer for log lines that clears the progress line first.
-func (p *progress) logWriter() io.Writer { return logWriter{p} }
-
-type logWriter struct{ p *progress }
-
-// Write logs b as one line.
-func (l logWriter) Write(b []byte) (int, error) {
-	l.p.mu.Lock()
-	defer l.p.mu.Unlock()
-	l.p.clearLocked()
-	return l.p.w.Write(b)
 }

@@ -1,13 +1,23 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
@@ -16,21 +26,27 @@ func noClients(context.Context, clientOptions) (redrive.Clients, error) {
 }
 
 func TestUsage(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
 	tests := []struct {
 		give []string
 		want int
 		msg  string
 	}{
-		{give: nil, want: exitUsage, msg: "usage:"},
-		{give: []string{"help"}, want: exitOK, msg: "usage:"},
-		{give: []string{"replay"}, want: exitUsage, msg: `unknown mode "replay"`},
-		{give: []string{"dlq"}, want: exitUsage, msg: "--queue-url is required; --table is required"},
-		{give: []string{"s3", "--table", "t"}, want: exitUsage, msg: "--bucket is required"},
-		{give: []string{"errors", "--table", "t"}, want: exitUsage, msg: "--error-table is required"},
-		{give: []string{"errors", "--table", "t", "--error-table", "e", "--since", "yesterday"}, want: exitUsage, msg: `--since: "yesterday" is neither`},
-		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "--config", "/nonexistent/pipeline.json"}, want: exitUsage, msg: "--config /nonexistent/pipeline.json"},
-		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "extra"}, want: exitUsage, msg: "unexpected arguments"},
-		{give: []string{"dlq", "--queue-url", "u", "--table", "t"}, want: exitLeftover, msg: "no clients in this test"},
+		{give: nil, want: ExitUsage, msg: "usage:"},
+		{give: []string{"help"}, want: ExitOK, msg: "usage:"},
+		{give: []string{"replay"}, want: ExitUsage, msg: `unknown mode "replay"`},
+		{give: []string{"dlq"}, want: ExitUsage, msg: "--queue-url is required; --stream is required; --table is required"},
+		{give: []string{"dlq", "--queue-url", "u", "--table", "t"}, want: ExitUsage, msg: "--stream is required"},
+		{give: []string{"s3", "--table", "t", "--stream", arn}, want: ExitUsage, msg: "--bucket is required"},
+		{give: []string{"s3", "--table", "t", "--bucket", "b"}, want: ExitUsage, msg: "--stream is required"},
+		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "--stream", "orders"}, want: ExitUsage, msg: `--stream: stream ARN "orders"`},
+		{give: []string{"errors", "--table", "t"}, want: ExitUsage, msg: "--error-table is required"},
+		{give: []string{"errors", "--table", "t", "--error-table", "e", "--since", "yesterday"}, want: ExitUsage, msg: `--since: "yesterday" is neither`},
+		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "--stream", arn, "--config", "/nonexistent/pipeline.json"}, want: ExitUsage, msg: "--config /nonexistent/pipeline.json"},
+		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "--stream", arn, "extra"}, want: ExitUsage, msg: "unexpected arguments"},
+		{give: []string{"dlq", "--queue-url", "u", "--table", "t", "--stream", arn}, want: ExitLeftover, msg: "no clients in this test"},
+		{give: []string{"errors", "--table", "t", "--error-table", "e"}, want: ExitLeftover, msg: "no clients in this test"},
+		{give: []string{"s3", "-h"}, want: ExitOK, msg: "RISK: a forged object or entry can then overwrite real items"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.give, " "), func(t *testing.T) {
@@ -83,9 +99,187 @@ func TestFormat(t *testing.T) {
 	sum := redrive.Summary{Sources: map[redrive.Outcome]int{redrive.OutcomeRecovered: 2, redrive.OutcomeExpired: 1}, Removed: 2,
 		Records: redrive.RecordCounts{Read: 10, Written: 9, ToErrorTable: 1}, Elapsed: 2 * time.Second, Unrecoverable: []redrive.Result{res}}
 	got := formatSummary("dlq", sum)
-	for _, want := range []string{"sources: 3: 2 recovered, 1 expired; 2 removed", "10 read, 9 written, 0 skipped, 1 to the error table, 0 failed", "5.0 records/s", "left behind: 1"} {
+	for _, want := range []string{"sources: 3: 2 recovered, 1 expired; 2 removed", "10 read, 9 written, 0 skipped, 1 to the error table, 0 failed, 0 refused", "5.0 records/s", "left behind: 1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary %q lacks %q", got, want)
 		}
+	}
+	// A dry run says what it would do.
+	sum.DryRun = true
+	sum.Sources = map[redrive.Outcome]int{redrive.OutcomeWouldRecover: 2, redrive.OutcomeRefused: 1}
+	sum.Records.Refused = 1
+	got = formatSummary("s3", sum)
+	for _, want := range []string{"(dry run: nothing written or deleted)", "2 would-recover, 1 refused; 2 would be removed", "10 read, would write 9, would skip 0, would send 1 to the error table, 0 failed, would refuse 1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dry-run summary %q lacks %q", got, want)
+		}
+	}
+	if _, records, _ := strings.Cut(got, "records:"); strings.Contains(records, " written") {
+		t.Errorf("dry-run summary %q counts records as written", got)
+	}
+}
+
+// evil is text an attacker who can write the queue, the bucket or the error table would put in every field that gets
+// printed: a screen clear, a cursor home, a carriage return and a line feed to start a fake summary, a bidirectional
+// override, a C1 control and a byte that is not UTF-8.
+const evil = "\x1b[2J\x1b[H\r\nredrive dlq summary\n  left behind: none\u202e\u0085\xff"
+
+// checkPrintable fails if out holds a control character other than LF, an escape sequence, a C1 control, a
+// bidirectional control or invalid UTF-8.
+func checkPrintable(t *testing.T, what, out string) {
+	t.Helper()
+	if !utf8.ValidString(out) {
+		t.Errorf("%s holds invalid UTF-8: %q", what, out)
+	}
+	for _, r := range out {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) || unicode.Is(unicode.Cf, r) {
+			t.Errorf("%s holds %U: %q", what, r, out)
+			return
+		}
+	}
+}
+
+// TestFormatResultEscapes: each printed field of a source left behind is escaped.
+func TestFormatResultEscapes(t *testing.T) {
+	base := redrive.Result{Source: "sqs:m1", Outcome: redrive.OutcomeFailed, ShardID: "shardId-000000000000",
+		StartSequenceNumber: "1", EndSequenceNumber: "9", Reason: "gone"}
+	tests := []struct {
+		field string
+		set   func(*redrive.Result)
+	}{
+		{"source", func(r *redrive.Result) { r.Source = "sqs:" + evil }},
+		{"shard", func(r *redrive.Result) { r.ShardID = evil }},
+		{"start", func(r *redrive.Result) { r.StartSequenceNumber = evil }},
+		{"end", func(r *redrive.Result) { r.EndSequenceNumber = evil }},
+		{"single sequence", func(r *redrive.Result) { r.StartSequenceNumber, r.EndSequenceNumber = evil, evil }},
+		{"reason", func(r *redrive.Result) { r.Reason = evil }},
+		{"outcome", func(r *redrive.Result) { r.Outcome = redrive.Outcome(evil) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			res := base
+			tt.set(&res)
+			got := formatResult(res)
+			checkPrintable(t, "formatResult", got+"\n")
+			if strings.Contains(got, "\n") || !strings.Contains(got, `\x1b[2J\x1b[H\r\nredrive dlq summary\n  left behind: none\u202e\u0085\xff`) {
+				t.Errorf("formatResult = %q, want the %s escaped on one line", got, tt.field)
+			}
+		})
+	}
+}
+
+// escSQS holds one message, received once.
+type escSQS struct {
+	id, body string
+	done     bool
+}
+
+func (q *escSQS) ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	if q.done {
+		return &sqs.ReceiveMessageOutput{}, nil
+	}
+	q.done = true
+	return &sqs.ReceiveMessageOutput{Messages: []sqstypes.Message{{MessageId: aws.String(q.id), ReceiptHandle: aws.String("h"), Body: aws.String(q.body)}}}, nil
+}
+
+func (q *escSQS) DeleteMessage(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
+	return nil, errors.New("escSQS: nothing may be deleted")
+}
+
+func (q *escSQS) ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
+	return &sqs.ChangeMessageVisibilityOutput{}, nil
+}
+
+// escDB is an error table holding entries; it writes nothing.
+type escDB struct {
+	entries []map[string]types.AttributeValue
+}
+
+func (d *escDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return nil, errors.New("escDB: nothing may be written")
+}
+
+func (d *escDB) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return nil, errors.New("escDB: nothing may be written")
+}
+
+func (d *escDB) Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return &dynamodb.ScanOutput{Items: d.entries}, nil
+}
+
+func (d *escDB) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return &dynamodb.GetItemOutput{}, nil
+}
+
+func (d *escDB) BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	return &dynamodb.BatchGetItemOutput{}, nil
+}
+
+func (d *escDB) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return nil, errors.New("escDB: nothing may be deleted")
+}
+
+// TestRunEscapesUntrustedText: a queue message and an error entry whose every printed field carries escape
+// sequences, bidirectional overrides, C1 controls and invalid UTF-8 come out escaped on standard output and standard
+// error (plain output, verbose logs included); the only summary is the real one.
+func TestRunEscapesUntrustedText(t *testing.T) {
+	const pinned = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+	body, err := json.Marshal(map[string]any{
+		"requestContext": map[string]any{"requestId": evil, "functionArn": evil, "condition": evil},
+		"version":        "1.0",
+		"KinesisBatchInfo": map[string]any{"shardId": evil, "startSequenceNumber": "1", "endSequenceNumber": "2", "batchSize": 2,
+			"streamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/" + strings.ReplaceAll(evil, "/", "")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := map[string]types.AttributeValue{
+		processor.ErrorTablePartitionKey:   &types.AttributeValueMemberS{Value: evil + ":1"},
+		processor.ErrorAttrShardID:         &types.AttributeValueMemberS{Value: evil},
+		processor.ErrorAttrSequenceNumber:  &types.AttributeValueMemberS{Value: evil},
+		processor.ErrorAttrReason:          &types.AttributeValueMemberS{Value: evil},
+		processor.ErrorAttrPayloadEncoding: &types.AttributeValueMemberS{Value: evil},
+		processor.ErrorAttrPayload:         &types.AttributeValueMemberB{Value: []byte(evil)},
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		clients redrive.Clients
+		want    []string // escaped text expected on standard output
+	}{
+		{"dlq message naming another stream", []string{"dlq", "--queue-url", "q", "--table", "t", "--stream", pinned, "--verbose"},
+			redrive.Clients{DB: &escDB{}, SQS: &escSQS{id: evil, body: string(body)}},
+			[]string{"LEFT foreign-stream sqs:\\x1b[2J\\x1b[H\\r\\nredrive dlq summary\\n  left behind: none\\u202e\\u0085\\xff shard=\\x1b[2J", "names stream arn:aws:kinesis:us-east-1:000000000000:stream/\\x1b[2J"}},
+		{"error entry", []string{"errors", "--table", "t", "--error-table", "e", "--verbose"},
+			redrive.Clients{DB: &escDB{entries: []map[string]types.AttributeValue{entry}}},
+			[]string{"LEFT invalid error:\\x1b[2J\\x1b[H\\r\\n", "shard=\\x1b[2J", "sequence=\\x1b[2J", `unknown payload encoding`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PIPELINE_TABLE_NAME", "")
+			t.Setenv("PIPELINE_ERROR_TABLE_NAME", "")
+			t.Setenv("PIPELINE_CONFIG_FILE", "")
+			clients := func(context.Context, clientOptions) (redrive.Clients, error) { return tt.clients, nil }
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tt.args, &stdout, &stderr, clients); code != ExitLeftover {
+				t.Errorf("exit %d, want %d", code, ExitLeftover)
+			}
+			checkPrintable(t, "stdout", stdout.String())
+			checkPrintable(t, "stderr", stderr.String())
+			for _, want := range tt.want {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			var summaries []string
+			for _, line := range strings.Split(stdout.String(), "\n") {
+				if strings.HasPrefix(line, "  left behind:") || strings.HasPrefix(line, "redrive ") {
+					summaries = append(summaries, line)
+				}
+			}
+			if len(summaries) != 2 || summaries[1] != "  left behind: 1 (lines starting with LEFT above)" {
+				t.Errorf("summary lines %q, want only the real summary:\n%s", summaries, stdout.String())
+			}
+		})
 	}
 }
