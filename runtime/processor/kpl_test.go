@@ -1,17 +1,14 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -394,74 +391,20 @@ func TestInvokeKPL(t *testing.T) {
 	}
 }
 
-// FuzzHandleAggregate puts fuzzed payloads into aggregates next to plain records and corrupted aggregates. Handle must
-// not panic, must report at most one known sequence number, and must account for every user record and every
-// unreadable aggregate: stored, in the error table, or at or after the reported sequence number.
+// FuzzHandleAggregate is FuzzHandle with KPL aggregates always on: a fuzzed payload and partition key in user
+// records next to plain records and a truncated aggregate, every configuration and fault (runCase checks the
+// outcome from the stand-in's storage). Its committed corpus is replayed against dynalite by the integration tier.
 func FuzzHandleAggregate(f *testing.F) {
-	f.Add([]byte(`{"a":1}`), byte(0))
-	f.Add([]byte(`not json`), byte(1))
-	f.Add([]byte(`{"": 1}`), byte(2))
-	f.Add([]byte(aggN(2)), byte(3))
-	f.Add([]byte{}, byte(7))
-	f.Fuzz(func(t *testing.T, payload []byte, mode byte) {
-		db, p := newKPLTest(t, Config{}, func(o *Options) {
-			if mode&4 != 0 {
-				o.ErrorTableName = ""
-			}
-		})
-		if mode&1 != 0 {
-			db.batchHook = func(_ context.Context, n int, table string, reqs []types.WriteRequest) ([]types.WriteRequest, error) {
-				if table == testTable && n == 1 {
-					return reqs[len(reqs)/2:], nil
-				}
-				if table == testErrorTable && mode&2 != 0 {
-					return nil, apiError("AccessDeniedException")
-				}
-				return nil, nil
-			}
+	f.Add([]byte(`{"a":1}`), "k\xff", byte(0))
+	f.Add([]byte(`not json`), "", byte(1))
+	f.Add([]byte(`{"": 1}`), "p", byte(2))
+	f.Add([]byte(aggN(2)), "pk", byte(3))
+	f.Add([]byte{}, "é", byte(7))
+	f.Fuzz(func(t *testing.T, payload []byte, pk string, mode byte) {
+		shape := byte(shapeAggregate)
+		if mode&0x80 != 0 {
+			shape |= shapeTwoShards
 		}
-		users := [][]byte{payload, []byte(`{"ok": 1}`), bytes.ToUpper(payload)}
-		var recs []kpl.UserRecord
-		for j, u := range users {
-			recs = append(recs, kpl.UserRecord{PartitionKey: string(payload[:min(len(payload), j)]), Data: u})
-		}
-		agg := kpl.Aggregate(recs)
-		cut := agg[:len(agg)-1-int(mode)%len(agg)]
-		ev := event(string(payload), string(agg), string(cut), withChecksum(payload), `{"ok": 2}`)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := p.Handle(ctx, ev)
-		if err != nil {
-			t.Fatalf("Handle: %v", err)
-		}
-		reported := ""
-		if len(resp.BatchItemFailures) > 0 {
-			reported = reportedOf(t, len(resp.BatchItemFailures), resp.BatchItemFailures[0].ItemIdentifier)
-			if !slices.ContainsFunc(ev.Records, func(r events.KinesisEventRecord) bool { return r.Kinesis.SequenceNumber == reported }) {
-				t.Fatalf("reported unknown sequence number %q", reported)
-			}
-		}
-		stored, failed := db.ids(testTable), db.ids(testErrorTable)
-		for i, r := range ev.Records {
-			ids := []string{id(i)}
-			if urs, err := kpl.Deaggregate(r.Kinesis.Data); err == nil {
-				ids = subIDs(i, 0, len(urs))
-				if len(urs) == 0 {
-					ids = nil // skipped
-				}
-			} else if !errors.Is(err, kpl.ErrNotAggregated) && slices.Contains(stored, id(i)) {
-				t.Fatalf("unreadable aggregate %d stored", i)
-			}
-			retried := reported != "" && compareSequence(r.Kinesis.SequenceNumber, reported) >= 0
-			for _, x := range ids {
-				s, e := slices.Contains(stored, x), slices.Contains(failed, x)
-				if !s && !e && !retried {
-					t.Fatalf("%s is lost (reported %q)", x, reported)
-				}
-				if s && e {
-					t.Fatalf("%s is both stored and in the error table", x)
-				}
-			}
-		}
+		runCase(t, handleCase{payload: payload, pk: pk, shape: shape, mode: mode &^ 0x80}, standinBackend(mode))
 	})
 }
