@@ -39,7 +39,9 @@ const checksumSize = md5.Size
 
 // UserRecord is one record a producer put, as carried inside an aggregated record.
 type UserRecord struct {
-	// PartitionKey is the user record's partition key.
+	// PartitionKey is the user record's partition key, as the producer wrote it: unlike a Kinesis record's, it is not
+	// checked by Kinesis, so it may be longer than 256 characters (up to the aggregate's size) and need not be valid
+	// UTF-8. Store it as bytes when it is not (runtime/processor does).
 	PartitionKey string
 	// ExplicitHashKey is the user record's explicit hash key, "" for none. Kinesis routes the whole aggregated record
 	// by the aggregate's own keys, so this only tells what the producer asked for.

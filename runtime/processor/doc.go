@@ -17,6 +17,45 @@
 //     failure without an error table). Handle reports the lowest such sequence number as the one batch item failure,
 //     so Lambda retries from there. Item keys are deterministic, so retried records rewrite the same items.
 //
+// Items are checked as DynamoDB will store them: every string, attribute name and map key must be valid UTF-8 (the
+// SDK sends invalid bytes as U+FFFD, so two keys differing only there would become one item), typed nil values and
+// NULL false are rejected, and a JSON escape of an unpaired UTF-16 surrogate fails its record instead of becoming
+// U+FFFD. Such a record fails permanently with the attribute's path and the rule broken as the reason. A panic inside
+// a transform is a transient failure: a bug, not a fact about the record, so the records wait in the stream for the
+// fix. When a BatchWriteItem answer's UnprocessedItems cannot be matched to the request, nothing of it counts as
+// stored: its items are written one by one with PutItem.
+//
+// Log lines never quote a value from a record: they name the attribute path and the rule broken. A reason the
+// processor cannot vouch for (a transform's own permanent error, schema and expression messages) is withheld from
+// logs; the error table keeps every reason in full. Every error item fits DynamoDB's 400 KB by construction: each
+// field taken from the record is bounded (a KPL user record's partition key, bounded only by its aggregate, is kept
+// up to MaxErrorPartitionKey bytes with its size and SHA-256), and one that is not valid UTF-8 is stored as binary.
+//
+// # Positions and conditional writes
+//
+// Every data item carries AttrPosition ("_kpos", binary), set by the processor after the transform in every mode and
+// never taken from a payload or a transform (a transform's item holding it, or a payload holding it under the default
+// transform, fails its record: "attribute name _kpos is reserved"). It encodes the record's position (EncodePosition,
+// DecodePosition):
+//
+//	[len(shardID)] shardID [len(m)] m [sub, 4 bytes big-endian]
+//
+// where m is the decimal sequence number's magnitude, big-endian without leading zero bytes, and sub the KPL user
+// record's index (0 for a plain record). Two positions of one shard compare byte-wise as Kinesis orders the records
+// (a shorter magnitude is a smaller number). A record without a shard id (its event id is not
+// "shardId:sequenceNumber") or whose sequence number is not a decimal string (hand-made events only) fails
+// permanently: its position cannot be recorded. A plain record whose event id is "shardId:sequenceNumber#<n>" (a KPL
+// user record rebuilt from its error item, as redrive does) takes sub-sequence number n.
+//
+// Sequence numbers are ordered within a shard only. Options.ConditionalWrites puts each item on the condition
+// "attribute_not_exists(_kpos) OR (begins_with(_kpos, shard prefix) AND _kpos <= position)": it overwrites an item of
+// the same shard written by a record not later than this one (its own included, and items without a position, from
+// earlier versions), never one of a later record, and never one written from another shard (after a reshard, the
+// child shards hold a key's newer records): the replayed item then counts as superseded (stored) and is logged with
+// the table and the reason. Options.InsertOnly writes each item only where its key is free; a key holding the same
+// record's item (same position) counts as stored, any other refuses the record (MetricRecordsRefused). The metadata
+// attributes (AttrSequenceNumber and the others) are for reading: no condition uses them.
+//
 // Records written by the Kinesis Producer Library in its aggregated format (see package runtime/kpl) are split into
 // their user records, each processed like a plain record with its own partition key and an event id ending in
 // "#<sub-sequence number>"; counts and metrics are per user record. An aggregate that cannot be read (a checksum
@@ -65,4 +104,8 @@
 //
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
+//
+// The fuzz targets (FuzzHandle, FuzzHandleAggregate) check the processor against an independent oracle: the real SDK
+// client writing to a stand-in that behaves as DynamoDB on the wire, read back by the stand-in's own keys; their
+// committed seed corpus (testdata/fuzz) is replayed against dynalite by the integration tier (-tags integration).
 package processor
