@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -81,6 +82,18 @@ func main() {
 	run("go", "mod", "tidy")
 	run("go", "run", ".")
 
+	// The stack output's redrive command names the version the app was built with, which the proxy serves: it runs
+	// anywhere, here from a directory outside any module.
+	command := redriveCommandOf(t, filepath.Join(outdir, "Consumer.template.json"))
+	if want := "go run " + modulePath + "/runtime/cmd/redrive@" + version; strings.Join(command, " ") != want {
+		t.Errorf("redrive command %q, want %q", command, want)
+	}
+	elsewhere := exec.Command(command[0], append(command[1:], "help")...)
+	elsewhere.Dir, elsewhere.Env = t.TempDir(), env
+	if out, err := elsewhere.CombinedOutput(); err != nil || !strings.Contains(string(out), "usage:") {
+		t.Errorf("%s help: %v\n%s", strings.Join(command, " "), err, out)
+	}
+
 	assets, err := filepath.Glob(filepath.Join(outdir, "asset.*", "bootstrap"))
 	if err != nil || len(assets) != 1 {
 		t.Fatalf("want one bundled bootstrap in %s, got %v (%v)", outdir, assets, err)
@@ -92,6 +105,92 @@ func main() {
 	defer f.Close()
 	if f.Machine != elf.EM_AARCH64 {
 		t.Errorf("bootstrap machine %v, want arm64", f.Machine)
+	}
+}
+
+// redriveCommandOf returns the start of the error-table redrive command in a synthesized template, up to the mode:
+// ["go", "run", "<package>[@version]"].
+func redriveCommandOf(t *testing.T, templatePath string) []string {
+	t.Helper()
+	b, err := os.ReadFile(templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Outputs map[string]struct {
+			Value struct {
+				Join []json.RawMessage `json:"Fn::Join"`
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	for id, o := range tmpl.Outputs {
+		if !strings.HasPrefix(id, "PipelineRedriveErrorTableCommand") || len(o.Value.Join) != 2 {
+			continue
+		}
+		var parts []json.RawMessage
+		var first string
+		if err := json.Unmarshal(o.Value.Join[1], &parts); err != nil || len(parts) == 0 || json.Unmarshal(parts[0], &first) != nil {
+			t.Fatalf("output %s: %s", id, o.Value.Join[1])
+		}
+		head, _, ok := strings.Cut(first, " errors ")
+		if !ok {
+			t.Fatalf("output %s starts %q", id, first)
+		}
+		return strings.Fields(head)
+	}
+	t.Fatalf("%s has no RedriveErrorTableCommand output", templatePath)
+	return nil
+}
+
+// TestConsumerReplaceRedrive uses the module the way a user does before it is published, or in a monorepo: through
+// a replace directive to a directory (go.mod then requires the zero pseudo-version, which no proxy serves). After a
+// plain `go mod tidy`, the stack output's redrive command must run as written in the app's directory: no version
+// the proxy refuses, and no "missing go.sum entry" for the command's AWS clients.
+func TestConsumerReplaceRedrive(t *testing.T) {
+	root := repoRoot(t)
+	consumer := t.TempDir()
+	writeFile(t, filepath.Join(consumer, "go.mod"), "module example.com/consumer\n\ngo 1.26\n\nrequire "+modulePath+
+		" v0.0.0-00010101000000-000000000000\n\nreplace "+modulePath+" => "+root+"\n")
+	writeFile(t, filepath.Join(consumer, "main.go"), `package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"`+modulePath+`/kinesispipeline"
+)
+
+func main() {
+	defer jsii.Close()
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]interface{}{"aws:cdk:bundling-stacks": []interface{}{}}})
+	stack := awscdk.NewStack(app, jsii.String("Consumer"), nil)
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), nil)
+	app.Synth(nil)
+}
+`)
+	outdir := filepath.Join(consumer, "cdk.out")
+	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=", "CDK_OUTDIR="+outdir)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir, cmd.Env = consumer, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("go", "mod", "tidy")
+	run("go", "run", ".")
+	command := redriveCommandOf(t, filepath.Join(outdir, "Consumer.template.json"))
+	if want := "go run " + modulePath + "/runtime/cmd/redrive"; strings.Join(command, " ") != want {
+		t.Fatalf("redrive command %q, want %q (no version: the module comes through a replace)", command, want)
+	}
+	if out := run(append(command, "help")...); !strings.Contains(out, "usage:") {
+		t.Errorf("%s help printed:\n%s", strings.Join(command, " "), out)
 	}
 }
 

@@ -2,6 +2,7 @@ package kinesispipeline_test
 
 import (
 	"encoding/json"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -61,9 +62,16 @@ func TestGrantRedrive(t *testing.T) {
 			b, _ := json.Marshal(map[string]interface{}{"Fn::GetAtt": []string{id, "Arn"}})
 			return string(b)
 		}
+		_, fn := testutil.OneResource(t, tmpl, typeFunction)
+		assetKey, _ := testutil.Get(fn, "Properties", "Code", "S3Key").(string)
+		if !strings.HasSuffix(assetKey, ".zip") {
+			t.Fatalf("function code key %v", testutil.Get(fn, "Properties", "Code"))
+		}
+		assetObject, _ := json.Marshal("arn:aws:s3:::cdk-hnb659fds-assets-123456789012-eu-west-1/" + assetKey)
 		want := map[string][]string{
 			arn(typeStream):                {"kinesis:GetRecords", "kinesis:GetShardIterator"},
-			tableArn("PipelineTable"):      {"dynamodb:BatchWriteItem", "dynamodb:PutItem"},
+			tableArn("PipelineTable"):      {"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"},
+			string(assetObject):            {"s3:GetObject"},
 			tableArn("PipelineErrorTable"): {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
 		}
 		if bucket {
@@ -77,6 +85,31 @@ func TestGrantRedrive(t *testing.T) {
 		}
 		assertEqual(t, "operator policy", policyActions(t, tmpl, "OperatorDefaultPolicy"), want)
 	}
+}
+
+// outputValue renders an output's value: literal parts as they are, references as {Ref X} and {X.Arn}.
+func outputValue(t *testing.T, v interface{}) string {
+	t.Helper()
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]interface{}:
+		if ref, ok := v["Ref"].(string); ok {
+			return "{Ref " + ref + "}"
+		}
+		if att, ok := v["Fn::GetAtt"].([]interface{}); ok && len(att) == 2 {
+			return "{" + att[0].(string) + "." + att[1].(string) + "}"
+		}
+		if join, ok := v["Fn::Join"].([]interface{}); ok && len(join) == 2 && join[0] == "" {
+			var b strings.Builder
+			for _, part := range join[1].([]interface{}) {
+				b.WriteString(outputValue(t, part))
+			}
+			return b.String()
+		}
+	}
+	t.Fatalf("output value %v", v)
+	return ""
 }
 
 func TestOutputs(t *testing.T) {
@@ -102,15 +135,78 @@ func TestOutputs(t *testing.T) {
 			assertEqual(t, "outputs", got, tt.want)
 		})
 	}
-	_, _, tmpl := synth(t, nil)
-	for id, o := range tmpl["Outputs"].(map[string]interface{}) {
-		if strings.HasPrefix(id, "PipelineRedriveDeadLetterQueueCommand") {
-			value, _ := json.Marshal(testutil.Get(o, "Value"))
-			for _, want := range []string{"go run github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/redrive@", " dlq --queue-url ", " --table ", " --error-table "} {
-				if !strings.Contains(string(value), want) {
-					t.Errorf("redrive command lacks %q: %s", want, value)
+}
+
+// TestRedriveCommands: each output command pins the pipeline's stream, names its tables, reads the configuration
+// from the function's own code asset, and, for a bucket, reads only this mapping's objects. Built inside this
+// module (a development build), the command runs the package by import path, without a version no proxy serves.
+func TestRedriveCommands(t *testing.T) {
+	_, _, tmpl := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{FailureBucketEnabled: jsii.Bool(true)})
+	_, _, dlqTmpl := synth(t, nil)
+	id := func(tmpl map[string]interface{}, typ string) string {
+		id, _ := testutil.OneResource(t, tmpl, typ)
+		return id
+	}
+	_, fn := testutil.OneResource(t, tmpl, typeFunction)
+	asset := "s3://" + testutil.Get(fn, "Properties", "Code", "S3Bucket").(string) + "/" + testutil.Get(fn, "Properties", "Code", "S3Key").(string)
+	_, dlqFn := testutil.OneResource(t, dlqTmpl, typeFunction)
+	dlqAsset := "s3://" + testutil.Get(dlqFn, "Properties", "Code", "S3Bucket").(string) + "/" + testutil.Get(dlqFn, "Properties", "Code", "S3Key").(string)
+	tables := func(tmpl map[string]interface{}) string {
+		data, _ := tableID(t, tmpl, "PipelineTable")
+		errs, _ := tableID(t, tmpl, "PipelineErrorTable")
+		return " --table {Ref " + data + "} --error-table {Ref " + errs + "}"
+	}
+	const run = "go run github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/redrive "
+	tests := []struct {
+		tmpl   map[string]interface{}
+		output string
+		want   string
+	}{
+		{dlqTmpl, "RedriveDeadLetterQueueCommand", run + "dlq --queue-url {Ref " + id(dlqTmpl, typeQueue) + "} --stream {" + id(dlqTmpl, typeStream) + ".Arn}" + tables(dlqTmpl) + " --config " + dlqAsset},
+		{dlqTmpl, "RedriveErrorTableCommand", run + "errors --stream {" + id(dlqTmpl, typeStream) + ".Arn}" + tables(dlqTmpl) + " --config " + dlqAsset},
+		{tmpl, "RedriveFailureBucketCommand", run + "s3 --bucket {Ref " + id(tmpl, typeBucket) + "} --prefix aws/lambda/{Ref " + id(tmpl, "AWS::Lambda::EventSourceMapping") + "}/ --stream {" + id(tmpl, typeStream) + ".Arn}" + tables(tmpl) + " --config " + asset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.output, func(t *testing.T) {
+			for key, o := range tt.tmpl["Outputs"].(map[string]interface{}) {
+				if !strings.HasPrefix(key, "Pipeline"+tt.output) {
+					continue
 				}
+				if got := outputValue(t, testutil.Get(o, "Value")); got != tt.want {
+					t.Errorf("command\n got %s\nwant %s", got, tt.want)
+				}
+				if d := testutil.Get(o, "Description").(string); !strings.Contains(d, "run it in the CDK app's module directory") {
+					t.Errorf("description %q does not say where to run a command without a version", d)
+				}
+				return
 			}
+			t.Errorf("no output %s", tt.output)
+		})
+	}
+}
+
+// TestRedriveDependenciesAreImportedByTheConstruct keeps the output commands runnable from a CDK app without a
+// version (under a replace directive, or before the module is published): after `go mod tidy` in the app, building
+// the redrive command by import path must need no module the construct's import graph lacks, or `go run` fails with
+// "missing go.sum entry".
+func TestRedriveDependenciesAreImportedByTheConstruct(t *testing.T) {
+	list := func(pkg string) map[string]bool {
+		t.Helper()
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		set := map[string]bool{}
+		for _, p := range strings.Fields(string(out)) {
+			set[p] = true
+		}
+		return set
+	}
+	const command = "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/redrive"
+	construct := list(".")
+	for pkg := range list(command) {
+		if pkg != command && !construct[pkg] {
+			t.Errorf("the redrive command imports %s, which the construct's import graph lacks", pkg)
 		}
 	}
 }
