@@ -26,7 +26,9 @@ type Record struct {
 	// SequenceNumber is the record's sequence number: a decimal string of up to 129 digits. The user records of an
 	// aggregate share the aggregate's.
 	SequenceNumber string
-	// SubSequenceNumber is the index of the user record in its aggregate, from 0; 0 for a plain record.
+	// SubSequenceNumber is the index of the user record in its aggregate, from 0; 0 for a plain record, except one
+	// whose event id is "shardId:sequenceNumber#<n>" (a user record rebuilt from its error item, as redrive does):
+	// n, with Aggregated set.
 	SubSequenceNumber int
 	// Aggregated reports whether the record is a user record of a KPL-aggregated Kinesis record.
 	Aggregated bool
