@@ -17,7 +17,8 @@
 //     batches up quickly and sends their on-failure records to an SQS queue (internal/sqsfake), as AWS's mapping
 //     sends them to its SQS on-failure destination.
 //   - -keep leaves kinesalite, dynalite and the SQS fake running until interrupted (Ctrl-C or SIGTERM) and prints the
-//     export lines that point the AWS SDK (and so the redrive command) at them, with the tables and the queue URL.
+//     export lines that point the AWS SDK (and so the redrive command) at them, with the queue URL (QUEUE_URL) and
+//     the stream's ARN (STREAM_ARN, which the redrive command pins with --stream).
 //
 // With -keep or -fail-writes the on-failure records go to the SQS fake; otherwise they are only counted. Whatever the
 // flags, everything the demo started is stopped when it exits.
@@ -164,6 +165,11 @@ func run(ctx context.Context, out io.Writer, o options) error {
 			return err
 		}
 	}
+	summary, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(streamName)})
+	if err != nil {
+		return fmt.Errorf("describe stream: %w", err)
+	}
+	streamARN := aws.ToString(summary.StreamDescriptionSummary.StreamARN)
 	fmt.Fprintf(out, "Created stream %s (2 shards), tables %s and %s\n", streamName, tableName, errorTableName)
 
 	// The processor writes to dynalite, or with -fail-writes through a stand-in that drops every write.
@@ -227,7 +233,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		return err
 	}
 	if o.keep {
-		printKeep(out, kin.Endpoint, ddb.Endpoint, queue.URL(), queueURL)
+		printKeep(out, kin.Endpoint, ddb.Endpoint, queue.URL(), queueURL, streamARN)
 		<-keepCtx.Done()
 	}
 	fmt.Fprintln(out, "\nStopping the emulators.")
@@ -235,8 +241,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 }
 
 // printKeep prints how to reach what -keep leaves running: one "export NAME=VALUE" line per variable (the runbook's
-// local section and its test read them), then the names to use.
-func printKeep(out io.Writer, kinesisEndpoint, dynamoEndpoint, sqsEndpoint, queueURL string) {
+// local section and its test read them), then the names to use. STREAM_ARN is what the redrive command pins with
+// --stream.
+func printKeep(out io.Writer, kinesisEndpoint, dynamoEndpoint, sqsEndpoint, queueURL, streamARN string) {
 	fmt.Fprintln(out, "\nLeft running until Ctrl-C (or SIGTERM). In another shell, paste these lines, then follow")
 	fmt.Fprintln(out, "\"Try it locally\" in docs/runbook.md:")
 	fmt.Fprintln(out)
@@ -249,6 +256,7 @@ func printKeep(out io.Writer, kinesisEndpoint, dynamoEndpoint, sqsEndpoint, queu
 		{"AWS_SECRET_ACCESS_KEY", secretAccessKey},
 		{"AWS_EC2_METADATA_DISABLED", "true"},
 		{"QUEUE_URL", queueURL},
+		{"STREAM_ARN", streamARN},
 	} {
 		fmt.Fprintf(out, "export %s=%s\n", kv[0], kv[1])
 	}
