@@ -132,6 +132,7 @@ func TestBundlingWithoutGoPanicsWithTheFix(t *testing.T) {
 	stack := awscdk.NewStack(app, jsii.String("NoGo"), nil)
 	msg := testutil.PanicMessage(t, func() {
 		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), nil)
+		app.Synth(nil) // a failed build is a validation error: synth fails
 	})
 	for _, want := range []string{"bundling the processor failed", "the go command is not on PATH", "install Go"} {
 		if !strings.Contains(msg, want) {

@@ -27,23 +27,25 @@ func TestProcessorEntryErrors(t *testing.T) {
 		{"missing directory", "./no-such-processor", false, []string{`ProcessorEntry: "./no-such-processor" does not exist`}},
 		{"unknown import path", "example.com/nowhere/processor", false, []string{`ProcessorEntry: "example.com/nowhere/processor"`}},
 		{"not a main package", filepath.Join(mod, "lib"), false, []string{"ProcessorEntry:", "is package lib, not a main package"}},
-		{"does not compile", filepath.Join(mod, "broken"), true, []string{`bundling ProcessorEntry "example.com/entry/broken" failed`, "undefined: notDefined"}},
+		{"does not compile", filepath.Join(mod, "broken"), true, []string{
+			`[Entry/Pipeline/Function] kinesispipeline: bundling ProcessorEntry "example.com/entry/broken" failed`, "undefined: notDefined"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			app := testutil.NewApp()
 			if tt.bundle {
-				app = awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+				app, _ = testutil.BundlingApp(t)
 			}
 			stack := awscdk.NewStack(app, jsii.String("Entry"), nil)
 			msg := testutil.PanicMessage(t, func() {
 				kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
 					ProcessorEntry: jsii.String(tt.entry),
 				})
+				app.Synth(nil) // a failed build is a validation error: synth fails
 			})
 			for _, want := range tt.want {
-				if !strings.Contains(msg, want) {
-					t.Errorf("panic message must contain %q, got:\n%s", want, msg)
+				if n := strings.Count(msg, want); n != 1 {
+					t.Errorf("panic message must contain %q once, found %d times in:\n%s", want, n, msg)
 				}
 			}
 		})
