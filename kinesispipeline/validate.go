@@ -232,6 +232,9 @@ func seconds(d awscdk.Duration) float64 {
 }
 
 func propsError(path string, problems []string) string {
+	if len(problems) == 1 {
+		return fmt.Sprintf("kinesispipeline: invalid props for %q: %s", path, problems[0])
+	}
 	sort.Strings(problems)
 	return fmt.Sprintf("kinesispipeline: invalid props for %q (%d problems):\n- %s", path, len(problems),
 		strings.Join(problems, "\n- "))

@@ -32,3 +32,8 @@ func TestBasicStack(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureFlags: the app's cdk.json sets the feature flags a new `cdk init` app sets, which its tests run under.
+func TestFeatureFlags(t *testing.T) {
+	testutil.CheckFeatureFlags(t, "cdk.json")
+}

@@ -31,3 +31,8 @@ func TestEntryBundles(t *testing.T) {
 		t.Errorf("custom asset lacks the configuration file: %v", err)
 	}
 }
+
+// TestFeatureFlags: the app's cdk.json sets the feature flags a new `cdk init` app sets, which its tests run under.
+func TestFeatureFlags(t *testing.T) {
+	testutil.CheckFeatureFlags(t, "cdk.json")
+}

@@ -110,3 +110,8 @@ func TestSampleRecord(t *testing.T) {
 type nopWriter struct{}
 
 func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestFeatureFlags: the app's cdk.json sets the feature flags a new `cdk init` app sets, which its tests run under.
+func TestFeatureFlags(t *testing.T) {
+	testutil.CheckFeatureFlags(t, "cdk.json")
+}

@@ -11,11 +11,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 )
 
-// BundlingApp returns an app that bundles for real into a temporary output directory, and that directory.
+// BundlingApp returns an app that bundles for real into a temporary output directory, and that directory. It has
+// the feature flags FeatureFlagsEnv chooses.
 func BundlingApp(t testing.TB) (awscdk.App, string) {
 	t.Helper()
 	out := t.TempDir()
-	return awscdk.NewApp(&awscdk.AppProps{Outdir: &out}), out
+	ctx := AppContext(nil)
+	return awscdk.NewApp(&awscdk.AppProps{Outdir: &out, Context: &ctx}), out
 }
 
 // FunctionAssets reads stack's synthesized template from outdir and returns, for each Lambda function, its asset

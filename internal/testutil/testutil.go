@@ -5,8 +5,12 @@
 package testutil
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -14,11 +18,35 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// NewApp returns an app whose stacks skip asset bundling, so template tests neither compile nor need Go on PATH.
+// FeatureFlagsEnv names the environment variable choosing the feature flags of test apps: unset or "recommended"
+// for RecommendedFeatureFlags (what a new `cdk init` app has), "none" for CDK's defaults without any flag (what an
+// older app has). Some flags change this construct's template (@aws-cdk/aws-iam:minimizePolicies,
+// @aws-cdk/core:validateAgainstDefaultRules, @aws-cdk/aws-lambda:useCdkManagedLogGroup, ...): `make test` runs the
+// template tests both ways.
+const FeatureFlagsEnv = "KDP_TEST_FEATURE_FLAGS"
+
+// AppContext returns the context of a test app: the feature flags FeatureFlagsEnv chooses, plus extra. It panics on
+// an unknown FeatureFlagsEnv value, so a typo cannot silently test the wrong set.
+func AppContext(extra map[string]interface{}) map[string]interface{} {
+	ctx := map[string]interface{}{}
+	switch v := os.Getenv(FeatureFlagsEnv); v {
+	case "", "recommended":
+		ctx = RecommendedFeatureFlags()
+	case "none":
+	default:
+		panic(fmt.Sprintf("testutil: %s=%q, want \"recommended\" or \"none\"", FeatureFlagsEnv, v))
+	}
+	for k, v := range extra {
+		ctx[k] = v
+	}
+	return ctx
+}
+
+// NewApp returns an app whose stacks skip asset bundling, so template tests neither compile nor need Go on PATH,
+// with the feature flags FeatureFlagsEnv chooses.
 func NewApp() awscdk.App {
-	return awscdk.NewApp(&awscdk.AppProps{
-		Context: &map[string]interface{}{"aws:cdk:bundling-stacks": []interface{}{}},
-	})
+	ctx := AppContext(map[string]interface{}{"aws:cdk:bundling-stacks": []interface{}{}})
+	return awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
 }
 
 // NewStack returns a stack named "Test" in a fresh app from NewApp, in a fixed account and region.
@@ -142,4 +170,31 @@ func Warnings(t testing.TB, stack awscdk.Stack) []string {
 		}
 	})
 	return out
+}
+
+// CheckFeatureFlags fails the test unless the cdk.json at path sets exactly RecommendedFeatureFlags in its context
+// (other context keys, such as cli-telemetry, may be there too), so the app synthesizes under the flags its tests use.
+func CheckFeatureFlags(t testing.TB, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cdk struct{ Context map[string]interface{} }
+	if err := json.Unmarshal(raw, &cdk); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	for k, want := range RecommendedFeatureFlags() {
+		got, ok := cdk.Context[k]
+		if !ok {
+			t.Errorf("%s: feature flag %s is not set (run scripts/feature-flags.sh)", path, k)
+		} else if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: feature flag %s is %v, want %v (run scripts/feature-flags.sh)", path, k, got, want)
+		}
+	}
+	for k := range cdk.Context {
+		if _, ok := RecommendedFeatureFlags()[k]; !ok && strings.HasPrefix(k, "@aws-cdk") {
+			t.Errorf("%s: feature flag %s is not one a new app sets (run scripts/feature-flags.sh)", path, k)
+		}
+	}
 }
