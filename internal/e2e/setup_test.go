@@ -42,8 +42,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The builds have their own, generous limit: a cold build of both (empty build cache, a busy machine) takes
+	// minutes, and no test's time limit covers it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	fmt.Fprintln(os.Stderr, "e2e: building bootstrap (./runtime/cmd/processor) and aws-lambda-rie for this machine")
+	start := time.Now()
 	root, err := emulators.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -57,6 +61,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fmt.Fprintf(os.Stderr, "e2e: built in %v\n", time.Since(start).Round(time.Second))
 	return m.Run()
 }
 
