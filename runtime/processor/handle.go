@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 )
@@ -273,7 +274,7 @@ func (b *batch) transform(ctx context.Context, i int) {
 	}
 	pos, err := EncodePosition(r.rec.ShardID, r.rec.SequenceNumber, r.rec.SubSequenceNumber)
 	if err != nil {
-		r.permanent(fmt.Errorf("the record's position in its shard cannot be recorded: %w", err))
+		r.permanent(prefixReason("the record's position in its shard cannot be recorded", safeReason(err.Error()))) // lengths and offsets only
 		return
 	}
 	data, err := decodeObject(r.rec.Raw)
@@ -331,9 +332,20 @@ func (b *batch) transform(ctx context.Context, i int) {
 
 // Reserved attribute names (AttrPosition) in a payload or a transform's item.
 var (
-	errReservedPayload = errors.New("payload field " + AttrPosition + ": attribute name " + AttrPosition + " is reserved")
-	errReservedItem    = errors.New("attribute name " + AttrPosition + " is reserved")
+	errReservedPayload = safeReason("payload field " + AttrPosition + ": attribute name " + AttrPosition + " is reserved")
+	errReservedItem    = safeReason("attribute name " + AttrPosition + " is reserved")
 )
+
+// rejectedReason is the failure of an item DynamoDB rejected: the error code in logs, the whole message in the
+// error table.
+func rejectedReason(err error) error {
+	code := "an error"
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	return reason("rejected by DynamoDB: "+code, "rejected by DynamoDB: "+err.Error())
+}
 
 // itemErr prefixes err with the item's index when the transform returned several.
 func itemErr(n, j int, err error) error {
@@ -389,7 +401,7 @@ func (b *batch) resolveData() {
 			r := &b.recs[c.rec]
 			switch {
 			case e.invalid != nil && e.invalid[ci] != nil:
-				r.permanent(fmt.Errorf("rejected by DynamoDB: %w", e.invalid[ci]))
+				r.permanent(rejectedReason(e.invalid[ci]))
 			case e.stored >= ci:
 				r.pending--
 			case e.refused:
@@ -465,7 +477,11 @@ func (b *batch) resolveErrors() {
 			}
 			if r.out == outPermanent {
 				id, _ := c.item[ErrorTablePartitionKey].(*types.AttributeValueMemberS)
-				r.out, r.err = outFailed, fmt.Errorf("%w; and its error item %q was not stored: %w", r.err, id.Value, why)
+				r.out, r.err = outFailed, &reasonError{
+					full: fmt.Sprintf("%v; and its error item %q was not stored: %v", r.err, id.Value, why),
+					log:  logReason(r.err) + "; and its error item was not stored: " + logReason(why),
+					err:  r.err, // still permanent: stored in the error table on a retry
+				}
 			}
 		}
 	}
@@ -475,7 +491,7 @@ func (b *batch) resolveErrors() {
 			if r.errPending == 0 {
 				r.out = outErrorStored
 			} else {
-				r.out, r.err = outFailed, fmt.Errorf("%w; and its error items were not stored", r.err) // cannot happen: every item has an entry
+				r.out, r.err = outFailed, prefixReason("error items not stored", r.err) // cannot happen: every item has an entry
 			}
 		}
 	}
