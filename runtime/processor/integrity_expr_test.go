@@ -36,3 +36,27 @@ func TestExpressionMakesInvalidUTF8(t *testing.T) {
 		t.Errorf("data table holds %d items, want only record 0's", len(out.db.tables[testTable]))
 	}
 }
+
+// TestSchemaFailureLogForm: schemaFailure keeps the library's full messages for the error table and names only the
+// location and the keyword for logs.
+func TestSchemaFailureLogForm(t *testing.T) {
+	sch, err := compileSchema([]byte(`{"type":"object","properties":{"code":{"type":"string","pattern":"^[0-9]+$"},"n":{"type":"integer"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := decodeObject([]byte(`{"code":"MARKER-PATTERN-5","n":"MARKER-TYPE-6"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verr := sch.Validate(data)
+	if verr == nil {
+		t.Fatal("the payload matches the schema")
+	}
+	got := schemaFailure(verr)
+	if !IsPermanent(got) || got.Error() != schemaReason(verr) {
+		t.Errorf("full reason %q, want %q (permanent)", got, schemaReason(verr))
+	}
+	if want := "does not match the schema: at '/code': pattern; at '/n': type"; logReason(got) != want {
+		t.Errorf("log form %q, want %q", logReason(got), want)
+	}
+}

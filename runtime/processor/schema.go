@@ -75,6 +75,36 @@ func schemaReason(err error) string {
 	return "does not match the schema: " + validationLeaves(ve)
 }
 
+// schemaFailure is the permanent failure of a payload that does not match the schema: in full (schemaReason, whose
+// messages may quote the payload's values) for the error table; for logs, each failing location (a JSON pointer) with
+// the keyword it breaks ("pattern", "type"), never a value.
+func schemaFailure(err error) error {
+	full := schemaReason(err)
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return Permanent(reason("does not match the schema", full))
+	}
+	var leaves []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			leaves = append(leaves, fmt.Sprintf("at '%s': %s", jsonPointer(e.InstanceLocation), strings.Join(e.ErrorKind.KeywordPath(), "/")))
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	slices.Sort(leaves)
+	more := ""
+	if len(leaves) > maxSchemaErrors {
+		more = fmt.Sprintf("; and %d more", len(leaves)-maxSchemaErrors)
+		leaves = leaves[:maxSchemaErrors]
+	}
+	return Permanent(reason("does not match the schema: "+strings.Join(leaves, "; ")+more, full))
+}
+
 // validationLeaves lists the failing leaves of a validation error as "at '<instance pointer>': <message>", sorted,
 // joined with "; ", at most maxSchemaErrors of them.
 func validationLeaves(ve *jsonschema.ValidationError) string {
