@@ -67,11 +67,18 @@ func TestGrantRedrive(t *testing.T) {
 		if !strings.HasSuffix(assetKey, ".zip") {
 			t.Fatalf("function code key %v", testutil.Get(fn, "Properties", "Code"))
 		}
-		assetObject, _ := json.Marshal("arn:aws:s3:::cdk-hnb659fds-assets-123456789012-eu-west-1/" + assetKey)
+		got := policyActions(t, tmpl, "OperatorDefaultPolicy")
+		// The code asset's object ARN: its partition is literal or {"Ref": "AWS::Partition"} depending on feature flags.
+		assetObject := ""
+		for res := range got {
+			if strings.Contains(res, ":s3:::cdk-hnb659fds-assets-123456789012-eu-west-1/"+assetKey+`"`) {
+				assetObject = res
+			}
+		}
 		want := map[string][]string{
 			arn(typeStream):                {"kinesis:GetRecords", "kinesis:GetShardIterator"},
 			tableArn("PipelineTable"):      {"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"},
-			string(assetObject):            {"s3:GetObject"},
+			assetObject:                    {"s3:GetObject"},
 			tableArn("PipelineErrorTable"): {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"},
 		}
 		if bucket {
@@ -83,7 +90,7 @@ func TestGrantRedrive(t *testing.T) {
 		} else {
 			want[arn(typeQueue)] = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"}
 		}
-		assertEqual(t, "operator policy", policyActions(t, tmpl, "OperatorDefaultPolicy"), want)
+		assertEqual(t, "operator policy", got, want)
 	}
 }
 
