@@ -19,7 +19,7 @@ FLAGS_TIMEOUT ?= 15m
 # Packages whose tests synthesize CDK templates: run a second time without any feature flag (see internal/testutil).
 TEMPLATE_PACKAGES := ./kinesispipeline/... ./examples/...
 
-# Where `make local` puts the demo's binary (ignored by git), and the aws-lambda-rie the demo pins.
+# Where `make local` puts the demo's binary (.tmp is ignored by git), and the aws-lambda-rie the demo pins.
 LOCAL_BIN := .tmp/local-demo
 RIE_PACKAGE = $(shell sed -n 's/^const RIEPackage = "\(.*\)"$$/\1/p' internal/localrun/rie.go)
 
@@ -38,7 +38,7 @@ setup: node_modules/.package-lock.json
 
 synth: setup
 	@echo "== go build ./examples/basic (the first time compiles the AWS CDK bindings: several minutes)"
-	cd examples/basic && $(GO) build -o /dev/null .
+	$(GO) build -o .tmp/basic ./examples/basic
 	@echo "== cdk synth in examples/basic (runs the app, which compiles the processor for linux/arm64 with go build)"
 	cd examples/basic && ../../node_modules/.bin/cdk synth --quiet
 	@echo "Synthesized examples/basic into examples/basic/cdk.out"
@@ -77,7 +77,7 @@ ifneq ($(filter -rie,$(ARGS)),)
 	@echo "== -rie: the demo runs the real bootstrap (./runtime/cmd/processor, built for this machine) under the AWS Lambda"
 	@echo "   Runtime Interface Emulator (aws-lambda-rie) instead of the processor in process. Building both first"
 	@echo "   (the first time: a few minutes; aws-lambda-rie comes from the Go module proxy)"
-	GOFLAGS= CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -tags lambda.norpc -o /dev/null ./runtime/cmd/processor
+	GOFLAGS= CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -tags lambda.norpc -o .tmp/bootstrap ./runtime/cmd/processor
 	GOFLAGS= CGO_ENABLED=0 GOBIN=$(CURDIR)/$(dir $(LOCAL_BIN)) $(GO) install $(RIE_PACKAGE)
 endif
 	$(LOCAL_BIN) $(ARGS)
