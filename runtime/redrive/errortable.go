@@ -42,8 +42,14 @@ type ErrorsInput struct {
 type ErrorEntry struct {
 	// ID is the failed record's event id (processor.ErrorTablePartitionKey).
 	ID string
-	// ShardID, SequenceNumber and PartitionKey are the record's.
+	// ShardID, SequenceNumber and PartitionKey are the record's. PartitionKey is read byte for byte whether the
+	// entry stores it as a string or, when it is not valid UTF-8, as binary.
 	ShardID, SequenceNumber, PartitionKey string
+	// PartitionKeySize is the whole partition key's length in bytes when the entry holds only its first
+	// processor.MaxErrorPartitionKey bytes (processor.ErrorAttrPartitionKeySize), 0 when PartitionKey is whole.
+	// PartitionKeySHA256 is then the whole key's hex SHA-256. Such an entry is redriven only from the stream's copy.
+	PartitionKeySize   int
+	PartitionKeySHA256 string
 	// ArrivalTime is the record's approximate arrival time.
 	ArrivalTime time.Time
 	// Payload is the payload as stored; PayloadEncoding says how (processor.PayloadEncoding*). For
@@ -84,6 +90,13 @@ func ParseErrorEntry(item map[string]types.AttributeValue) (ErrorEntry, error) {
 	}
 	if b, ok := item[processor.ErrorAttrPayload].(*types.AttributeValueMemberB); ok {
 		e.Payload = b.Value
+	}
+	if b, ok := item[processor.ErrorAttrPartitionKey].(*types.AttributeValueMemberB); ok {
+		e.PartitionKey = string(b.Value)
+	}
+	if n, ok := item[processor.ErrorAttrPartitionKeySize].(*types.AttributeValueMemberN); ok {
+		e.PartitionKeySize, _ = strconv.Atoi(n.Value)
+		e.PartitionKeySHA256 = str(processor.ErrorAttrPartitionKeySHA256)
 	}
 	if n, ok := item[processor.ErrorAttrPayloadSize].(*types.AttributeValueMemberN); ok {
 		e.PayloadSize, _ = strconv.Atoi(n.Value)
@@ -268,6 +281,14 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 			res.Outcome, res.Reason = outcome, err.Error()
 			return res
 		}
+	}
+	if !verified && e.PartitionKeySize > len(e.PartitionKey) {
+		// The entry holds only the start of the partition key: rebuilt from it, the record would get another key
+		// (a key from the partition key) and other metadata. Only the stream's copy can be redriven.
+		res.Outcome = OutcomeInvalid
+		res.Reason = fmt.Sprintf("the entry holds only the first %d of the partition key's %d bytes, and the stream does not hold the record (or no --stream was given): not redriven, the entry is kept",
+			len(e.PartitionKey), e.PartitionKeySize)
+		return res
 	}
 	br, err := r.run.handle(ctx, events.KinesisEvent{Records: []events.KinesisEventRecord{er}}, verified)
 	res.Records = br.counts
@@ -460,6 +481,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// samePartitionKey reports whether the stream's partition key pk is the entry's: equal when the entry holds it whole,
+// of the entry's size and SHA-256 and starting with the entry's prefix when it holds only its start. An entry without
+// a partition key (written before partition keys were kept) matches any.
+func samePartitionKey(e ErrorEntry, pk string) bool {
+	if e.PartitionKeySize == 0 {
+		return e.PartitionKey == "" || e.PartitionKey == pk
+	}
+	sum := sha256.Sum256([]byte(pk))
+	return len(pk) == e.PartitionKeySize && strings.HasPrefix(pk, e.PartitionKey) && hex.EncodeToString(sum[:]) == e.PartitionKeySHA256
+}
+
 // verifyEntry looks the entry's record up in the pinned stream. It returns true when the stream holds it with the
 // entry's payload (er then takes the stream's data, partition key and arrival time); false and no error when the
 // stream no longer holds it, or the entry does not name a record consistently (its id is not
@@ -510,7 +542,7 @@ func (r *Redriver) verifyEntry(ctx context.Context, e ErrorEntry, er *events.Kin
 	if !bytes.Equal(data, er.Kinesis.Data) {
 		return false, OutcomePayloadDiffers, errors.New("payload differs from the stream: the entry's payload is not the data of the stream's record; nothing written, the entry is kept")
 	}
-	if e.PartitionKey != "" && len(pk) <= processor.MaxErrorPartitionKey && e.PartitionKey != pk {
+	if !samePartitionKey(e, pk) {
 		return false, OutcomePayloadDiffers, errors.New("payload differs from the stream: the entry's partition key is not the stream's record's; nothing written, the entry is kept")
 	}
 	er.Kinesis.Data, er.Kinesis.PartitionKey = data, pk

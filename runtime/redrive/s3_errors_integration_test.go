@@ -675,3 +675,58 @@ func TestErrorsVerifiedAgainstStream(t *testing.T) {
 		t.Errorf("error table = %v, want %v", got, want)
 	}
 }
+
+// TestErrorsPartitionKeyForms: an entry whose partition key is not valid UTF-8 (stored as binary) is redriven with
+// that key byte for byte; an entry holding only the first bytes of a longer partition key (a KPL user record's) is
+// not rebuilt from them when the stream does not hold the record: it is reported and kept.
+func TestErrorsPartitionKeyForms(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	put := func(id string, pk types.AttributeValue, extra map[string]types.AttributeValue) {
+		item := map[string]types.AttributeValue{
+			processor.ErrorTablePartitionKey:   &types.AttributeValueMemberS{Value: id},
+			processor.ErrorAttrSequenceNumber:  &types.AttributeValueMemberS{Value: strings.Split(strings.Split(id, ":")[1], "#")[0]},
+			processor.ErrorAttrShardID:         &types.AttributeValueMemberS{Value: "shardId-000000000000"},
+			processor.ErrorAttrPartitionKey:    pk,
+			processor.ErrorAttrPayload:         &types.AttributeValueMemberB{Value: []byte(`{"a":1}`)},
+			processor.ErrorAttrPayloadEncoding: &types.AttributeValueMemberS{Value: processor.PayloadEncodingRaw},
+			processor.ErrorAttrPayloadSize:     &types.AttributeValueMemberN{Value: "7"},
+			processor.ErrorAttrReason:          &types.AttributeValueMemberS{Value: "write failed"},
+			processor.ErrorAttrFailedAt:        &types.AttributeValueMemberS{Value: "2025-01-02T03:04:05.123Z"},
+		}
+		for k, v := range extra {
+			item[k] = v
+		}
+		if _, err := e.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.errors), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invalid := []byte{0xff, 'k', 0xfe}
+	put("shardId-000000000000:301", &types.AttributeValueMemberB{Value: invalid}, nil)
+	prefix := strings.Repeat("p", processor.MaxErrorPartitionKey)
+	put("shardId-000000000000:302#4", &types.AttributeValueMemberS{Value: prefix}, map[string]types.AttributeValue{
+		processor.ErrorAttrPartitionKeySize:   &types.AttributeValueMemberN{Value: "300000"},
+		processor.ErrorAttrPartitionKeySHA256: &types.AttributeValueMemberS{Value: strings.Repeat("ab", 32)},
+	})
+
+	sum, err := newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Sources[redrive.OutcomeRecovered] != 1 || sum.Sources[redrive.OutcomeInvalid] != 1 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if res := sum.Unrecoverable[0]; res.Source != "error:shardId-000000000000:302#4" || !strings.Contains(res.Reason, "300000") {
+		t.Errorf("unrecoverable = %+v", res)
+	}
+	data := items(t, e.db, e.table)
+	if got, want := keys(data), []string{"shardId-000000000000:301"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("data table = %v, want %v", got, want)
+	}
+	if pk, ok := data["shardId-000000000000:301"][processor.AttrPartitionKey].(*types.AttributeValueMemberB); !ok || !bytes.Equal(pk.Value, invalid) {
+		t.Errorf("%s = %#v, want the binary %x", processor.AttrPartitionKey, data["shardId-000000000000:301"][processor.AttrPartitionKey], invalid)
+	}
+	if got, want := keys(items(t, e.db, e.errors)), []string{"shardId-000000000000:302#4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("error table = %v, want %v", got, want)
+	}
+}
