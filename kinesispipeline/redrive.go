@@ -86,6 +86,22 @@ func (p *KinesisDynamoPipeline) createOutputs(in *KinesisDynamoPipelineProps) {
 	}
 	output("StreamName", "Kinesis stream the pipeline reads; producers put JSON records here", p.stream.StreamName())
 	output("TableName", "DynamoDB table the items land in", p.table.TableName())
+	if in.ProcessorEntry != nil {
+		// The redrive command runs the default processor's transform: with a processor of the user's own it would
+		// write other items than the function does. Name the resources only.
+		if p.errorTable != nil {
+			output("ErrorTableName", "DynamoDB table of records that could not be written, with payload and reason", p.errorTable.TableName())
+		}
+		if p.queue != nil {
+			output("DeadLetterQueueUrl", "On-failure queue: shard and sequence range of batches that kept failing", p.queue.QueueUrl())
+		}
+		if p.bucket != nil {
+			output("FailureBucketName", "On-failure bucket: batches that kept failing, with their payloads", p.bucket.BucketName())
+		}
+		awscdk.Annotations_Of(p).AddInfo(jsii.String("no redrive command outputs: the redrive command runs the default " +
+			"processor's transform, not the one of ProcessorEntry; redrive through your own processor's code (see docs/runbook.md)"))
+		return
+	}
 	info, _ := debug.ReadBuildInfo()
 	redrive := redriveCommand(info)
 	where := ""

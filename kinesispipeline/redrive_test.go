@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 
@@ -215,5 +216,34 @@ func TestRedriveDependenciesAreImportedByTheConstruct(t *testing.T) {
 		if pkg != command && !construct[pkg] {
 			t.Errorf("the redrive command imports %s, which the construct's import graph lacks", pkg)
 		}
+	}
+}
+
+// TestRedriveCommandsOmittedForOwnProcessor: the redrive command runs the default transform, so a pipeline with a
+// ProcessorEntry gets no redrive command outputs (they would write other items than its function does), only the
+// resources' names, and an info annotation says why.
+func TestRedriveCommandsOmittedForOwnProcessor(t *testing.T) {
+	stack, _, tmpl := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{
+		ProcessorEntry: jsii.String("github.com/cdk-constructs-go/kinesis-dynamo-pipeline/examples/custom-processor/processor"),
+	})
+	var names []string
+	for key := range tmpl["Outputs"].(map[string]interface{}) {
+		names = append(names, key)
+		if strings.Contains(key, "Redrive") {
+			t.Errorf("output %s: a redrive command for a pipeline with its own processor", key)
+		}
+	}
+	for _, want := range []string{"PipelineStreamName", "PipelineTableName", "PipelineErrorTableName", "PipelineDeadLetterQueueUrl"} {
+		found := false
+		for _, n := range names {
+			found = found || strings.HasPrefix(n, want)
+		}
+		if !found {
+			t.Errorf("no output %s in %v", want, names)
+		}
+	}
+	infos := assertions.Annotations_FromStack(stack).FindInfo(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("no redrive command outputs")))
+	if len(*infos) != 1 {
+		t.Errorf("info annotations about the missing redrive commands: %d, want 1", len(*infos))
 	}
 }

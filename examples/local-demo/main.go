@@ -203,6 +203,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		lo.BatchSize = 100
 		lo.StartingPosition = localrun.TrimHorizon
 		lo.ReportBatchItemFailures = true
+		lo.BisectBatchOnFunctionError = true
 		lo.MaximumRetryAttempts = 10
 		lo.MaximumRecordAge = 6 * time.Hour
 		lo.OnFailure = sink
@@ -214,6 +215,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, w := range r.Warnings() {
+		fmt.Fprintln(out, "warning: local event source mapping:", w)
 	}
 	dctx, dcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer dcancel()
