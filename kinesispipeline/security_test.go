@@ -24,7 +24,13 @@ import (
 func customized(stack awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
 	key := awskms.NewKey(stack, jsii.String("Key"), &awskms.KeyProps{EnableKeyRotation: jsii.Bool(true)})
 	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{MaxAzs: jsii.Number(2), NatGateways: jsii.Number(0),
-		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED}}})
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{{Name: jsii.String("private"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED}},
+		// The test's own VPC stays out of the way under the recommended feature flags: no custom resource (a second
+		// function) restricting its default security group.
+		RestrictDefaultSecurityGroup: jsii.Bool(false)})
+	// With @aws-cdk/core:annotationsInValidationReport, an error annotation fails synth, cdk-nag's on this VPC too.
+	cdknag.NagSuppressions_AddResourceSuppressions(vpc, &[]*cdknag.NagPackSuppression{{Id: jsii.String("AwsSolutions-VPC7"),
+		Reason: jsii.String("the test's own VPC, not the construct's: flow logs are the application's choice")}}, jsii.Bool(true))
 	return &kinesispipeline.KinesisDynamoPipelineProps{
 		EncryptionKey:        key,
 		Vpc:                  vpc,

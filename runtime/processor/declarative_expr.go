@@ -4,7 +4,6 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -100,7 +99,7 @@ func (d *declarative) addVars(prog *vm.Program) {
 func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) {
 	if d.schema != nil && (d.fast == nil || !d.fast.valid(r.Data)) {
 		if err := d.schema.Validate(r.Data); err != nil {
-			return nil, Permanent(errors.New(schemaReason(err)))
+			return nil, schemaFailure(err)
 		}
 	}
 	var st *exprState
