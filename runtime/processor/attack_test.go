@@ -1083,3 +1083,83 @@ func atkTail(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// TestAttackConditionalAndInsertOnly replays records against items already in the table: ConditionalWrites keeps a
+// later record's item of the same shard and any item from another shard (the documented rule), counting the replay
+// superseded; InsertOnly counts a rerun of the same record stored and refuses another record's key. Keys are numbers
+// written differently for the same value, so only DynamoDB's notion of key equality makes them collide.
+func TestAttackConditionalAndInsertOnly(t *testing.T) {
+	cfg := processor.Config{PartitionKey: processor.KeyAttribute{Name: "k", Type: processor.AttributeTypeNumber, Source: "k"}}
+	rec := func(shard string, i int, k string) atkRec {
+		return atkRec{shard: shard, seq: atkSeq(i), data: []byte(fmt.Sprintf(`{"k":%s,"i":%d}`, k, i))}
+	}
+	const a, b = "shardId-000000000010", "shardId-000000000011"
+	stored := func(env *atkEnv) map[string]string { // key (as stored) -> "shard/i"
+		out := map[string]string{}
+		for _, it := range env.s.Items(env.table) {
+			pos := it["_kpos"].(*types.AttributeValueMemberB).Value
+			out[it["k"].(*types.AttributeValueMemberN).Value] = string(pos[1:1+int(pos[0])]) + "/" + it["i"].(*types.AttributeValueMemberN).Value
+		}
+		return out
+	}
+	t.Run("conditional", func(t *testing.T) {
+		env := newAtkEnv(t, dynamostandin.Options{}, "k")
+		p := env.processor(t, nil, func(o *processor.Options) { o.Config, o.ConditionalWrites = cfg, true })
+		steps := []struct {
+			recs []atkRec
+			want string // the item under key 1 afterwards
+		}{
+			{[]atkRec{rec(a, 5, "1")}, a + "/5"},
+			{[]atkRec{rec(a, 3, "1.0")}, a + "/5"},                     // an earlier record of the shard: superseded
+			{[]atkRec{rec(a, 7, "10e-1"), rec(a, 8, "1e0")}, a + "/8"}, // later ones: the last wins
+			{[]atkRec{rec(b, 900, "1")}, a + "/8"},                     // another shard: superseded, whatever its number
+			{[]atkRec{rec(a, 8, "1.00")}, a + "/8"},                    // a rerun of the same record
+		}
+		for si, st := range steps {
+			resp, err := p.Handle(context.Background(), atkEvent(st.recs))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("step %d: %v %v", si, resp, err)
+			}
+			got := stored(env)
+			if len(got) != 1 {
+				t.Fatalf("step %d: %d items, want 1 (keys equal by value): %v", si, len(got), got)
+			}
+			for _, v := range got {
+				if v != st.want {
+					t.Errorf("step %d: key 1 holds %s, want %s", si, v, st.want)
+				}
+			}
+		}
+		if !strings.Contains(env.logs.String(), "item superseded") {
+			t.Errorf("superseded writes not logged")
+		}
+	})
+	t.Run("insert only", func(t *testing.T) {
+		env := newAtkEnv(t, dynamostandin.Options{}, "k")
+		p := env.processor(t, nil, func(o *processor.Options) { o.Config, o.InsertOnly = cfg, true })
+		first := []atkRec{rec(a, 5, "1"), rec(a, 6, "2")}
+		for run := range 2 { // the second run is a rerun: stored before, counts as stored
+			resp, err := p.Handle(context.Background(), atkEvent(first))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("run %d: %v %v", run, resp, err)
+			}
+		}
+		// Another record for key 1 (written 1.0), and for key 2 from another shard: refused, reported.
+		for _, r := range []atkRec{rec(a, 9, "1.0"), rec(b, 1, "2e0")} {
+			resp, err := p.Handle(context.Background(), atkEvent([]atkRec{r}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != r.seq {
+				t.Errorf("record %s/%s: failures %v, want it refused", r.shard, r.seq, resp.BatchItemFailures)
+			}
+		}
+		got := stored(env)
+		if len(got) != 2 || got["1"] != a+"/5" || got["2"] != a+"/6" {
+			t.Errorf("items %v, want the first run's", got)
+		}
+		if !strings.Contains(env.metrics.String(), "RecordsRefused") {
+			t.Errorf("no RecordsRefused metric")
+		}
+	})
+}
