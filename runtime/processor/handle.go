@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -123,10 +124,13 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	case p.opts.ConditionalWrites:
 		mode = writeLaterWins
 	}
-	jobs := []writeJob{{table: p.opts.TableName, keys: p.keys, entries: b.entries, mode: mode, unmatched: &b.unmatched}}
+	// Error items go first: writeAll starts requests in order, MaxInFlight at a time, and a permanent failure whose
+	// error item waits behind a large or slow data write would miss the deadline on every retry and block the shard.
+	var jobs []writeJob
 	if errJob, ok := b.queueErrors(ctx); ok {
 		jobs = append(jobs, errJob)
 	}
+	jobs = append(jobs, writeJob{table: p.opts.TableName, keys: p.keys, entries: b.entries, mode: mode, unmatched: &b.unmatched})
 	p.writeAll(wctx, jobs)
 	b.resolveData()
 	if errJob, ok := b.queueErrors(ctx); ok {
@@ -144,7 +148,7 @@ const (
 )
 
 // errNoTimeToTransform fails the records left untransformed when the time left is needed for writing.
-var errNoTimeToTransform = errors.New("not transformed: the time left before the deadline is kept for writing")
+var errNoTimeToTransform = safeReason("not transformed: the time left before the deadline is kept for writing")
 
 // writeContext leaves a safety margin (a tenth of the time left, at most maxResponseMargin) before ctx's deadline
 // so the response gets out in time. The deadline it sets is never later than ctx's.
@@ -313,10 +317,17 @@ func (b *batch) transform(ctx context.Context, i int) {
 		}
 	}
 	posAV := &types.AttributeValueMemberB{Value: pos}
-	for _, it := range items {
-		if it != nil {
-			it[AttrPosition] = posAV
+	for j, it := range items {
+		if it == nil {
+			continue
 		}
+		if !b.p.defaultTransform {
+			// A transform of the user's may return a map it keeps or returns again (for the next record, or twice
+			// in one slice): the processor writes its own copy, never into the transform's map.
+			it = maps.Clone(it)
+			items[j] = it
+		}
+		it[AttrPosition] = posAV
 	}
 	for j, it := range items {
 		if err := validateItem(it, b.p.keys); err != nil {
@@ -359,8 +370,10 @@ func itemErr(n, j int, err error) error {
 func (p *Processor) callTransform(ctx context.Context, r *Record) (items []Item, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.opts.Logger.Error("transform panicked", "eventId", r.EventID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			items, err = nil, fmt.Errorf("transform panicked: %v", v)
+			// The panic value may quote the record (a parse error of a payload field): the log line gets its type
+			// and the stack; the error keeps the value for callers, its log form does not.
+			p.opts.Logger.Error("transform panicked", "eventId", r.EventID, "panicType", fmt.Sprintf("%T", v), "stack", string(debug.Stack()))
+			items, err = nil, reason(fmt.Sprintf("transform panicked (a %T)", v), fmt.Sprintf("transform panicked: %v", v))
 		}
 	}()
 	return p.opts.Transform(ctx, r)
@@ -407,7 +420,7 @@ func (b *batch) resolveData() {
 			case e.refused:
 				r.refuse(e.err)
 			default:
-				r.fail(e.err)
+				r.fail(writeFailure(e.err))
 			}
 		}
 	}
@@ -417,7 +430,7 @@ func (b *batch) resolveData() {
 			if r.pending == 0 {
 				r.out = outStored
 			} else {
-				r.fail(errors.New("items not written")) // cannot happen: every item has an entry
+				r.fail(safeReason("items not written")) // cannot happen: every item has an entry
 			}
 		}
 	}

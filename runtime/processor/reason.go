@@ -3,7 +3,10 @@ package processor
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/aws/smithy-go"
 )
 
 // reasonError is a failure the processor describes twice: in full (Error, the error table's reason, which may quote
@@ -40,13 +43,35 @@ func prefixReason(prefix string, err error) error {
 	return &reasonError{full: prefix + ": " + err.Error(), log: prefix + ": " + lr.logReason(), err: err}
 }
 
+// writeFailure gives a write path's error a log form: its message, with the text of a DynamoDB error (which may
+// quote an item, as a ValidationException's does) replaced by its error code. Network and deadline errors name no
+// value.
+func writeFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	var lr logReasoner
+	if errors.As(err, &lr) {
+		return err
+	}
+	log := err.Error()
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		log = strings.Replace(log, ae.Error(), "DynamoDB error "+ae.ErrorCode(), 1)
+		if !strings.Contains(log, "DynamoDB error "+ae.ErrorCode()) {
+			log = "DynamoDB error " + ae.ErrorCode()
+		}
+	}
+	return &reasonError{full: err.Error(), log: log, err: err}
+}
+
 // reasonWithheld stands in a log line for a reason the processor cannot vouch for (a transform's own error, an
 // expression's message): it may quote the record.
-const reasonWithheld = "(reason withheld from logs, as it may quote the record: see the error table)"
+const reasonWithheld = "(reason withheld from logs, as it may quote the record: see the error table for permanent failures)"
 
-// logReason returns what a log line may say about err: the log form of the outermost reason that has one; for a
-// permanent failure without one (a transform's error, which may quote the record), a placeholder; for other errors
-// (transient failures: throttling, network, a transform's retryable error), their message.
+// logReason returns what a log line may say about err: the log form of the outermost reason that has one; for any
+// other error (a transform's own error, permanent or transient, which may quote the record), a placeholder.
+// Failures of the processor's own (throttling, network, deadlines) carry a log form.
 func logReason(err error) string {
 	if err == nil {
 		return "unknown"
@@ -55,10 +80,7 @@ func logReason(err error) string {
 	if errors.As(err, &lr) {
 		return lr.logReason()
 	}
-	if IsPermanent(err) {
-		return reasonWithheld
-	}
-	return err.Error()
+	return reasonWithheld
 }
 
 // Bounds of the names quoted in paths.

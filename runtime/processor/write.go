@@ -217,7 +217,7 @@ func markFailed(ents []*entry, err error) {
 
 // Why an item was not written, for the records concerned.
 var (
-	errRefused = errors.New("refused: insert-only write, and the table holds another record's item for its key")
+	errRefused = safeReason("refused: insert-only write, and the table holds another record's item for its key")
 )
 
 // isolate writes entries one by one with PutItem: after DynamoDB rejected their batch (isRejected) or answered it
