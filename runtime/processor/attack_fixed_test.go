@@ -1,7 +1,7 @@
 package processor_test
 
-// Adversarial tests that FAIL on the current code: each is a bug described in the review report. Not committed
-// until fixed.
+// Adversarial tests of bugs an independent review found (each failed before its fix): a starved error item blocking
+// a shard, a transform's shared item map, transform errors quoting the record in logs.
 
 import (
 	"context"
