@@ -48,12 +48,17 @@
 // user record rebuilt from its error item, as redrive does) takes sub-sequence number n.
 //
 // Sequence numbers are ordered within a shard only. Options.ConditionalWrites puts each item on the condition
-// "attribute_not_exists(_kpos) OR (begins_with(_kpos, shard prefix) AND _kpos <= position)": it overwrites an item of
+// "attribute_not_exists(_kpos) OR begins_with(_kpos, 0x00) OR (begins_with(_kpos, shard prefix) AND _kpos <= position)":
+// it overwrites an item of
 // the same shard written by a record not later than this one (its own included, and items without a position, from
 // earlier versions), never one of a later record, and never one written from another shard (after a reshard, the
 // child shards hold a key's newer records): the replayed item then counts as superseded (stored) and is logged with
 // the table and the reason. Options.InsertOnly writes each item only where its key is free; a key holding the same
-// record's item (same position) counts as stored, any other refuses the record (MetricRecordsRefused). The metadata
+// record's item (same position) counts as stored, any other refuses the record (MetricRecordsRefused). An item
+// written insert-only carries its position marked unverified (UnverifiedPosition: a 0 byte first): its sequence
+// number is only what an unverifiable source claimed, so a conditional write replaces it whatever it claims (a
+// forged source naming a far-future sequence number must not outrank the key's real records), and the pipeline's own
+// writes replace it as they replace any item. The metadata
 // attributes (AttrSequenceNumber and the others) are for reading: no condition uses them.
 //
 // Records written by the Kinesis Producer Library in its aggregated format (see package runtime/kpl) are split into

@@ -149,11 +149,12 @@ func (f *fakeDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...fu
 // binary values byte by byte.
 func evalCondition(in *dynamodb.PutItemInput, old Item) (bool, error) {
 	switch *in.ConditionExpression {
-	case "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)":
+	case "attribute_not_exists(#p) OR begins_with(#p, :u) OR (begins_with(#p, :s) AND #p <= :p)":
 		name := in.ExpressionAttributeNames["#p"]
+		unverified, okU := in.ExpressionAttributeValues[":u"].(*types.AttributeValueMemberB)
 		prefix, okS := in.ExpressionAttributeValues[":s"].(*types.AttributeValueMemberB)
 		pos, okP := in.ExpressionAttributeValues[":p"].(*types.AttributeValueMemberB)
-		if name == "" || !okS || !okP || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 2 {
+		if name == "" || !okU || !okS || !okP || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 3 {
 			return false, apiError("ValidationException")
 		}
 		cur, exists := old[name]
@@ -164,7 +165,7 @@ func evalCondition(in *dynamodb.PutItemInput, old Item) (bool, error) {
 		if !isB {
 			return false, nil // begins_with and <= of another type than B are false
 		}
-		return bytes.HasPrefix(c.Value, prefix.Value) && bytes.Compare(c.Value, pos.Value) <= 0, nil
+		return bytes.HasPrefix(c.Value, unverified.Value) || bytes.HasPrefix(c.Value, prefix.Value) && bytes.Compare(c.Value, pos.Value) <= 0, nil
 	case "attribute_not_exists(#k)":
 		name := in.ExpressionAttributeNames["#k"]
 		if name == "" || len(in.ExpressionAttributeNames) != 1 || len(in.ExpressionAttributeValues) != 0 {

@@ -316,6 +316,9 @@ func (b *batch) transform(ctx context.Context, i int) {
 			return
 		}
 	}
+	if b.p.opts.InsertOnly {
+		pos = UnverifiedPosition(pos) // a later verified record of the key may replace it (see conditionLaterWins)
+	}
 	posAV := &types.AttributeValueMemberB{Value: pos}
 	for j, it := range items {
 		if it == nil {

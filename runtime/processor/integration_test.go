@@ -112,6 +112,7 @@ func TestIntegrationConditionalFence(t *testing.T) {
 	const other = "shardId-000000000007"
 	type pre struct {
 		shard, seq string // no shard: an item without a position
+		unverified bool   // the position is marked unverified (written insert-only)
 	}
 	tests := []struct {
 		name        string
@@ -119,19 +120,23 @@ func TestIntegrationConditionalFence(t *testing.T) {
 		existing    map[int]pre // record index -> the item its key holds before the batch
 		wantKept    []int       // records whose key still holds the old item
 		wantFailure int         // index of the record reported, -1 for none
+		unverified  bool        // the batch's items carry unverified positions
 	}{
 		{
 			name: "conditional writes",
 			opts: func(o *processor.Options) { o.ConditionalWrites = true },
 			existing: map[int]pre{
-				0: {benchShard, buildSeq(40)},      // later record of the shard: superseded
-				1: {benchShard, buildSeq(0)},       // earlier: overwritten
-				2: {benchShard, buildSeq(2)},       // itself: rewritten
-				3: {other, "1"},                    // another shard: superseded
-				4: {},                              // no position: overwritten
-				5: {benchShard, buildSeq(5) + "0"}, // longer, so later, though lexically smaller than its own
-				6: {benchShard, "9"},               // shorter, so earlier, though lexically larger
-				7: {"s", "1"},                      // another shard whose positions compare lower: superseded
+				0: {shard: benchShard, seq: buildSeq(40)},      // later record of the shard: superseded
+				1: {shard: benchShard, seq: buildSeq(0)},       // earlier: overwritten
+				2: {shard: benchShard, seq: buildSeq(2)},       // itself: rewritten
+				3: {shard: other, seq: "1"},                    // another shard: superseded
+				4: {},                                          // no position: overwritten
+				5: {shard: benchShard, seq: buildSeq(5) + "0"}, // longer, so later, though lexically smaller than its own
+				6: {shard: benchShard, seq: "9"},               // shorter, so earlier, though lexically larger
+				7: {shard: "s", seq: "1"},                      // another shard whose positions compare lower: superseded
+				// Unverified (insert-only) items claiming a later record of the shard, or another shard: replaced.
+				8: {shard: benchShard, seq: buildSeq(90), unverified: true},
+				9: {shard: other, seq: "1", unverified: true},
 			},
 			wantKept:    []int{0, 3, 5, 7},
 			wantFailure: -1,
@@ -140,23 +145,28 @@ func TestIntegrationConditionalFence(t *testing.T) {
 			name: "insert only",
 			opts: func(o *processor.Options) { o.InsertOnly = true },
 			existing: map[int]pre{
-				1: {benchShard, buildSeq(1)}, // itself: a rerun, stored
-				2: {benchShard, buildSeq(0)}, // another record: refused
-				3: {},                        // no position: refused
+				1: {shard: benchShard, seq: buildSeq(1)}, // itself (verified): a rerun, stored
+				2: {shard: benchShard, seq: buildSeq(0)}, // another record: refused
+				3: {},                                    // no position: refused
 			},
 			wantKept:    []int{1, 2, 3},
 			wantFailure: 2,
+			unverified:  true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			endpoint, db, table, errorTable := dynaliteTables(t)
-			ev := buildEvent(samplePayloads(8, 5)...)
+			ev := buildEvent(samplePayloads(10, 5)...)
 			ctx := context.Background()
 			for i, e := range tt.existing {
 				it := processor.Item{"id": avS(ev.Records[i].EventID), "old": avS("yes")}
 				if e.shard != "" {
-					it[processor.AttrPosition] = avB(posBytes(e.shard, e.seq, 0))
+					pos := posBytes(e.shard, e.seq, 0)
+					if e.unverified {
+						pos = append([]byte{0}, pos...)
+					}
+					it[processor.AttrPosition] = avB(pos)
 				}
 				if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it}); err != nil {
 					t.Fatal(err)
@@ -181,7 +191,11 @@ func TestIntegrationConditionalFence(t *testing.T) {
 				if kept := slices.Contains(tt.wantKept, i); old != kept {
 					t.Errorf("record %d: old item kept %v, want %v (item %v)", i, old, kept, it)
 				}
-				if !old && !reflect.DeepEqual(it[processor.AttrPosition], avB(posBytes(benchShard, buildSeq(i), 0))) {
+				pos := posBytes(benchShard, buildSeq(i), 0)
+				if tt.unverified {
+					pos = append([]byte{0}, pos...)
+				}
+				if !old && !reflect.DeepEqual(it[processor.AttrPosition], avB(pos)) {
 					t.Errorf("record %d: position %v", i, it[processor.AttrPosition])
 				}
 			}

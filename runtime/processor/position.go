@@ -77,9 +77,42 @@ func PositionShardPrefix(shardID string) ([]byte, error) {
 	return append(out, shardID...), nil
 }
 
-// DecodePosition decodes a position made by EncodePosition: the shard id, the sequence number (decimal, without
-// leading zeros) and the sub-sequence number.
+// unverifiedMark is the first byte of an unverified position (see UnverifiedPosition). A position made by
+// EncodePosition never starts with it: its first byte is the shard id's length, at least 1.
+const unverifiedMark = 0x00
+
+// UnverifiedPosition returns position p marked as unverified: what an item written with Options.InsertOnly carries
+// (a record nothing could check against the stream, such as a redriven payload past the stream's retention). Its
+// sequence number is only what the source claimed, so it must never outrank a verified record: a conditional write
+// (Options.ConditionalWrites) replaces an item with an unverified position whatever it claims. Marking an
+// unverified position again returns it unchanged.
+func UnverifiedPosition(p []byte) []byte {
+	if PositionUnverified(p) {
+		return p
+	}
+	return append([]byte{unverifiedMark}, p...)
+}
+
+// PositionUnverified reports whether p is an unverified position (UnverifiedPosition).
+func PositionUnverified(p []byte) bool { return len(p) > 0 && p[0] == unverifiedMark }
+
+// samePosition reports whether a and b name the same record, verified or not.
+func samePosition(a, b []byte) bool {
+	if PositionUnverified(a) {
+		a = a[1:]
+	}
+	if PositionUnverified(b) {
+		b = b[1:]
+	}
+	return len(a) > 0 && string(a) == string(b)
+}
+
+// DecodePosition decodes a position made by EncodePosition, or marked by UnverifiedPosition: the shard id, the
+// sequence number (decimal, without leading zeros) and the sub-sequence number.
 func DecodePosition(p []byte) (shardID, seq string, sub int, err error) {
+	if PositionUnverified(p) {
+		p = p[1:]
+	}
 	if len(p) < 1 || int(p[0]) == 0 || len(p) < 1+int(p[0])+1+4 {
 		return "", "", 0, errors.New("position: too short")
 	}

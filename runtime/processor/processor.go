@@ -74,8 +74,9 @@ type Options struct {
 	// record's own position (AttrPosition), the record was stored before (a rerun) and counts as stored; otherwise
 	// the record is refused: not stored, reported in the response like a failed record, counted in
 	// MetricRecordsRefused (not MetricRecordsFailed) and logged. For writes that must never replace anything, such
-	// as redriving payloads that cannot be verified against the stream. It wins over ConditionalWrites. It costs one
-	// request per item, two when the key is taken. Default: false.
+	// as redriving payloads that cannot be verified against the stream. Its items carry their position marked
+	// unverified (UnverifiedPosition), so a later ConditionalWrites write of the key replaces them. It wins over
+	// ConditionalWrites. It costs one request per item, two when the key is taken. Default: false.
 	InsertOnly bool
 }
 

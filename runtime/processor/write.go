@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,11 +46,12 @@ type writeJob struct {
 }
 
 // conditionLaterWins is the condition of a conditional write (Options.ConditionalWrites): the table holds no item
-// with the key, or one without a position (written before positions existed), or one written from the same shard
+// with the key, or one without a position (written before positions existed), or one with an unverified position
+// (:u, see UnverifiedPosition: written insert-only from a source nothing could check), or one written from the same shard
 // (its position #p starts with the shard's prefix :s) by a record not later than this one (:p, see EncodePosition:
 // positions of one shard compare byte-wise in stream order). An item written from another shard is never
 // overwritten: order across shards is undefined.
-const conditionLaterWins = "attribute_not_exists(#p) OR (begins_with(#p, :s) AND #p <= :p)"
+const conditionLaterWins = "attribute_not_exists(#p) OR begins_with(#p, :u) OR (begins_with(#p, :s) AND #p <= :p)"
 
 // conditionInsert is the condition of an insert-only write (Options.InsertOnly): the table holds no item with the
 // key (#k is the partition key attribute).
@@ -274,7 +274,7 @@ func (p *Processor) settleInsert(ctx context.Context, j *writeJob, e *entry, ci 
 		return
 	}
 	for k := ci; k >= 0; k-- {
-		if got != nil && bytes.Equal(got, itemPosition(e.cands[k].item)) {
+		if samePosition(got, itemPosition(e.cands[k].item)) {
 			e.stored = k
 			break
 		}
@@ -334,6 +334,7 @@ func (p *Processor) putItem(ctx context.Context, j *writeJob, item Item) error {
 		in.ConditionExpression = aws.String(conditionLaterWins)
 		in.ExpressionAttributeNames = map[string]string{"#p": AttrPosition}
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{
+			":u": &types.AttributeValueMemberB{Value: []byte{unverifiedMark}},
 			":s": &types.AttributeValueMemberB{Value: pos[:1+int(pos[0])]},
 			":p": &types.AttributeValueMemberB{Value: pos},
 		}

@@ -63,12 +63,19 @@
 //     stream's retention cannot be confirmed: they are written insert-only (processor.Options.InsertOnly), on the
 //     condition that their key holds no item. An insert that finds the same record's item (same position,
 //     processor.AttrPosition: a rerun) counts as stored; one that finds another record's item is refused: not
-//     written, its source kept, OutcomeRefused.
+//     written, its source kept, OutcomeRefused. What an insert writes carries an unverified position
+//     (processor.UnverifiedPosition): a later verified redrive of the key replaces it whatever sequence number the
+//     source claimed, so a forged far-future position never outranks the key's real records. A range the stream
+//     rejects for another reason than its age (a sequence number the shard never produced) reads as past retention
+//     too: the unverified mark is what keeps such a forgery from sticking.
+//   - Shard ids must be canonical ("shardId-" and 12 digits, ValidShardID): Kinesis also resolves short forms such as
+//     "shardId-0", which would have real records written under event ids no record has.
 //   - An error entry is believed only as far as the stream confirms it, when the stream is pinned: the stream's
 //     record at the entry's shard and sequence number must carry the entry's payload (for a KPL user record, the
 //     user record at its index in the aggregate), and is then written conditionally, from the stream's copy. An
-//     entry the stream no longer holds, one that does not name a record consistently, and every entry when no
-//     stream is pinned, are written insert-only. Entries carry no stream ARN: the pin is what ties them to a stream.
+//     entry the stream no longer holds, and every entry when no stream is pinned, are written insert-only. An entry
+//     that does not name a record consistently (its id, shardId and sequenceNumber disagree, or a shard id is not
+//     canonical) is not redriven: OutcomeInvalid, kept. Entries carry no stream ARN: the pin is what ties them to a stream.
 //
 // Insert-only bounds the damage, it does not remove it. It still lets a forged record with a NEW key in (nothing
 // tells a forged new key from a real one once the stream has forgotten it), and it refuses legitimate upserts of

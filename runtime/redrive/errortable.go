@@ -272,6 +272,10 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		return res
 	}
+	if err := e.consistent(); err != nil {
+		res.Outcome, res.Reason = OutcomeInvalid, err.Error()
+		return res
+	}
 	verified := false
 	if r.pin != nil {
 		var outcome Outcome
@@ -481,6 +485,25 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// consistent reports, as an error, how the entry fails to name one record of a Kinesis shard: its id must be
+// "<shardId>:<sequenceNumber>" (plus "#<n>" for a KPL user record) with the entry's own shard id (canonical, see
+// ValidShardID) and sequence number. Nothing can vouch for an entry that does not, and a rerun check by position
+// would compare against a record it does not name: it is not redriven.
+func (e ErrorEntry) consistent() error {
+	shard, rest, ok := strings.Cut(e.ID, ":")
+	seq, subText, aggregated := strings.Cut(rest, "#")
+	good := ok && ValidShardID(shard) && shard == e.ShardID && seq == e.SequenceNumber && ValidSequenceNumber(seq)
+	if good && aggregated {
+		n, err := strconv.ParseUint(subText, 10, 32)
+		good = err == nil && strconv.FormatUint(n, 10) == subText
+	}
+	if !good {
+		return fmt.Errorf("the entry does not name a record consistently (id %s, shardId %s, sequenceNumber %s): not redriven, the entry is kept",
+			e.ID, e.ShardID, e.SequenceNumber)
+	}
+	return nil
+}
+
 // samePartitionKey reports whether the stream's partition key pk is the entry's: equal when the entry holds it whole,
 // of the entry's size and SHA-256 and starting with the entry's prefix when it holds only its start. An entry without
 // a partition key (written before partition keys were kept) matches any.
@@ -509,7 +532,7 @@ func (r *Redriver) verifyEntry(ctx context.Context, e ErrorEntry, er *events.Kin
 		}
 		sub = int(n)
 	}
-	if !ok || shard == "" || shard != e.ShardID || seq != e.SequenceNumber || !ValidSequenceNumber(seq) || r.c.Kinesis == nil {
+	if !ok || e.consistent() != nil || r.c.Kinesis == nil {
 		return false, "", nil
 	}
 	bi := KinesisBatchInfo{ShardID: shard, StartSequenceNumber: seq, EndSequenceNumber: seq, BatchSize: 1, StreamARN: r.pin.ARN}

@@ -64,6 +64,7 @@ func TestRateAndProgress(t *testing.T) {
 	for i := range 5 {
 		db.entries = append(db.entries, map[string]types.AttributeValue{
 			processor.ErrorTablePartitionKey:  &types.AttributeValueMemberS{Value: fmt.Sprintf("shardId-000000000000:%d", 10+i)},
+			processor.ErrorAttrShardID:        &types.AttributeValueMemberS{Value: "shardId-000000000000"},
 			processor.ErrorAttrSequenceNumber: &types.AttributeValueMemberS{Value: fmt.Sprint(10 + i)},
 			processor.ErrorAttrPayload:        &types.AttributeValueMemberB{Value: []byte(`{}`)},
 			processor.ErrorAttrFailedAt:       &types.AttributeValueMemberS{Value: "2025-01-02T03:04:05Z"},

@@ -142,8 +142,8 @@ func ParseFailureRecord(b []byte) (FailureRecord, error) {
 
 func (bi KinesisBatchInfo) validate() error {
 	var errs []error
-	if bi.ShardID == "" {
-		errs = append(errs, errors.New("shardId is empty"))
+	if !ValidShardID(bi.ShardID) {
+		errs = append(errs, fmt.Errorf("shardId %q is not a Kinesis shard id (shardId- and 12 digits)", bi.ShardID))
 	}
 	if !ValidSequenceNumber(bi.StartSequenceNumber) {
 		errs = append(errs, fmt.Errorf("startSequenceNumber %q is not a sequence number", bi.StartSequenceNumber))
@@ -158,6 +158,22 @@ func (bi KinesisBatchInfo) validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// ValidShardID reports whether s is a shard id as Kinesis names shards: "shardId-" and 12 decimal digits. Kinesis
+// also resolves short forms ("shardId-0", "0") to a shard: a source naming one would have the stream's records
+// written under event ids no record has, so only the canonical form is accepted.
+func ValidShardID(s string) bool {
+	const prefix = "shardId-"
+	if len(s) != len(prefix)+12 || s[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidSequenceNumber reports whether s is a Kinesis sequence number: "0" or a decimal number of at most 129 digits

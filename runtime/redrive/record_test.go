@@ -87,7 +87,7 @@ func TestParseFailureRecord(t *testing.T) {
 		{name: "dynamodb stream", give: `{"DDBStreamBatchInfo":{"shardId":"s"}}`, wantErr: "DynamoDB stream"},
 		{name: "start after end", give: withBatchInfo(t, "startSequenceNumber", "49601189658422359378836298522902373528957594348623495187"), wantErr: "is after endSequenceNumber"},
 		{name: "bad sequence number", give: withBatchInfo(t, "endSequenceNumber", "12a"), wantErr: `endSequenceNumber "12a" is not a sequence number`},
-		{name: "no shard", give: withBatchInfo(t, "shardId", ""), wantErr: "shardId is empty"},
+		{name: "no shard", give: withBatchInfo(t, "shardId", ""), wantErr: `shardId "" is not a Kinesis shard id`},
 		{name: "not a stream ARN", give: withBatchInfo(t, "streamArn", "arn:aws:dynamodb:us-east-2:123456789012:table/t"), wantErr: "is not a Kinesis stream's"},
 	}
 	for _, tt := range tests {

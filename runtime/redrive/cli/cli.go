@@ -65,8 +65,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // clientOptions are the settings the AWS clients depend on.
 type clientOptions struct {
-	s3PathStyle bool
-	sdkLog      io.Writer // where the SDK's own log lines go, escaped
+	s3PathStyle  bool
+	streamRegion string    // the pinned stream's region: the Kinesis client's region
+	sdkLog       io.Writer // where the SDK's own log lines go, escaped
 }
 
 // clientsFunc makes the AWS clients; tests replace it.
@@ -83,9 +84,13 @@ func defaultClients(ctx context.Context, o clientOptions) (redrive.Clients, erro
 		return redrive.Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
 	return redrive.Clients{
-		DB:      processor.NewDynamoDBClient(cfg),
-		Kinesis: kinesis.NewFromConfig(cfg),
-		SQS:     sqs.NewFromConfig(cfg),
+		DB: processor.NewDynamoDBClient(cfg),
+		Kinesis: kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
+			if o.streamRegion != "" {
+				ko.Region = o.streamRegion
+			}
+		}),
+		SQS: sqs.NewFromConfig(cfg),
 		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
 			so.UsePathStyle = o.s3PathStyle
 			// S3-compatible servers (and objects written before checksums existed) send no checksum: the SDK then
@@ -203,9 +208,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		}
 	}
 	if c.stream != "" {
-		if _, err := redrive.ParseStreamARN(c.stream); err != nil {
+		ref, err := redrive.ParseStreamARN(c.stream)
+		if err != nil {
 			problems = append(problems, "--"+FlagStream+": "+err.Error())
 		}
+		// The stream is read in its own region, whatever the default configuration says: in another region it
+		// would not be found, and a range not found reads as past retention (written insert-only, unverified).
+		copts.streamRegion = ref.Region
 	}
 	var err error
 	if errIn.Since, err = parseTime(since, now); err != nil {

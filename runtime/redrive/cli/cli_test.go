@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -233,6 +235,16 @@ func TestRunEscapesUntrustedText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A message with a canonical shard id gets as far as the pin: its stream ARN is printed, escaped.
+	foreign, err := json.Marshal(map[string]any{
+		"requestContext": map[string]any{"requestId": evil, "functionArn": evil, "condition": evil},
+		"version":        "1.0",
+		"KinesisBatchInfo": map[string]any{"shardId": "shardId-000000000000", "startSequenceNumber": "1", "endSequenceNumber": "2", "batchSize": 2,
+			"streamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/" + strings.ReplaceAll(evil, "/", "")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	entry := map[string]types.AttributeValue{
 		processor.ErrorTablePartitionKey:   &types.AttributeValueMemberS{Value: evil + ":1"},
 		processor.ErrorAttrShardID:         &types.AttributeValueMemberS{Value: evil},
@@ -247,9 +259,12 @@ func TestRunEscapesUntrustedText(t *testing.T) {
 		clients redrive.Clients
 		want    []string // escaped text expected on standard output
 	}{
-		{"dlq message naming another stream", []string{"dlq", "--queue-url", "q", "--table", "t", "--stream", pinned, "--verbose"},
+		{"dlq message with a hostile shard id", []string{"dlq", "--queue-url", "q", "--table", "t", "--stream", pinned, "--verbose"},
 			redrive.Clients{DB: &escDB{}, SQS: &escSQS{id: evil, body: string(body)}},
-			[]string{"LEFT foreign-stream sqs:\\x1b[2J\\x1b[H\\r\\nredrive dlq summary\\n  left behind: none\\u202e\\u0085\\xff shard=\\x1b[2J", "names stream arn:aws:kinesis:us-east-1:000000000000:stream/\\x1b[2J"}},
+			[]string{"LEFT invalid sqs:\\x1b[2J\\x1b[H\\r\\nredrive dlq summary\\n  left behind: none\\u202e\\u0085\\xff", `is not a Kinesis shard id`}},
+		{"dlq message naming another stream", []string{"dlq", "--queue-url", "q", "--table", "t", "--stream", pinned, "--verbose"},
+			redrive.Clients{DB: &escDB{}, SQS: &escSQS{id: evil, body: string(foreign)}},
+			[]string{"LEFT foreign-stream sqs:\\x1b[2J\\x1b[H\\r\\nredrive dlq summary\\n  left behind: none\\u202e\\u0085\\xff shard=shardId-000000000000", "names stream arn:aws:kinesis:us-east-1:000000000000:stream/\\x1b[2J"}},
 		{"error entry", []string{"errors", "--table", "t", "--error-table", "e", "--verbose"},
 			redrive.Clients{DB: &escDB{entries: []map[string]types.AttributeValue{entry}}},
 			[]string{"LEFT invalid error:\\x1b[2J\\x1b[H\\r\\n", "shard=\\x1b[2J", "sequence=\\x1b[2J", `unknown payload encoding`}},
@@ -281,5 +296,36 @@ func TestRunEscapesUntrustedText(t *testing.T) {
 				t.Errorf("summary lines %q, want only the real summary:\n%s", summaries, stdout.String())
 			}
 		})
+	}
+}
+
+// TestStreamReadInItsRegion: the Kinesis client reads the pinned stream in the stream's own region, whatever the
+// default configuration names (elsewhere the stream would not be found, and a range not found reads as past
+// retention: written insert-only, unverified).
+func TestStreamReadInItsRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	var got clientOptions
+	capture := func(_ context.Context, o clientOptions) (redrive.Clients, error) {
+		got = o
+		return redrive.Clients{}, errors.New("no clients in this test")
+	}
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"dlq", "--queue-url", "q", "--table", "t", "--stream", "arn:aws:kinesis:eu-west-1:123456789012:stream/s"}, &stdout, &stderr, capture)
+	if got.streamRegion != "eu-west-1" {
+		t.Fatalf("stream region %q, want eu-west-1 (stderr %s)", got.streamRegion, stderr.String())
+	}
+	clients, err := defaultClients(context.Background(), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := clients.Kinesis.(*kinesis.Client).Options().Region; r != "eu-west-1" {
+		t.Errorf("Kinesis client region %q, want the stream's eu-west-1", r)
+	}
+	if r := clients.DB.(*dynamodb.Client).Options().Region; r != "us-east-1" {
+		t.Errorf("DynamoDB client region %q, want the configured us-east-1", r)
 	}
 }
