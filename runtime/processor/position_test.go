@@ -155,3 +155,32 @@ func TestPositionOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestUnverifiedPosition: marking a position unverified puts a 0 byte first (no verified position starts with one),
+// is idempotent, decodes to the same record, and names the same record as the verified position.
+func TestUnverifiedPosition(t *testing.T) {
+	p, err := EncodePosition("shardId-000000000002", "49590000000000000000000000000000000000000000000000000007", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := UnverifiedPosition(p)
+	if PositionUnverified(p) || !PositionUnverified(u) || u[0] != 0 || !bytes.Equal(u[1:], p) {
+		t.Fatalf("UnverifiedPosition(%x) = %x", p, u)
+	}
+	if again := UnverifiedPosition(u); !bytes.Equal(again, u) {
+		t.Errorf("marked twice: %x, want %x", again, u)
+	}
+	shard, seq, sub, err := DecodePosition(u)
+	if err != nil || shard != "shardId-000000000002" || seq != "49590000000000000000000000000000000000000000000000000007" || sub != 3 {
+		t.Errorf("DecodePosition(unverified) = %q %q %d %v", shard, seq, sub, err)
+	}
+	other, _ := EncodePosition("shardId-000000000002", "49590000000000000000000000000000000000000000000000000008", 3)
+	for _, tt := range []struct {
+		a, b []byte
+		want bool
+	}{{p, u, true}, {u, p, true}, {u, u, true}, {p, other, false}, {u, UnverifiedPosition(other), false}, {nil, nil, false}} {
+		if got := samePosition(tt.a, tt.b); got != tt.want {
+			t.Errorf("samePosition(%x, %x) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
