@@ -211,15 +211,7 @@ func TestBundlerIgnoresReplacementLocation(t *testing.T) {
 				"cmd/p/main.go": "package main\n\nimport \"example.com/lib/lib\"\n\nfunc main() { println(lib.F()) }\n",
 			},
 		} {
-			for name, content := range files {
-				path := filepath.Join(dir, filepath.FromSlash(name))
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			testutil.WriteTree(t, dir, files)
 		}
 		out := t.TempDir()
 		b := &goBundler{prop: "ProcessorEntry", pkg: "example.com/app/cmd/p", dir: app, goarch: "arm64", tags: "lambda.norpc", config: []byte("{}\n")}

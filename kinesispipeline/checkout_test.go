@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
 )
 
 // These tests use the construct from a consumer app whose go.mod replaces this module with an absolute directory: how
@@ -147,7 +149,7 @@ func copyCheckout(t *testing.T, src, dst string) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		writeTree(t, dst, map[string]string{p: string(raw)})
+		testutil.WriteTree(t, dst, map[string]string{p: string(raw)})
 	}
 }
 
@@ -168,25 +170,12 @@ func writeConsumer(t *testing.T, src, dir, lib, mainGo string, files map[string]
 	for k, v := range files {
 		all[k] = v
 	}
-	writeTree(t, dir, all)
+	testutil.WriteTree(t, dir, all)
 	runIn(t, dir, consumerEnv(), "go", "mod", "tidy")
 }
 
 func consumerEnv(extra ...string) []string {
 	return append(append(os.Environ(), "GOWORK=off", "GOFLAGS="), extra...)
-}
-
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func runIn(t *testing.T, dir string, env []string, args ...string) {

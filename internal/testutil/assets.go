@@ -95,6 +95,13 @@ func CheckBootstrap(t testing.TB, dir string, machine elf.Machine) []byte {
 func WriteModule(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
+	WriteTree(t, dir, files)
+	return dir
+}
+
+// WriteTree writes files (slash-separated paths relative to dir) into dir, creating directories as needed.
+func WriteTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -104,5 +111,4 @@ func WriteModule(t testing.TB, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
 }
