@@ -29,13 +29,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,8 +45,6 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
@@ -422,36 +420,12 @@ func onFailure(ctx context.Context, p *pipeline, warn func(string, ...any)) (loc
 		}
 		return localrun.SQSSink{Client: sc, QueueURL: url}, read, srv.Close, nil
 	case "AWS::S3::Bucket":
-		srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
-		s3c := s3.NewFromConfig(emulators.AWSConfig(), func(so *s3.Options) {
-			so.BaseEndpoint, so.UsePathStyle = aws.String(srv.URL), true
-		})
+		// The objects the mapping would write to the bucket, kept in memory (an S3API of one method: no S3 server,
+		// so the command needs no module the construct's import graph lacks).
+		store := &objectStore{}
 		bucket := strings.ToLower(p.onFailureID)
-		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-			srv.Close()
-			return nil, nil, nil, fmt.Errorf("create bucket: %w", err)
-		}
-		read := func(ctx context.Context) ([]json.RawMessage, error) {
-			out := []json.RawMessage{}
-			list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-			if err != nil {
-				return nil, fmt.Errorf("list on-failure objects: %w", err)
-			}
-			for _, obj := range list.Contents {
-				got, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: obj.Key})
-				if err != nil {
-					return nil, fmt.Errorf("get on-failure object: %w", err)
-				}
-				b, err := io.ReadAll(got.Body)
-				_ = got.Body.Close()
-				if err != nil {
-					return nil, fmt.Errorf("get on-failure object: %w", err)
-				}
-				out = append(out, json.RawMessage(b))
-			}
-			return out, nil
-		}
-		return localrun.S3Sink{Client: s3c, Bucket: bucket, MappingUUID: newUUID()}, read, srv.Close, nil
+		read := func(context.Context) ([]json.RawMessage, error) { return store.objects(), nil }
+		return localrun.S3Sink{Client: store, Bucket: bucket, MappingUUID: newUUID()}, read, func() {}, nil
 	default:
 		warn("on-failure destination %s (%s) is kept in memory", p.onFailureID, p.onFailureTyp)
 		mem := &localrun.MemorySink{}
@@ -705,4 +679,42 @@ func avJSON(av types.AttributeValue) any {
 	default:
 		return nil
 	}
+}
+
+// objectStore keeps the objects an S3 on-failure destination receives, in the order written.
+type objectStore struct {
+	mu   sync.Mutex
+	keys []string
+	data map[string][]byte
+}
+
+var _ localrun.S3API = (*objectStore)(nil)
+
+// PutObject stores the object's body under its key.
+func (s *objectStore) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read object body: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data == nil {
+		s.data = map[string][]byte{}
+	}
+	key := aws.ToString(in.Key)
+	if _, ok := s.data[key]; !ok {
+		s.keys = append(s.keys, key)
+	}
+	s.data[key] = b
+	return &s3.PutObjectOutput{}, nil
+}
+
+func (s *objectStore) objects() []json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []json.RawMessage{}
+	for _, k := range s.keys {
+		out = append(out, json.RawMessage(s.data[k]))
+	}
+	return out
 }
