@@ -1,0 +1,160 @@
+//go:build integration
+
+package kdplocal
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// synthBasic synthesizes examples/basic with bundling into a temporary cloud assembly and returns its directory.
+func synthBasic(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "cdk.out")
+	cmd := exec.Command("go", "run", ".")
+	cmd.Dir = filepath.Join("..", "..", "examples", "basic")
+	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("synth examples/basic: %v\n%s", err, b)
+	}
+	return out
+}
+
+// editTemplate rewrites the stack's template in dir with edit.
+func editTemplate(t *testing.T, dir, stack string, edit func(res map[string]any)) {
+	t.Helper()
+	path := filepath.Join(dir, stack+".template.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	edit(tmpl["Resources"].(map[string]any))
+	writeJSON(t, path, tmpl)
+}
+
+// copyDir copies the cloud assembly src to a new directory.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "cdk.out")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	return dst
+}
+
+func ofType(res map[string]any, typ string) (string, map[string]any) {
+	for id, r := range res {
+		if rm := r.(map[string]any); rm["Type"] == typ {
+			return id, rm["Properties"].(map[string]any)
+		}
+	}
+	return "", nil
+}
+
+// attr returns the scalar value of an attribute in attribute-value JSON ({"S": v} or {"N": v}).
+func attr(item map[string]map[string]any, name string) any {
+	for _, v := range item[name] {
+		return v
+	}
+	return nil
+}
+
+const stack = "KinesisDynamoPipelineBasic"
+
+// TestLocalBasic runs the basic example's pipeline through kdp local: a good record lands in the table, a
+// malformed one in the error table; then variants of its template: without an error table and with one retry, the
+// malformed record is given up on into an S3 on-failure destination (with its payload), or lost without one.
+func TestLocalBasic(t *testing.T) {
+	synthesized := synthBasic(t)
+	records := `{"data": {"Timestamp": "2024-09-13T23:06:55Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}
+{"dataBase64": "` + base64.StdEncoding.EncodeToString([]byte(`{"Value": `)) + `", "partitionKey": "broken"}
+`
+	noErrorTable := func(res map[string]any) {
+		_, fn := ofType(res, "AWS::Lambda::Function")
+		delete(fn["Environment"].(map[string]any)["Variables"].(map[string]any), "PIPELINE_ERROR_TABLE_NAME")
+		_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
+		esm["MaximumRetryAttempts"] = 1
+	}
+	tests := []struct {
+		name          string
+		edit          func(res map[string]any)
+		wantCode      int
+		wantErrors    int
+		wantOnFailure int
+		wantLost      int64
+	}{
+		{name: "as synthesized", wantCode: ExitOK, wantErrors: 1},
+		{name: "S3 destination, no error table", edit: func(res map[string]any) {
+			noErrorTable(res)
+			res["FailureBucket"] = map[string]any{"Type": "AWS::S3::Bucket"}
+			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
+			esm["DestinationConfig"] = map[string]any{"OnFailure": map[string]any{"Destination": map[string]any{"Fn::GetAtt": []any{"FailureBucket", "Arn"}}}}
+		}, wantCode: ExitOK, wantOnFailure: 1},
+		{name: "no destination, no error table", edit: func(res map[string]any) {
+			noErrorTable(res)
+			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
+			delete(esm, "DestinationConfig")
+		}, wantCode: ExitLost, wantLost: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := synthesized
+			if tt.edit != nil {
+				dir = copyDir(t, synthesized)
+				editTemplate(t, dir, stack, tt.edit)
+			}
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), []string{"--cdk-out", dir, "--stack", stack, "--json"},
+				strings.NewReader(records), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstderr: %s\nstdout: %s", code, tt.wantCode, stderr.String(), stdout.String())
+			}
+			var res struct {
+				Table      []map[string]map[string]any `json:"table"`
+				ErrorTable []map[string]map[string]any `json:"errorTable"`
+				OnFailure  []map[string]any            `json:"onFailure"`
+				Lost       int64                       `json:"lost"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+				t.Fatalf("output is not the JSON object: %v\n%s", err, stdout.String())
+			}
+			if len(res.Table) != 1 || attr(res.Table[0], "Value") != "81" || attr(res.Table[0], "Category") != "C" {
+				t.Errorf("table: %v", res.Table)
+			}
+			if len(res.ErrorTable) != tt.wantErrors {
+				t.Errorf("error table: %d items, want %d: %v", len(res.ErrorTable), tt.wantErrors, res.ErrorTable)
+			}
+			if tt.wantErrors == 1 {
+				e := res.ErrorTable[0]
+				if attr(e, "partitionKey") != "broken" || attr(e, "payload") != base64.StdEncoding.EncodeToString([]byte(`{"Value": `)) {
+					t.Errorf("error item: %v", e)
+				}
+			}
+			if len(res.OnFailure) != tt.wantOnFailure {
+				t.Errorf("on-failure: %d records, want %d: %v", len(res.OnFailure), tt.wantOnFailure, res.OnFailure)
+			}
+			if tt.wantOnFailure == 1 {
+				info, _ := res.OnFailure[0]["KinesisBatchInfo"].(map[string]any)
+				payload, _ := res.OnFailure[0]["payload"].(string)
+				// MaximumRetryAttempts 1: the first invocation and one retry.
+				if info["batchSize"] != 1.0 || !strings.Contains(payload, "partitionKey") || !strings.Contains(payload, "broken") {
+					t.Errorf("on-failure record: %v", res.OnFailure[0])
+				}
+			}
+			if res.Lost != tt.wantLost {
+				t.Errorf("lost %d, want %d", res.Lost, tt.wantLost)
+			}
+		})
+	}
+}
