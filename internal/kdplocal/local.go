@@ -68,7 +68,7 @@ type Options struct {
 	Stack     string // the stack's name
 	Pipeline  string // the pipeline's construct path; "" when the stack has one
 	Records   string // the NDJSON file of records; "-" or "" for stdin
-	AppDir    string // the CDK app's module directory, to build a ProcessorEntry for the host; default: CDKOut's parent
+	AppDir    string // the CDK app's module directory, to build a ProcessorEntry for the host; default: the working directory
 	Emulators string // the directory whose node_modules holds dynalite and kinesalite
 	Keep      bool   // leave the emulators running until ctx ends
 	JSON      bool   // print one JSON object
@@ -93,7 +93,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.StringVar(&o.Stack, "stack", "", "the stack to run (required)")
 	fs.StringVar(&o.Pipeline, "pipeline", "", "the pipeline's construct path, e.g. Ingest/Pipeline (when the stack has several)")
 	fs.StringVar(&o.Records, "records", "-", "NDJSON records, one a line: {\"data\": <JSON>, \"partitionKey\": \"...\"} or \"dataBase64\"; - for standard input")
-	fs.StringVar(&o.AppDir, "app-dir", "", "the CDK app's module directory, where a ProcessorEntry is built for this host (default: the parent of --cdk-out)")
+	fs.StringVar(&o.AppDir, "app-dir", "", "the CDK app's module directory, where a ProcessorEntry is built for this host (default: the working directory)")
 	fs.StringVar(&o.Emulators, "emulators", "", "a directory whose node_modules holds dynalite and kinesalite (default: the app directory, then this module's root)")
 	fs.BoolVar(&o.Keep, "keep", false, "leave the emulators running until Ctrl-C, and print how to reach them")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object {table, errorTable, onFailure, lost}")
@@ -372,11 +372,10 @@ func appDir(o Options) string {
 	if o.AppDir != "" {
 		return o.AppDir
 	}
-	abs, err := filepath.Abs(o.CDKOut)
-	if err != nil {
-		return filepath.Dir(o.CDKOut)
+	if wd, err := os.Getwd(); err == nil {
+		return wd
 	}
-	return filepath.Dir(abs)
+	return "."
 }
 
 func createTable(ctx context.Context, db *dynamodb.Client, t *table) error {

@@ -158,3 +158,40 @@ func TestLocalBasic(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalCustomProcessor runs the custom-processor example: its own main package (a ProcessorEntry, built for
+// this host from the package path its arm64 bootstrap records) under aws-lambda-rie writes two items a record.
+func TestLocalCustomProcessor(t *testing.T) {
+	app := filepath.Join("..", "..", "examples", "custom-processor")
+	out := filepath.Join(t.TempDir(), "cdk.out")
+	cmd := exec.Command("go", "run", ".")
+	cmd.Dir = app
+	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("synth examples/custom-processor: %v\n%s", err, b)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--cdk-out", out, "--stack", "KinesisDynamoPipelineCustomProcessor", "--app-dir", app, "--json"},
+		strings.NewReader(`{"data": {"Timestamp": "2024-09-13T23:06:55Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}`+"\n"),
+		&stdout, &stderr)
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr.String(), stdout.String())
+	}
+	var res struct {
+		Table []map[string]map[string]any `json:"table"`
+		Lost  int64                       `json:"lost"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("output: %v\n%s", err, stdout.String())
+	}
+	ids := map[any]bool{}
+	for _, it := range res.Table {
+		ids[attr(it, "id")] = true
+		if attr(it, "CategoryName") != "Pressure" {
+			t.Errorf("item without the enrichment: %v", it)
+		}
+	}
+	if len(res.Table) != 2 || !ids["latest#C"] || res.Lost != 0 {
+		t.Errorf("want the record's item and latest#C, lost 0; got %v, lost %d", res.Table, res.Lost)
+	}
+}
