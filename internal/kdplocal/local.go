@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -450,6 +451,14 @@ func newUUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// pseudoParameters are the values of CloudFormation's pseudo parameters locally.
+var pseudoParameters = map[string]string{
+	"AWS::Region":    emulators.Region,
+	"AWS::AccountId": "000000000000",
+	"AWS::Partition": "aws",
+	"AWS::URLSuffix": "amazonaws.com",
+}
+
 // functionEnv resolves the function's environment from the template: strings as they are, references to the
 // pipeline's tables as their local names.
 func functionEnv(p *pipeline, warn func(string, ...any)) (map[string]string, error) {
@@ -463,6 +472,10 @@ func functionEnv(p *pipeline, warn func(string, ...any)) (map[string]string, err
 		id, ok := refOf(v)
 		if ok && (id == p.table.logicalID || (p.errorTable != nil && id == p.errorTable.logicalID)) {
 			env[k] = id
+			continue
+		}
+		if pseudo, ok := pseudoParameters[id]; ok && dig(v, "Ref") != nil {
+			env[k] = pseudo
 			continue
 		}
 		warn("function variable %s is not resolved locally (left unset)", k)
@@ -535,6 +548,9 @@ func invoker(ctx context.Context, o Options, p *pipeline, bi *buildinfo.BuildInf
 		configFile = ""
 	}
 	if bi.Path == DefaultProcessorPackage && !o.RIE {
+		if asset, self := moduleVersion(bi), ownModuleVersion(); asset != self {
+			warn("the asset's processor is module version %s, this command %s: the processor runs as this command's version (--rie runs the asset's own code)", asset, self)
+		}
 		cfg := processor.DefaultConfig()
 		if configFile != "" {
 			var err error
@@ -716,4 +732,32 @@ func (s *objectStore) objects() []json.RawMessage {
 		out = append(out, json.RawMessage(s.data[k]))
 	}
 	return out
+}
+
+// modulePath is this module's path.
+const modulePath = "github.com/cdk-constructs-go/kinesis-dynamo-pipeline"
+
+// moduleVersion returns the version of this module bi was built with.
+func moduleVersion(bi *buildinfo.BuildInfo) string {
+	if bi.Main.Path == modulePath {
+		return bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == modulePath {
+			if d.Replace != nil {
+				return d.Replace.Version
+			}
+			return d.Version
+		}
+	}
+	return ""
+}
+
+// ownModuleVersion returns the version of this module the running command was built with.
+func ownModuleVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	return moduleVersion(bi)
 }

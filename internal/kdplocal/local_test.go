@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,9 @@ func fixtureResources(prefix string) map[string]any {
 			"Environment": map[string]any{"Variables": map[string]any{
 				"PIPELINE_TABLE_NAME":       map[string]any{"Ref": prefix + "Table"},
 				"PIPELINE_ERROR_TABLE_NAME": map[string]any{"Ref": prefix + "Errors"},
+				"REGION":                    map[string]any{"Ref": "AWS::Region"},
+				"LITERAL":                   "x",
+				"QUEUE_ARN":                 map[string]any{"Fn::GetAtt": []any{prefix + "Queue", "Arn"}},
 			}},
 		}},
 		prefix + "Mapping": map[string]any{"Type": "AWS::Lambda::EventSourceMapping", "Properties": map[string]any{
@@ -210,9 +214,15 @@ func TestPipelineFromTemplate(t *testing.T) {
 			if !reflect.DeepEqual(lo, want) {
 				t.Errorf("mapping options\n got %+v\nwant %+v", lo, want)
 			}
-			env, _ := functionEnv(p, func(string, ...any) {})
-			if env["PIPELINE_TABLE_NAME"] != id+"Table" || env["PIPELINE_ERROR_TABLE_NAME"] != id+"Errors" {
-				t.Errorf("env %v", env)
+			var warned []string
+			env, _ := functionEnv(p, func(f string, a ...any) { warned = append(warned, fmt.Sprintf(f, a...)) })
+			wantEnv := map[string]string{"PIPELINE_TABLE_NAME": id + "Table", "PIPELINE_ERROR_TABLE_NAME": id + "Errors",
+				"REGION": "us-east-1", "LITERAL": "x"}
+			if !reflect.DeepEqual(env, wantEnv) {
+				t.Errorf("env %v, want %v", env, wantEnv)
+			}
+			if len(warned) != 1 || !strings.Contains(warned[0], "QUEUE_ARN") {
+				t.Errorf("warnings %q, want one naming QUEUE_ARN", warned)
 			}
 		})
 	}
