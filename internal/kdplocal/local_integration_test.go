@@ -14,15 +14,15 @@ import (
 	"testing"
 )
 
-// synthBasic synthesizes examples/basic with bundling into a temporary cloud assembly and returns its directory.
-func synthBasic(t *testing.T) string {
+// synthExample synthesizes examples/<name> with bundling into a temporary cloud assembly and returns its directory.
+func synthExample(t *testing.T, name string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "cdk.out")
 	cmd := exec.Command("go", "run", ".")
-	cmd.Dir = filepath.Join("..", "..", "examples", "basic")
+	cmd.Dir = filepath.Join("..", "..", "examples", name)
 	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("synth examples/basic: %v\n%s", err, b)
+		t.Fatalf("synth examples/%s: %v\n%s", name, err, b)
 	}
 	return out
 }
@@ -76,7 +76,7 @@ const stack = "KinesisDynamoPipelineBasic"
 // malformed one in the error table; then variants of its template: without an error table and with one retry, the
 // malformed record is given up on into an S3 on-failure destination (with its payload), or lost without one.
 func TestLocalBasic(t *testing.T) {
-	synthesized := synthBasic(t)
+	synthesized := synthExample(t, "basic")
 	records := `{"data": {"Timestamp": "2024-09-13T23:06:55Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}
 {"dataBase64": "` + base64.StdEncoding.EncodeToString([]byte(`{"Value": `)) + `", "partitionKey": "broken"}
 `
@@ -163,13 +163,7 @@ func TestLocalBasic(t *testing.T) {
 // this host from the package path its arm64 bootstrap records) under aws-lambda-rie writes two items a record.
 func TestLocalCustomProcessor(t *testing.T) {
 	app := filepath.Join("..", "..", "examples", "custom-processor")
-	out := filepath.Join(t.TempDir(), "cdk.out")
-	cmd := exec.Command("go", "run", ".")
-	cmd.Dir = app
-	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("synth examples/custom-processor: %v\n%s", err, b)
-	}
+	out := synthExample(t, "custom-processor")
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{"--cdk-out", out, "--stack", "KinesisDynamoPipelineCustomProcessor", "--app-dir", app, "--json"},
 		strings.NewReader(`{"data": {"Timestamp": "2024-09-13T23:06:55Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}`+"\n"),
@@ -193,5 +187,44 @@ func TestLocalCustomProcessor(t *testing.T) {
 	}
 	if len(res.Table) != 2 || !ids["latest#C"] || res.Lost != 0 {
 		t.Errorf("want the record's item and latest#C, lost 0; got %v, lost %d", res.Table, res.Lost)
+	}
+}
+
+// TestLocalCustomTransform runs the custom-transform example: keys from the payload, a computed attribute, the
+// schema and the filter, as its pipeline.json configures the default processor.
+func TestLocalCustomTransform(t *testing.T) {
+	out := synthExample(t, "custom-transform")
+	records := `{"data": {"Timestamp": "2024-09-13T23:06:55.934081Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}
+{"data": {"Timestamp": "2024-09-13T23:06:56Z", "Value": 1, "Category": "TEST"}, "partitionKey": "sensor-t"}
+{"data": {"Timestamp": "2024-09-13T23:06:57Z", "Value": "high", "Category": "C"}, "partitionKey": "sensor-x"}
+`
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--cdk-out", out, "--stack", "KinesisDynamoPipelineCustomTransform", "--json"},
+		strings.NewReader(records), &stdout, &stderr)
+	if code != ExitOK {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr.String(), stdout.String())
+	}
+	var res struct {
+		Table      []map[string]map[string]any `json:"table"`
+		ErrorTable []map[string]map[string]any `json:"errorTable"`
+		Lost       int64                       `json:"lost"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("output: %v\n%s", err, stdout.String())
+	}
+	// The sample record with its computed value (Value * 2); the TEST record filtered out by the transform; the
+	// record failing the schema in the error table.
+	if len(res.Table) != 1 || attr(res.Table[0], "ProcessedValue") != "162" || attr(res.Table[0], "Category") != "C" ||
+		attr(res.Table[0], "Timestamp") != "2024-09-13T23:06:55.934081Z" {
+		t.Errorf("table: %v", res.Table)
+	}
+	if len(res.ErrorTable) != 1 || attr(res.ErrorTable[0], "partitionKey") != "sensor-x" {
+		t.Errorf("error table: %v", res.ErrorTable)
+	}
+	if res.Lost != 0 {
+		t.Errorf("lost %d", res.Lost)
+	}
+	if !strings.Contains(stderr.String(), "TTL on expiresAt is not applied") {
+		t.Errorf("no TTL warning: %s", stderr.String())
 	}
 }
