@@ -29,6 +29,14 @@ const (
 	DefaultQueueRetentionDays = 14
 )
 
+// The marker the construct writes as CloudFormation Metadata on its event source mapping, so that tools reading the
+// synthesized template (`kdp local`) find each pipeline without path metadata:
+// "kdp:pipeline": {"version": PipelineMetadataVersion, "path": <the pipeline's construct path>}.
+const (
+	PipelineMetadataKey     = "kdp:pipeline"
+	PipelineMetadataVersion = 1
+)
+
 // KinesisDynamoPipeline is a Kinesis Data Stream -> Lambda (Go) -> DynamoDB pipeline: the stream, the processor
 // function and its event source mapping, the data table, an error table for records that can never be written, and an
 // on-failure destination (an SQS queue, or an S3 bucket) for batches that keep failing. Every record ends in the table,
@@ -385,6 +393,11 @@ func (p *KinesisDynamoPipeline) createMapping(in *KinesisDynamoPipelineProps, on
 	})
 	// The mapping starts polling as soon as it exists: make sure the role's permissions exist first.
 	p.mapping.Node().AddDependency(p.role)
+	// A marker for tools that read the synthesized template (kdp local): this mapping belongs to a pipeline of this
+	// module, at this construct path. Metadata does not change the logical ID or what CloudFormation deploys.
+	if cfn, ok := p.mapping.Node().DefaultChild().(awscdk.CfnResource); ok {
+		cfn.AddMetadata(jsii.String(PipelineMetadataKey), map[string]any{"version": PipelineMetadataVersion, "path": *p.Node().Path()})
+	}
 }
 
 func (p *KinesisDynamoPipeline) warnAboutLoss(in *KinesisDynamoPipelineProps) {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
@@ -247,6 +248,34 @@ func TestLogicalIDs(t *testing.T) {
 		"PipelineTable0C1A5F45",
 	}
 	assertEqual(t, "logical IDs", got, want)
+}
+
+// TestPipelineMarker: each pipeline's event source mapping, and no other resource, carries the kdp:pipeline
+// metadata with its own construct path, so that kdp local finds pipelines without path metadata.
+func TestPipelineMarker(t *testing.T) {
+	stack := testutil.NewStack()
+	testutil.Must(t, func() {
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Orders"), nil)
+		kinesispipeline.NewKinesisDynamoPipeline(constructs.NewConstruct(stack, jsii.String("Group")), jsii.String("Payments"), nil)
+	})
+	tmpl := testutil.Template(t, stack)
+	got := map[string]interface{}{} // logical ID prefix -> marker
+	for id, r := range tmpl["Resources"].(map[string]interface{}) {
+		rm := r.(map[string]interface{})
+		md, _ := rm["Metadata"].(map[string]interface{})
+		m, ok := md["kdp:pipeline"]
+		if !ok {
+			continue
+		}
+		if rm["Type"] != typeMapping {
+			t.Errorf("%s (%s) carries the marker", id, rm["Type"])
+		}
+		got[id[:len(id)-8]] = m // without the logical ID's hash
+	}
+	assertEqual(t, "markers", got, map[string]interface{}{
+		"OrdersEventSourceMapping":        map[string]interface{}{"version": 1, "path": "Test/Orders"},
+		"GroupPaymentsEventSourceMapping": map[string]interface{}{"version": 1, "path": "Test/Group/Payments"},
+	})
 }
 
 func TestProps(t *testing.T) {

@@ -44,7 +44,9 @@ func fixtureResources(prefix string) map[string]any {
 				"QUEUE_ARN":                 map[string]any{"Fn::GetAtt": []any{prefix + "Queue", "Arn"}},
 			}},
 		}},
-		prefix + "Mapping": map[string]any{"Type": "AWS::Lambda::EventSourceMapping", "Properties": map[string]any{
+		prefix + "Mapping": map[string]any{"Type": "AWS::Lambda::EventSourceMapping", "Metadata": map[string]any{
+			"kdp:pipeline": map[string]any{"version": 1, "path": "S/" + prefix},
+		}, "Properties": map[string]any{
 			"EventSourceArn":                 map[string]any{"Fn::GetAtt": []any{prefix + "Stream", "Arn"}},
 			"FunctionName":                   map[string]any{"Ref": prefix + "Function"},
 			"BatchSize":                      7.0,
@@ -117,6 +119,10 @@ func TestMainFailures(t *testing.T) {
 		"PIPELINE_TABLE_NAME": map[string]any{"Fn::ImportValue": "SharedTable"}}}
 	noESM := fixtureResources("A")
 	delete(noESM, "AMapping")
+	older := fixtureResources("A") // synthesized before the construct wrote its marker
+	delete(older["AMapping"].(map[string]any), "Metadata")
+	newer := fixtureResources("A")
+	newer["AMapping"].(map[string]any)["Metadata"] = map[string]any{"kdp:pipeline": map[string]any{"version": 2, "path": "S/A"}}
 	tests := []struct {
 		name      string
 		resources map[string]any
@@ -127,6 +133,8 @@ func TestMainFailures(t *testing.T) {
 		{name: "no such stack", resources: one, args: []string{"--stack", "Other"}, want: `no stack "Other"`},
 		{name: "no pipeline", resources: noESM, args: []string{"--stack", "S"}, want: "no pipeline in stack S"},
 		{name: "two pipelines, none chosen", resources: merge(fixtureResources("A"), fixtureResources("B")), args: []string{"--stack", "S"}, want: "has 2 pipelines; choose one with --pipeline: S/A, S/B"},
+		{name: "older template", resources: older, args: []string{"--stack", "S"}, want: "stack S: template from an older version of kinesis-dynamo-pipeline: synthesize again with this version"},
+		{name: "newer marker", resources: newer, args: []string{"--stack", "S"}, want: "kdp:pipeline version 2"},
 		{name: "unknown pipeline", resources: one, args: []string{"--stack", "S", "--pipeline", "S/Nope"}, want: "no pipeline S/Nope in stack S"},
 		{name: "imported table", resources: imported, args: []string{"--stack", "S"}, want: "an Fn::ImportValue"},
 		{name: "bundling skipped", resources: one, args: []string{"--stack", "S"}, want: "no bootstrap: bundling was skipped"},
@@ -173,16 +181,21 @@ func TestPipelineFromTemplate(t *testing.T) {
 		name     string
 		pipeline string
 		nested   bool
+		noPaths  bool
 		wantID   string
 	}{
 		{name: "chosen by path", pipeline: "S/B", wantID: "B"},
 		{name: "chosen by path without the stack", pipeline: "A", wantID: "A"},
 		{name: "in a stage", pipeline: "/S/B", nested: true, wantID: "B"},
+		{name: "by the marker, without path metadata", pipeline: "B", noPaths: true, wantID: "B"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := writeAssembly(t, "S", merge(fixtureResources("A"), fixtureResources("B")),
-				map[string]string{"AMapping": "A/EventSourceMapping", "BMapping": "B/EventSourceMapping"}, tt.nested)
+			paths := map[string]string{"AMapping": "A/EventSourceMapping", "BMapping": "B/EventSourceMapping"}
+			if tt.noPaths {
+				paths = nil
+			}
+			dir := writeAssembly(t, "S", merge(fixtureResources("A"), fixtureResources("B")), paths, tt.nested)
 			st, err := loadStack(dir, "S")
 			if err != nil {
 				t.Fatal(err)

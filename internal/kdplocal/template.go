@@ -228,8 +228,15 @@ func importedHint(v any) string {
 	return "a value kdp local cannot resolve"
 }
 
-// pipelines finds every pipeline of the stack: each event source mapping reading a Kinesis stream of the template
-// for a function that writes to a table of the template (its PIPELINE_TABLE_NAME variable).
+// The marker the construct writes as Metadata on each pipeline's event source mapping (kinesispipeline's
+// PipelineMetadataKey and PipelineMetadataVersion; this package does not import the construct, which needs CDK).
+const (
+	markerKey     = "kdp:pipeline"
+	markerVersion = 1
+)
+
+// pipelines finds every pipeline of the stack: each event source mapping with the construct's marker. A mapping
+// without it whose function has PIPELINE_TABLE_NAME comes from an older version of the construct: an error.
 func (st *stackTemplate) pipelines() ([]*pipeline, error) {
 	var out []*pipeline
 	var errs []error
@@ -249,10 +256,18 @@ func (st *stackTemplate) pipelines() ([]*pipeline, error) {
 		}
 		fn := st.resources[fnID].Properties
 		env, _ := dig(fn, "Environment", "Variables").(map[string]any)
-		if _, ok := env["PIPELINE_TABLE_NAME"]; !ok {
+		marker, marked := r.Metadata[markerKey].(map[string]any)
+		if !marked {
+			if _, ok := env["PIPELINE_TABLE_NAME"]; ok { // this module's function, without the marker it writes now
+				return nil, &usageError{fmt.Sprintf("stack %s: template from an older version of kinesis-dynamo-pipeline: synthesize again with this version (event source mapping %s has no %s metadata)", st.name, id, markerKey)}
+			}
 			continue
 		}
-		p, err := st.pipelineOf(id, r.Properties, fnID, fn, env)
+		if v, _ := marker["version"].(float64); v != markerVersion {
+			return nil, &usageError{fmt.Sprintf("stack %s: event source mapping %s has %s version %v; this kdp reads version %d: run the kdp of the module version the app uses", st.name, id, markerKey, marker["version"], markerVersion)}
+		}
+		path, _ := marker["path"].(string)
+		p, err := st.pipelineOf(id, r.Properties, fnID, fn, env, cleanPath(path))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -265,9 +280,11 @@ func (st *stackTemplate) pipelines() ([]*pipeline, error) {
 	return out, nil
 }
 
-func (st *stackTemplate) pipelineOf(mappingID string, mapping map[string]any, fnID string, fn, env map[string]any) (*pipeline, error) {
-	p := &pipeline{mappingID: mappingID, mapping: mapping, functionID: fnID, function: fn}
-	p.path = strings.TrimSuffix(st.paths[mappingID], "/EventSourceMapping")
+func (st *stackTemplate) pipelineOf(mappingID string, mapping map[string]any, fnID string, fn, env map[string]any, path string) (*pipeline, error) {
+	p := &pipeline{mappingID: mappingID, mapping: mapping, functionID: fnID, function: fn, path: path}
+	if p.path == "" { // the marker's path, else the path metadata, else the logical ID
+		p.path = strings.TrimSuffix(st.paths[mappingID], "/EventSourceMapping")
+	}
 	if p.path == "" {
 		p.path = mappingID
 	}
@@ -344,7 +361,7 @@ func (st *stackTemplate) tableOf(path, variable string, v any) (table, error) {
 // choose returns the pipeline at path ("" when the stack has exactly one).
 func choose(stack string, ps []*pipeline, path string) (*pipeline, error) {
 	if len(ps) == 0 {
-		return nil, &usageError{fmt.Sprintf("no pipeline in stack %s (no event source mapping reads a Kinesis stream for a function with PIPELINE_TABLE_NAME)", stack)}
+		return nil, &usageError{fmt.Sprintf("no pipeline in stack %s (no event source mapping has the %s metadata kinesis-dynamo-pipeline writes)", stack, markerKey)}
 	}
 	var paths []string
 	for _, p := range ps {
@@ -357,12 +374,22 @@ func choose(stack string, ps []*pipeline, path string) (*pipeline, error) {
 		return nil, &usageError{fmt.Sprintf("stack %s has %d pipelines; choose one with --pipeline: %s", stack, len(ps), strings.Join(paths, ", "))}
 	}
 	want := strings.Trim(path, "/")
+	var found []*pipeline
 	for _, p := range ps {
-		if p.path == want || strings.TrimPrefix(p.path, stack+"/") == want {
+		if p.path == want {
 			return p, nil
 		}
+		if strings.HasSuffix(p.path, "/"+want) { // the path without the stack (or the stage and the stack)
+			found = append(found, p)
+		}
 	}
-	return nil, &usageError{fmt.Sprintf("no pipeline %s in stack %s; pipelines: %s", path, stack, strings.Join(paths, ", "))}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return nil, &usageError{fmt.Sprintf("no pipeline %s in stack %s; pipelines: %s", path, stack, strings.Join(paths, ", "))}
+	}
+	return nil, &usageError{fmt.Sprintf("--pipeline %s matches several pipelines of stack %s; give the whole path: %s", path, stack, strings.Join(paths, ", "))}
 }
 
 // dig returns the value at keys in nested maps, or nil.
