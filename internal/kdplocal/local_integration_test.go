@@ -10,8 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
 )
 
 // synthExample synthesizes examples/<name> with bundling into a temporary cloud assembly and returns its directory.
@@ -226,5 +234,53 @@ func TestLocalCustomTransform(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "TTL on expiresAt is not applied") {
 		t.Errorf("no TTL warning: %s", stderr.String())
+	}
+}
+
+// TestLocalTwoPipelines synthesizes, with bundling, a stack holding two pipelines (one nested in a construct):
+// without --pipeline kdp local names both in a one-line usage error; with --pipeline it runs the one chosen.
+func TestLocalTwoPipelines(t *testing.T) {
+	app, out := testutil.BundlingApp(t)
+	testutil.Must(t, func() {
+		st := awscdk.NewStack(app, jsii.String("Two"), nil)
+		kinesispipeline.NewKinesisDynamoPipeline(st, jsii.String("Orders"), nil)
+		kinesispipeline.NewKinesisDynamoPipeline(constructs.NewConstruct(st, jsii.String("Group")), jsii.String("Payments"),
+			&kinesispipeline.KinesisDynamoPipelineProps{ShardCount: jsii.Number(2)})
+		app.Synth(nil)
+	})
+	record := `{"data": {"id": "p-1", "amount": 12}, "partitionKey": "p-1"}` + "\n"
+	tests := []struct {
+		name       string
+		pipeline   []string
+		wantCode   int
+		wantStdout []string // regular expressions
+		wantStderr []string
+	}{
+		{name: "none chosen", wantCode: ExitUsage,
+			wantStderr: []string{`^kdp local: stack Two has 2 pipelines; choose one with --pipeline: Two/Group/Payments, Two/Orders\n$`}},
+		{name: "chosen by path without the stack", pipeline: []string{"--pipeline", "Group/Payments"}, wantCode: ExitOK,
+			wantStdout: []string{`(?m)^Pipeline Two/Group/Payments: put 1 records; .* 0 lost$`, `(?m)^table GroupPaymentsTable[0-9A-F]{8}: 1$`, `"amount":\{"N":"12"\}`}},
+		{name: "chosen by whole path", pipeline: []string{"--pipeline", "Two/Orders"}, wantCode: ExitOK,
+			wantStdout: []string{`(?m)^Pipeline Two/Orders: put 1 records; .* 0 lost$`, `(?m)^table OrdersTable[0-9A-F]{8}: 1$`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--cdk-out", out, "--stack", "Two"}, tt.pipeline...)
+			code := Main(context.Background(), args, strings.NewReader(record), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstderr: %s\nstdout: %s", code, tt.wantCode, stderr.String(), stdout.String())
+			}
+			for _, re := range tt.wantStdout {
+				if !regexp.MustCompile(re).MatchString(stdout.String()) {
+					t.Errorf("stdout does not match %s:\n%s", re, stdout.String())
+				}
+			}
+			for _, re := range tt.wantStderr {
+				if !regexp.MustCompile(re).MatchString(stderr.String()) {
+					t.Errorf("stderr does not match %s:\n%s", re, stderr.String())
+				}
+			}
+		})
 	}
 }
