@@ -95,7 +95,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.StringVar(&o.Pipeline, "pipeline", "", "the pipeline's construct path, e.g. Ingest/Pipeline (when the stack has several)")
 	fs.StringVar(&o.Records, "records", "-", "NDJSON records, one a line: {\"data\": <JSON>, \"partitionKey\": \"...\"} or \"dataBase64\"; - for standard input")
 	fs.StringVar(&o.AppDir, "app-dir", "", "the CDK app's module directory, where a ProcessorEntry is built for this host (default: the working directory)")
-	fs.StringVar(&o.Emulators, "emulators", "", "a directory whose node_modules holds dynalite and kinesalite (default: the app directory, then this module's root)")
+	fs.StringVar(&o.Emulators, "emulators", "", "a directory whose node_modules holds dynalite and kinesalite (default: the app directory, the module root, then the user's cache folder, where they are installed with npm on first use)")
 	fs.BoolVar(&o.Keep, "keep", false, "leave the emulators running until Ctrl-C, and print how to reach them")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object {table, errorTable, onFailure, lost}")
 	fs.BoolVar(&o.RIE, "rie", false, "run the default processor under aws-lambda-rie instead of in process")
@@ -219,7 +219,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}
 
-	root, err := emulatorRoot(o)
+	root, err := emulatorRoot(ctx, o, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -344,29 +344,22 @@ func printList(w io.Writer, title string, items []json.RawMessage) {
 	}
 }
 
-// emulatorRoot finds a directory whose node_modules holds both emulators.
-func emulatorRoot(o Options) (string, error) {
-	var candidates []string
+// emulatorRoot finds a directory whose node_modules holds both emulators: --emulators alone when given, else the app
+// directory, the module root above the working directory and the user's cache folder, where the pinned versions are
+// installed on first use.
+func emulatorRoot(ctx context.Context, o Options, log io.Writer) (string, error) {
 	if o.Emulators != "" {
-		candidates = append(candidates, o.Emulators)
-	} else {
-		candidates = append(candidates, appDir(o))
-		if root, err := emulators.ModuleRoot(); err == nil {
-			candidates = append(candidates, root)
-		}
+		return findOrInstallEmulators(ctx, []string{o.Emulators}, "", false, log)
 	}
-	for _, c := range candidates {
-		ok := true
-		for _, name := range []string{"dynalite", "kinesalite"} {
-			if _, err := os.Stat(filepath.Join(c, "node_modules", ".bin", name)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return c, nil
-		}
+	candidates := []string{appDir(o)}
+	if root, err := emulators.ModuleRoot(); err == nil && root != candidates[0] {
+		candidates = append(candidates, root)
 	}
-	return "", &usageError{fmt.Sprintf("dynalite and kinesalite are not installed in %s: run `npm install --no-save dynalite@4.0.0 kinesalite@3.3.3` there (needs Node.js 20+), or pass --emulators DIR", strings.Join(candidates, " or "))}
+	cache := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(dir, filepath.FromSlash(emulatorCacheSubdir))
+	}
+	return findOrInstallEmulators(ctx, candidates, cache, true, log)
 }
 
 func appDir(o Options) string {
