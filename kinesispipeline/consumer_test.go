@@ -82,6 +82,25 @@ func main() {
 	run("go", "mod", "tidy")
 	run("go", "run", ".")
 
+	// README's kdp local command, as written, from the tidy app: it builds (no "missing go.sum entry") and runs, here
+	// to its one-line usage error about a cloud assembly that is not there; go run reports the program's exit status
+	// 2 on a line of its own (and exits 1 itself).
+	kdp := exec.Command("go", "run", modulePath+"/runtime/cmd/kdp", "local", "--cdk-out", "nowhere", "--stack", "X")
+	kdp.Dir, kdp.Env = consumer, env
+	var kdpOut, kdpErr strings.Builder
+	kdp.Stdout, kdp.Stderr = &kdpOut, &kdpErr
+	if err := kdp.Run(); err == nil {
+		t.Errorf("kdp local with no cloud assembly succeeded")
+	}
+	lines := strings.Split(strings.TrimSuffix(kdpErr.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "kdp local: nowhere is not a cloud assembly (run cdk synth first)") ||
+		lines[1] != "exit status 2" {
+		t.Errorf("go run kdp local: stderr, want kdp's one line naming the missing cdk.out, then exit status 2:\n%s", kdpErr.String())
+	}
+	if kdpOut.Len() != 0 {
+		t.Errorf("kdp local stdout: %q", kdpOut.String())
+	}
+
 	// The stack output's redrive command names the version the app was built with, which the proxy serves: it runs
 	// anywhere, here from a directory outside any module.
 	command := redriveCommandOf(t, filepath.Join(outdir, "Consumer.template.json"))
