@@ -1,7 +1,7 @@
 // Package kdplocal is `kdp local`: it runs a pipeline of a synthesized CDK stack on this machine, without AWS and
 // without Docker. It reads the stack's template from the cloud assembly (cdk.out), creates on kinesalite and dynalite
 // the stream (its shard count) and the tables (their keys) the template defines, the on-failure destination (an SQS
-// fake, or an in-process S3 server for a bucket), runs the function from its code asset behind the local event
+// fake, or a bucket on a local S3 server, internal/s3local), runs the function from its code asset behind the local event
 // source mapping of internal/localrun configured as the template's mapping, puts the given records, waits until the
 // mapping has handled them, and prints what landed in the table, the error table and the on-failure destination.
 //
@@ -36,7 +36,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -49,6 +48,7 @@ import (
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/s3local"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/sqsfake"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
@@ -249,11 +249,12 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 		}
 	}
 
-	sink, readFailures, closeSink, err := onFailure(ctx, p, warn)
+	streamARN := fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/%s", emulators.Region, pseudoParameters["AWS::AccountId"], p.streamID)
+	dest, err := onFailure(ctx, p, streamARN, warn)
 	if err != nil {
 		return nil, err
 	}
-	defer closeSink()
+	defer dest.close()
 
 	env, err := functionEnv(p, warn)
 	if err != nil {
@@ -267,7 +268,8 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 
 	r, err := localrun.New(kc, inv, func(lo *localrun.Options) {
 		lo.StreamName = p.streamID
-		lo.OnFailure = sink
+		lo.StreamARN = streamARN
+		lo.OnFailure = dest.sink
 		lo.PollInterval = 100 * time.Millisecond
 		configureMapping(lo, p, warn)
 	})
@@ -303,7 +305,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 			return nil, err
 		}
 	}
-	if res.OnFailure, err = readFailures(ctx); err != nil {
+	if res.OnFailure, err = dest.read(ctx); err != nil {
 		return nil, err
 	}
 	// Accounted for: acknowledged by the function (stored in a table), dropped by a filter, or given up on into an
@@ -332,6 +334,9 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 	if o.Keep {
 		fmt.Fprintf(stderr, "Left running until Ctrl-C:\nexport AWS_ENDPOINT_URL_KINESIS=%s\nexport AWS_ENDPOINT_URL_DYNAMODB=%s\nexport AWS_REGION=%s AWS_ACCESS_KEY_ID=AKIDEMULATOR AWS_SECRET_ACCESS_KEY=emulator-secret\n",
 			kin.Endpoint, ddb.Endpoint, emulators.Region)
+		for _, l := range dest.keep {
+			fmt.Fprintln(stderr, l)
+		}
 		<-keepCtx.Done()
 	}
 	return res, nil
@@ -390,17 +395,26 @@ func createTable(ctx context.Context, db *dynamodb.Client, t *table) error {
 	return nil
 }
 
-// onFailure returns the sink for the pipeline's on-failure destination and a function reading back what it holds.
-func onFailure(ctx context.Context, p *pipeline, warn func(string, ...any)) (localrun.Sink, func(context.Context) ([]json.RawMessage, error), func(), error) {
+// destination is the pipeline's on-failure destination locally.
+type destination struct {
+	sink  localrun.Sink                                    // what the mapping sends to; nil for none
+	read  func(context.Context) ([]json.RawMessage, error) // what it holds, read back
+	close func()
+	keep  []string // what --keep prints to reach it
+}
+
+// onFailure starts the pipeline's on-failure destination: an SQS fake for a queue, a bucket on a local S3 server
+// (internal/s3local) for a bucket, memory otherwise.
+func onFailure(ctx context.Context, p *pipeline, streamARN string, warn func(string, ...any)) (*destination, error) {
 	none := func(context.Context) ([]json.RawMessage, error) { return []json.RawMessage{}, nil }
 	switch p.onFailureTyp {
 	case "":
 		warn("pipeline %s has no on-failure destination: records given up on are lost", p.path)
-		return nil, none, func() {}, nil
+		return &destination{read: none, close: func() {}}, nil
 	case "AWS::SQS::Queue":
 		srv, err := sqsfake.New()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		url := srv.CreateQueue(p.onFailureID)
 		sc := sqs.NewFromConfig(emulators.AWSConfig(), func(so *sqs.Options) { so.BaseEndpoint = aws.String(srv.URL()) })
@@ -411,14 +425,36 @@ func onFailure(ctx context.Context, p *pipeline, warn func(string, ...any)) (loc
 			}
 			return out, nil
 		}
-		return localrun.SQSSink{Client: sc, QueueURL: url}, read, srv.Close, nil
+		return &destination{sink: localrun.SQSSink{Client: sc, QueueURL: url}, read: read, close: srv.Close}, nil
 	case "AWS::S3::Bucket":
-		// The objects the mapping would write to the bucket, kept in memory (an S3API of one method: no S3 server,
-		// so the command needs no module the construct's import graph lacks).
-		store := &objectStore{}
 		bucket := strings.ToLower(p.onFailureID)
-		read := func(context.Context) ([]json.RawMessage, error) { return store.objects(), nil }
-		return localrun.S3Sink{Client: store, Bucket: bucket, MappingUUID: newUUID()}, read, func() {}, nil
+		srv, err := s3local.New(bucket)
+		if err != nil {
+			return nil, fmt.Errorf("on-failure destination %s: %w", p.onFailureID, err)
+		}
+		client := s3.NewFromConfig(emulators.AWSConfig(), func(so *s3.Options) {
+			so.BaseEndpoint = aws.String(srv.URL())
+			so.UsePathStyle = true
+		})
+		uuid := newUUID()
+		prefix := "aws/lambda/" + uuid + "/"
+		read := func(ctx context.Context) ([]json.RawMessage, error) { return readObjects(ctx, client, bucket, prefix) }
+		redrive := fmt.Sprintf("kdp redrive s3 --bucket %s --prefix %s --stream %s --table %s", bucket, prefix, streamARN, p.table.logicalID)
+		if p.errorTable != nil {
+			redrive += " --error-table " + p.errorTable.logicalID
+		}
+		if cfg := filepath.Join(p.assetDir, processor.ConfigFileName); fileExists(cfg) {
+			redrive += " --config " + cfg
+		}
+		keep := []string{
+			"export AWS_ENDPOINT_URL_S3=" + srv.URL(),
+			fmt.Sprintf("On-failure bucket %s (a local S3 server at %s):", bucket, srv.URL()),
+			fmt.Sprintf("  aws s3 ls --endpoint-url %s --recursive s3://%s/", srv.URL(), bucket),
+			"Redrive its records into the stream (with the exports above):",
+			"  " + redrive,
+		}
+		closeSrv := func() { _ = srv.Close() }
+		return &destination{sink: localrun.S3Sink{Client: client, Bucket: bucket, MappingUUID: uuid}, read: read, close: closeSrv, keep: keep}, nil
 	default:
 		warn("on-failure destination %s (%s) is kept in memory", p.onFailureID, p.onFailureTyp)
 		mem := &localrun.MemorySink{}
@@ -433,8 +469,38 @@ func onFailure(ctx context.Context, p *pipeline, warn func(string, ...any)) (loc
 			}
 			return out, nil
 		}
-		return mem, read, func() {}, nil
+		return &destination{sink: mem, read: read, close: func() {}}, nil
 	}
+}
+
+// readObjects reads back, through the S3 API, the objects under prefix, in key order.
+func readObjects(ctx context.Context, client *s3.Client, bucket, prefix string) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list on-failure objects s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			get, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				return nil, fmt.Errorf("get on-failure object s3://%s/%s: %w", bucket, aws.ToString(o.Key), err)
+			}
+			b, err := io.ReadAll(get.Body)
+			_ = get.Body.Close()
+			if err != nil {
+				return nil, fmt.Errorf("read on-failure object s3://%s/%s: %w", bucket, aws.ToString(o.Key), err)
+			}
+			out = append(out, json.RawMessage(b))
+		}
+	}
+	return out, nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func newUUID() string {
@@ -687,44 +753,6 @@ func avJSON(av types.AttributeValue) any {
 	default:
 		return nil
 	}
-}
-
-// objectStore keeps the objects an S3 on-failure destination receives, in the order written.
-type objectStore struct {
-	mu   sync.Mutex
-	keys []string
-	data map[string][]byte
-}
-
-var _ localrun.S3API = (*objectStore)(nil)
-
-// PutObject stores the object's body under its key.
-func (s *objectStore) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	b, err := io.ReadAll(in.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read object body: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.data == nil {
-		s.data = map[string][]byte{}
-	}
-	key := aws.ToString(in.Key)
-	if _, ok := s.data[key]; !ok {
-		s.keys = append(s.keys, key)
-	}
-	s.data[key] = b
-	return &s3.PutObjectOutput{}, nil
-}
-
-func (s *objectStore) objects() []json.RawMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []json.RawMessage{}
-	for _, k := range s.keys {
-		out = append(out, json.RawMessage(s.data[k]))
-	}
-	return out
 }
 
 // modulePath is this module's path.

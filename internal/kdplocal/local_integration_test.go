@@ -10,9 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -82,7 +89,8 @@ const stack = "KinesisDynamoPipelineBasic"
 
 // TestLocalBasic runs the basic example's pipeline through kdp local: a good record lands in the table, a
 // malformed one in the error table; then variants of its template: without an error table and with one retry, the
-// malformed record is given up on into an S3 on-failure destination (with its payload), or lost without one.
+// malformed record is given up on into an S3 on-failure destination (with its payload; with --keep, the object is
+// read back through the local S3 server whose endpoint kdp local prints), or lost without one.
 func TestLocalBasic(t *testing.T) {
 	synthesized := synthExample(t, "basic")
 	records := `{"data": {"Timestamp": "2024-09-13T23:06:55Z", "Value": 81, "Category": "C"}, "partitionKey": "sensor-c"}
@@ -97,6 +105,7 @@ func TestLocalBasic(t *testing.T) {
 	tests := []struct {
 		name          string
 		edit          func(res map[string]any)
+		keep          bool // run with --keep, read the on-failure objects through the printed S3 endpoint
 		wantCode      int
 		wantErrors    int
 		wantOnFailure int
@@ -108,7 +117,7 @@ func TestLocalBasic(t *testing.T) {
 			res["FailureBucket"] = map[string]any{"Type": "AWS::S3::Bucket"}
 			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
 			esm["DestinationConfig"] = map[string]any{"OnFailure": map[string]any{"Destination": map[string]any{"Fn::GetAtt": []any{"FailureBucket", "Arn"}}}}
-		}, wantCode: ExitOK, wantOnFailure: 1},
+		}, keep: true, wantCode: ExitOK, wantOnFailure: 1},
 		{name: "no destination, no error table", edit: func(res map[string]any) {
 			noErrorTable(res)
 			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
@@ -122,9 +131,26 @@ func TestLocalBasic(t *testing.T) {
 				dir = copyDir(t, synthesized)
 				editTemplate(t, dir, stack, tt.edit)
 			}
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), []string{"--cdk-out", dir, "--stack", stack, "--json"},
-				strings.NewReader(records), &stdout, &stderr)
+			args := []string{"--cdk-out", dir, "--stack", stack, "--json"}
+			var stdout, stderr lockedBuffer
+			var code int
+			var objects []map[string]any
+			if tt.keep {
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan int)
+				go func() { done <- Main(ctx, append(args, "--keep"), strings.NewReader(records), &stdout, &stderr) }()
+				select {
+				case code = <-done:
+					cancel()
+					t.Fatalf("exit %d before --keep printed its endpoints\nstderr: %s", code, stderr.String())
+				case <-waitFor(&stderr, "kdp redrive s3 "):
+				}
+				objects = readBucket(t, stderr.String())
+				cancel()
+				code = <-done
+			} else {
+				code = Main(context.Background(), args, strings.NewReader(records), &stdout, &stderr)
+			}
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\nstderr: %s\nstdout: %s", code, tt.wantCode, stderr.String(), stdout.String())
 			}
@@ -163,8 +189,89 @@ func TestLocalBasic(t *testing.T) {
 			if res.Lost != tt.wantLost {
 				t.Errorf("lost %d, want %d", res.Lost, tt.wantLost)
 			}
+			if tt.keep {
+				if len(objects) != len(res.OnFailure) {
+					t.Fatalf("bucket holds %d objects, --json printed %d on-failure records", len(objects), len(res.OnFailure))
+				}
+				for i := range objects {
+					if !reflect.DeepEqual(objects[i], res.OnFailure[i]) {
+						t.Errorf("object %d in the bucket: %v\n--json printed: %v", i, objects[i], res.OnFailure[i])
+					}
+				}
+			}
 		})
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) Bytes() []byte { return []byte(b.String()) }
+
+// waitFor returns a channel closed once b holds text.
+func waitFor(b *lockedBuffer, text string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for !strings.Contains(b.String(), text) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+// readBucket reads, with the SDK's S3 client, every object under the prefix of the redrive command --keep printed,
+// from the endpoint and bucket it printed; it checks the printed aws s3 ls and redrive lines name them.
+func readBucket(t *testing.T, stderr string) []map[string]any {
+	t.Helper()
+	endpoint := regexp.MustCompile(`(?m)^export AWS_ENDPOINT_URL_S3=(http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(stderr)
+	redrive := regexp.MustCompile(`kdp redrive s3 --bucket (\S+) --prefix (aws/lambda/[0-9a-f-]+/) --stream (arn:aws:kinesis:\S+) --table \S+`).FindStringSubmatch(stderr)
+	if endpoint == nil || redrive == nil {
+		t.Fatalf("--keep printed no S3 endpoint or redrive line:\n%s", stderr)
+	}
+	if ls := "aws s3 ls --endpoint-url " + endpoint[1] + " --recursive s3://" + redrive[1] + "/"; !strings.Contains(stderr, ls) {
+		t.Errorf("--keep printed no %q:\n%s", ls, stderr)
+	}
+	ctx := context.Background()
+	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint[1]), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", "")})
+	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(redrive[1]), Prefix: aws.String(redrive[2])})
+	if err != nil {
+		t.Fatalf("list the bucket --keep printed: %v", err)
+	}
+	var out []map[string]any
+	for _, o := range list.Contents {
+		get, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(redrive[1]), Key: o.Key})
+		if err != nil {
+			t.Fatalf("get %s: %v", aws.ToString(o.Key), err)
+		}
+		var obj map[string]any
+		err = json.NewDecoder(get.Body).Decode(&obj)
+		_ = get.Body.Close()
+		if err != nil {
+			t.Fatalf("object %s is not JSON: %v", aws.ToString(o.Key), err)
+		}
+		if src, _ := obj["KinesisBatchInfo"].(map[string]any)["streamArn"].(string); src != redrive[3] {
+			t.Errorf("object %s names stream %q; the redrive line %q", aws.ToString(o.Key), src, redrive[3])
+		}
+		out = append(out, obj)
+	}
+	return out
 }
 
 // TestLocalCustomProcessor runs the custom-processor example: its own main package (a ProcessorEntry, built for
