@@ -450,7 +450,7 @@ func onFailure(ctx context.Context, p *pipeline, streamARN string, warn func(str
 			"export AWS_ENDPOINT_URL_S3=" + srv.URL(),
 			fmt.Sprintf("On-failure bucket %s (a local S3 server at %s):", bucket, srv.URL()),
 			fmt.Sprintf("  aws s3 ls --endpoint-url %s --recursive s3://%s/", srv.URL(), bucket),
-			"Redrive its records into the stream (with the exports above):",
+			"Redrive its objects (their payloads run through the processor into the local tables; with the exports above):",
 			"  " + redrive,
 		}
 		closeSrv := func() { _ = srv.Close() }
