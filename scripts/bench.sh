@@ -4,7 +4,9 @@
 #     stand-in answering after 5 ms, for the processor and for the sample's one-PutItem-per-record baseline;
 #   - CPU per record without I/O (ns/record, allocations);
 #   - the size of `bootstrap`, built the way the construct builds it (linux/arm64);
-#   - the peak RSS (VmHWM) of a process handling one 1000-record batch of ~1 KB records through lambda.NewHandler.
+#   - the peak RSS (VmHWM) of a process handling one 1000-record batch of ~1 KB records through lambda.NewHandler;
+#   - the cost benchmark (issue 17): each data item's size by DynamoDB's rules for payloads of 100 B to 4 KB, and
+#     the cost per million records by component at the prices named in runtime/processor/cost_bench_test.go.
 # Usage: scripts/bench.sh            (about a minute; no emulator or network needed)
 # Environment: BENCHTIME (default 1s) for the throughput and CPU benchmarks.
 set -euo pipefail
@@ -21,6 +23,18 @@ go test -count 1 -timeout 10m -run '^$' -bench '^(BenchmarkBatch|BenchmarkHandle
 
 echo "== peak RSS (go test -run '^\$' -bench '^BenchmarkPeakRSS\$' -benchtime 1x ./runtime/processor)" >&2
 go test -count 1 -timeout 5m -run '^$' -bench '^BenchmarkPeakRSS$' -benchtime 1x ./runtime/processor | tee "$tmp/rss.txt" >&2
+
+echo "== cost (go test -v -run '^\$' -bench '^BenchmarkCost\$' -benchtime 1x ./runtime/processor)" >&2
+go test -v -count 1 -timeout 5m -run '^$' -bench '^BenchmarkCost$' -benchtime 1x ./runtime/processor >"$tmp/cost.txt"
+grep '^BenchmarkCost/.*WCU/record' "$tmp/cost.txt" >&2
+# The report is the benchmark's log between its markers, with the log's indentation taken off.
+sed -n '/cost report begin/,/cost report end/p' "$tmp/cost.txt" | sed -e 's/^ *//' -e '/cost report begin/d' -e '/cost report end/d' \
+	>"$tmp/cost.md"
+if ! grep -q '^| sample |' "$tmp/cost.md"; then
+	echo "bench.sh: could not read the cost report from the benchmark output" >&2
+	cat "$tmp/cost.txt" >&2
+	exit 1
+fi
 
 echo "== bootstrap (linux/arm64, as the construct builds it: without and with expressions)" >&2
 build() { # build OUTPUT TAGS
@@ -73,6 +87,8 @@ Measured on $(go env GOOS)/$(go env GOARCH), $(nproc 2>/dev/null || echo '?') CP
 | \`bootstrap\` size, default configuration (linux/arm64, -trimpath -s -w, tags lambda.norpc,kdp_noexpr) | $(awk -v b="$size_bytes" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }') |
 | \`bootstrap\` size with expressions or a schema (tags lambda.norpc) | $(awk -v b="$size_expr_bytes" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }') |
 | peak RSS, one 1000-record batch of ~1 KB records (VmHWM; test binary) | ${peak} MiB (${startup} MiB at start) |
+
+$(cat "$tmp/cost.md")
 
 Reproduce: \`scripts/bench.sh\`
 EOF
