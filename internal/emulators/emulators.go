@@ -105,7 +105,7 @@ type Emulator struct {
 	Endpoint string
 
 	stop   func()
-	stderr *lockedBuffer
+	stderr *LockedBuffer
 }
 
 // Stop stops the emulator and waits (at most a few seconds, then kills it) until it has exited. It is safe to call
@@ -174,7 +174,7 @@ func start(ctx context.Context, root, name string, opts map[string]any, target, 
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w: %s", name, err, fix)
@@ -258,25 +258,29 @@ func waitAnswering(ctx context.Context, endpoint, target, contentType string) er
 	}
 }
 
-// lockedBuffer collects an emulator's standard error for failure messages.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for one writer and readers in other goroutines: it collects an emulator's
+// standard error for failure messages, and a command's output in tests.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 // Write appends p, safe for concurrent use.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
 // String returns what was written so far.
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Bytes returns a copy of what was written so far.
+func (b *LockedBuffer) Bytes() []byte { return []byte(b.String()) }
 
 // AWSConfig returns an AWS config for the emulators: Region and static credentials. Point a client at an emulator
 // with its BaseEndpoint option.

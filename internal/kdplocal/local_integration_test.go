@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
 )
@@ -132,7 +132,7 @@ func TestLocalBasic(t *testing.T) {
 				editTemplate(t, dir, stack, tt.edit)
 			}
 			args := []string{"--cdk-out", dir, "--stack", stack, "--json"}
-			var stdout, stderr lockedBuffer
+			var stdout, stderr emulators.LockedBuffer
 			var code int
 			var objects []map[string]any
 			if tt.keep {
@@ -203,28 +203,8 @@ func TestLocalBasic(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) Bytes() []byte { return []byte(b.String()) }
-
 // waitFor returns a channel closed once b holds text.
-func waitFor(b *lockedBuffer, text string) <-chan struct{} {
+func waitFor(b *emulators.LockedBuffer, text string) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() {
 		defer close(ch)

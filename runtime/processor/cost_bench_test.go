@@ -129,75 +129,6 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ddbItemSize is an item's size by DynamoDB's documented rules: per attribute, the UTF-8 bytes of its name plus its
-// value's size.
-func ddbItemSize(item map[string]types.AttributeValue) int {
-	n := 0
-	for name, v := range item {
-		n += len(name) + ddbValueSize(v)
-	}
-	return n
-}
-
-// ddbValueSize is a value's size: strings by UTF-8 bytes, binaries by raw bytes, numbers by about one byte per two
-// significant digits plus one, booleans and nulls one byte, lists and maps 3 bytes plus one per element plus the
-// elements (names included for maps), sets the sum of their elements.
-func ddbValueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return ddbNumberSize(v.Value)
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range v.Value {
-			n += ddbNumberSize(s)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + ddbValueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + ddbValueSize(e)
-		}
-		return n
-	}
-	panic(fmt.Sprintf("ddbValueSize: unknown attribute value %T", v))
-}
-
-// ddbNumberSize is (significant digits + 1)/2 + 1: sign, decimal point and exponent dropped, leading and trailing
-// zeros trimmed.
-func ddbNumberSize(s string) int {
-	s = strings.TrimLeft(s, "+-")
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.Replace(s, ".", "", 1)
-	s = strings.Trim(s, "0")
-	return (len(s)+1)/2 + 1
-}
-
 // jsonAttrsSize is the size of a flat JSON object's attributes as DynamoDB would store them (strings as S, numbers
 // as N, booleans as BOOL, null as NULL), computed from the payload alone. It returns the attribute names too.
 func jsonAttrsSize(payload []byte) (int, []string, error) {
@@ -219,7 +150,7 @@ func jsonAttrsSize(payload []byte) (int, []string, error) {
 			}
 			n += len(v)
 		case json.Number:
-			n += ddbNumberSize(v.String())
+			n += processor.DynamoNumberSize(v.String())
 		case bool, nil:
 			n++
 		default:
@@ -296,9 +227,9 @@ func measureCost(b *testing.B, tc costCase) costRow {
 	}
 	size := 0
 	for _, it := range db.items {
-		size = max(size, ddbItemSize(it))
+		size = max(size, processor.DynamoItemSize(it))
 	}
-	minimum := attrs + len(processor.DefaultConfig().PartitionKey.Name) + ddbValueSize(key)
+	minimum := attrs + len(processor.DefaultConfig().PartitionKey.Name) + processor.DynamoValueSize(key)
 	return costRow{
 		name: tc.name, payloadBytes: len(tc.payload), itemBytes: size, payloadAttrs: attrs, minimumBytes: minimum,
 		wcu: wcuPerRecord(size), minimumWCU: wcuPerRecord(minimum), logBytesBatch: logs.n,

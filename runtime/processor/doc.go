@@ -26,8 +26,8 @@
 // stored: its items are written one by one with PutItem.
 //
 // Log lines never quote a value from a record: they name the attribute path and the rule broken. A reason the
-// processor cannot vouch for (a transform's own permanent error, schema and expression messages) is withheld from
-// logs; the error table keeps every reason in full. Every error item fits DynamoDB's 400 KB by construction: each
+// processor cannot vouch for (a transform's own error, permanent or transient, a transform's panic value,
+// expression messages) is withheld from logs; the error table keeps every permanent failure's reason in full. Every error item fits DynamoDB's 400 KB by construction: each
 // field taken from the record is bounded (a KPL user record's partition key, bounded only by its aggregate, is kept
 // up to MaxErrorPartitionKey bytes with its size and SHA-256), and one that is not valid UTF-8 is stored as binary.
 //

@@ -293,67 +293,6 @@ func TestUnmatchedUnprocessedItems(t *testing.T) {
 	}
 }
 
-// dynamoSize computes an item's size by DynamoDB's published rules, independently of the processor: attribute
-// names and strings by UTF-8 bytes, binary by length, numbers 1 byte per two significant digits plus 1, BOOL and
-// NULL 1, lists and maps 3 bytes plus 1 per element plus the elements (and a map's names), sets their members.
-func dynamoSize(it Item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name) + avSize(v)
-	}
-	return n
-}
-
-func avSize(v types.AttributeValue) int {
-	switch x := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(x.Value)
-	case *types.AttributeValueMemberB:
-		return len(x.Value)
-	case *types.AttributeValueMemberN:
-		return numSize(x.Value)
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, e := range x.Value {
-			n += len(e)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, e := range x.Value {
-			n += numSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, e := range x.Value {
-			n += len(e)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range x.Value {
-			n += 1 + avSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range x.Value {
-			n += 1 + len(k) + avSize(e)
-		}
-		return n
-	}
-	panic("dynamoSize: unknown attribute value type")
-}
-
-func numSize(s string) int {
-	mant, _, _ := strings.Cut(strings.ToLower(strings.TrimPrefix(s, "-")), "e")
-	digits := strings.Trim(strings.ReplaceAll(mant, ".", ""), "0")
-	return (len(digits)+1)/2 + 1
-}
-
 // TestErrorItemAlwaysFits (issue 12, finding 2): a KPL user record with a 300 KB partition key and a 150 KB payload
 // (neither data item nor naive error item fits 400 KB) reaches the error table: its partition key is kept as a
 // prefix with its size and SHA-256, and every error item is within DynamoDB's limit by DynamoDB's own size rules.
@@ -378,7 +317,7 @@ func TestErrorItemAlwaysFits(t *testing.T) {
 				t.Fatalf("no error item; error table holds %d items", len(out.db.tables[testErrorTable]))
 			}
 			for _, e := range out.db.tables[testErrorTable] {
-				if size := dynamoSize(e); size > 400*1024 {
+				if size := dynamoItemSize(e); size > 400*1024 {
 					t.Errorf("error item %v is %d bytes by DynamoDB's rules, more than 400 KB", e[ErrorTablePartitionKey], size)
 				}
 			}
@@ -443,7 +382,7 @@ func TestErrorItemFieldsBounded(t *testing.T) {
 					}
 				}
 			}
-			if size := dynamoSize(it); size > 20*1024 {
+			if size := dynamoItemSize(it); size > 20*1024 {
 				t.Errorf("error item of a tiny payload is %d bytes", size)
 			}
 		})
