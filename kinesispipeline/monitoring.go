@@ -35,6 +35,10 @@ const (
 	// PipelineAlarm_READ_THROUGHPUT_EXCEEDED fires when reads of the stream were throttled (the stream's
 	// ReadProvisionedThroughputExceeded, sum over 5 minutes, above 0) in 3 consecutive periods.
 	PipelineAlarm_READ_THROUGHPUT_EXCEEDED PipelineAlarm = "ReadThroughputExceededAlarm"
+	// PipelineAlarm_TABLE_WRITE_THROTTLES fires when writes to the data table were throttled: its WriteThrottleEvents
+	// (sum over 5 minutes) at or above TableWriteThrottlesAlarmThreshold (default 1). Created only when TableBilling
+	// caps writes (a write ceiling or provisioned capacity) or the threshold is set.
+	PipelineAlarm_TABLE_WRITE_THROTTLES PipelineAlarm = "TableWriteThrottlesAlarm"
 )
 
 // Alarms returns the pipeline's alarms, ordered by construct ID; empty when AlarmsEnabled is false.
@@ -189,6 +193,9 @@ func (p *KinesisDynamoPipeline) createAlarms(in *KinesisDynamoPipelineProps) {
 		specs = append(specs, alarmSpec{PipelineAlarm_ERROR_TABLE, p.MetricRecordsToErrorTable(fiveMinutes), errorTable, 1,
 			awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, "records were sent to the error table"})
 	}
+	if s := p.tableWriteThrottlesAlarm(in); s != nil {
+		specs = append(specs, *s)
+	}
 	switch {
 	case p.queue != nil:
 		specs = append(specs, alarmSpec{PipelineAlarm_ON_FAILURE_DESTINATION, p.MetricApproximateNumberOfMessagesVisible(oneMinute), 0, 1,
@@ -249,6 +256,7 @@ func (p *KinesisDynamoPipeline) createDashboard(in *KinesisDynamoPipelineProps) 
 		graph("Function errors and throttles", p.MetricErrors(nil), p.MetricThrottles(nil)),
 		graph("Stream read throttling", p.MetricReadProvisionedThroughputExceeded(nil)),
 	)
+	dashboard.AddWidgets(graph("Table write throttling", p.MetricTableWriteThrottleEvents(nil)))
 	if alarms := p.Alarms(); len(alarms) > 0 {
 		ia := make([]interfacesawscloudwatch.IAlarmRef, len(alarms))
 		for i, a := range alarms {

@@ -145,7 +145,7 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 		if cfg.Transform != nil && cfg.Transform.TTL != nil {
 			ttl = jsii.String(cfg.Transform.TTL.Attribute)
 		}
-		p.table = newTable(p, "Table", pk, in.SortKey, ttl, in.EncryptionKey, removal)
+		p.table = newTable(p, "Table", pk, in.SortKey, ttl, in.EncryptionKey, removal, in.TableBilling, in.TableWarmThroughput)
 	}
 	if !enabled(in.ErrorTableEnabled) {
 		return
@@ -160,11 +160,16 @@ func (p *KinesisDynamoPipeline) createTables(in *KinesisDynamoPipelineProps, cfg
 	}
 	p.errorTable = newTable(p, "ErrorTable",
 		&awsdynamodb.Attribute{Name: jsii.String(processor.ErrorTablePartitionKey), Type: awsdynamodb.AttributeType_STRING},
-		nil, ttl, in.EncryptionKey, removal)
+		nil, ttl, in.EncryptionKey, removal, in.ErrorTableBilling, nil)
 }
 
-// newTable creates an on-demand table with point-in-time recovery, encrypted with key or else an AWS-managed key.
-func newTable(scope constructs.Construct, id string, pk, sk *awsdynamodb.Attribute, ttl *string, key awskms.IKey, removal awscdk.RemovalPolicy) awsdynamodb.TableV2 {
+// newTable creates a table with point-in-time recovery, encrypted with key or else an AWS-managed key, billed as
+// billing says (on-demand when nil) and pre-warmed to warm (if any).
+func newTable(scope constructs.Construct, id string, pk, sk *awsdynamodb.Attribute, ttl *string, key awskms.IKey, removal awscdk.RemovalPolicy,
+	billing awsdynamodb.Billing, warm *awsdynamodb.WarmThroughput) awsdynamodb.TableV2 {
+	if billing == nil {
+		billing = awsdynamodb.Billing_OnDemand(nil)
+	}
 	encryption := awsdynamodb.TableEncryptionV2_AwsManagedKey()
 	if key != nil {
 		encryption = awsdynamodb.TableEncryptionV2_CustomerManagedKey(key, nil)
@@ -172,13 +177,14 @@ func newTable(scope constructs.Construct, id string, pk, sk *awsdynamodb.Attribu
 	return awsdynamodb.NewTableV2(scope, jsii.String(id), &awsdynamodb.TablePropsV2{
 		PartitionKey: pk,
 		SortKey:      sk,
-		Billing:      awsdynamodb.Billing_OnDemand(nil),
+		Billing:      billing,
 		Encryption:   encryption,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		TimeToLiveAttribute: ttl,
 		RemovalPolicy:       removal,
+		WarmThroughput:      warm,
 	})
 }
 

@@ -67,6 +67,42 @@ type KinesisDynamoPipelineProps struct {
 	// Default: - awscdk.RemovalPolicy_RETAIN, so deleting the stack never deletes data.
 	RemovalPolicy awscdk.RemovalPolicy
 
+	// --- Table capacity ---
+
+	// TableBilling is the new data table's capacity mode, as CDK's own awsdynamodb.Billing.
+	// awsdynamodb.Billing_OnDemand with MaxWriteRequestUnits is a cost ceiling; awsdynamodb.Billing_Provisioned suits
+	// a steady load, with the write capacity autoscaled (awsdynamodb.Capacity_Autoscaled: the construct creates a
+	// DynamoDB global table, whose provisioned writes are always autoscaled). A ceiling or provisioned capacity turns
+	// overload into throttling: the processor retries throttled writes until its invocation's deadline, then the event
+	// source mapping retries the records (RetryAttempts, MaxRecordAge), then sends them to the on-failure destination.
+	// An SQS on-failure message only points into the stream and is useless once RetentionPeriod has passed; a bucket
+	// (FailureBucketEnabled) keeps the payloads. Size the ceiling with the retention and redrive time you need.
+	// Capacities must be whole numbers, at least 1 (CDK reads a maximum of 0 as no maximum). Only allowed when the
+	// construct creates the table.
+	//
+	// Default: - awsdynamodb.Billing_OnDemand(nil): on-demand without a ceiling.
+	TableBilling awsdynamodb.Billing
+	// TableWarmThroughput pre-warms the new data table for a known burst: the read and write units per second it
+	// serves at once (a new on-demand table starts at 12,000 reads and 4,000 writes per second). Raising it is a
+	// one-time charge, and DynamoDB never lowers it again. Pre-warming above a write ceiling buys nothing. Whole
+	// numbers, at least 1. Only allowed when the construct creates the table.
+	//
+	// Default: - no pre-warming: the table's own warm throughput.
+	TableWarmThroughput *awsdynamodb.WarmThroughput
+	// ErrorTableBilling is the new error table's capacity mode, as for TableBilling. The error table is idle while
+	// records are well-formed, and takes a write per bad record when they are not: a ceiling on it turns a flood of
+	// malformed records into retries and on-failure records too.
+	//
+	// Default: - awsdynamodb.Billing_OnDemand(nil), whatever TableBilling says: an idle on-demand table costs nothing.
+	ErrorTableBilling awsdynamodb.Billing
+	// TableWriteThrottlesAlarmThreshold is the number of throttled writes of the data table (WriteThrottleEvents, sum
+	// over 5 minutes) at which PipelineAlarm_TABLE_WRITE_THROTTLES fires. The alarm exists when TableBilling caps
+	// writes (a write ceiling or provisioned capacity); setting a threshold creates it for any data table, also an
+	// existing Table (hot partitions throttle on-demand tables too).
+	//
+	// Default: 1 - any throttled write, and only when TableBilling caps writes.
+	TableWriteThrottlesAlarmThreshold *float64
+
 	// --- Error table ---
 
 	// ErrorTable is an existing table for records that can never be written (malformed, rejected by DynamoDB). Its

@@ -49,6 +49,7 @@ func TestCdkNag(t *testing.T) {
 	}{
 		{"default", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps { return nil }},
 		{"customer key, VPC, S3 destination, tracing", customized},
+		{"table capacity: provisioned, pre-warmed, error-table ceiling", capacityProps},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,6 +106,7 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 			"TTL on a table it does not own; enable TTL on its \""+processor.ErrorTTLAttribute+"\" attribute yourself)")
 	}
 	v.duration("ErrorRetention", in.ErrorRetention, 1, math.MaxInt32, "at least 1 second")
+	validateCapacity(&v, in)
 
 	// On-failure destination.
 	if !enabled(in.DeadLetterQueueEnabled) {
@@ -156,7 +157,8 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 		for _, a := range *in.DisabledAlarms {
 			switch a {
 			case PipelineAlarm_ITERATOR_AGE, PipelineAlarm_ON_FAILURE_DESTINATION, PipelineAlarm_ERROR_TABLE,
-				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED:
+				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED,
+				PipelineAlarm_TABLE_WRITE_THROTTLES:
 			default:
 				v.add(fmt.Sprintf("DisabledAlarms: %q is not a PipelineAlarm", a))
 			}
