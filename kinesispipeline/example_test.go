@@ -44,3 +44,33 @@ func ExampleKinesisDynamoPipeline_GrantWrite() {
 	producer := awslambda.Function_FromFunctionName(stack, jsii.String("Producer"), jsii.String("producer"))
 	pipeline.GrantWrite(producer)
 }
+
+// A cost ceiling on the data table's writes, with an S3 on-failure destination that keeps the payloads of whatever
+// the throttling pushes past the retries, and longer stream retention to redrive from.
+func ExampleNewKinesisDynamoPipeline_writeCeiling() {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Ingest"), nil)
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+		TableBilling: awsdynamodb.Billing_OnDemand(&awsdynamodb.MaxThroughputProps{
+			MaxWriteRequestUnits: jsii.Number(1000),
+		}),
+		RetentionPeriod:      awscdk.Duration_Days(jsii.Number(3)),
+		FailureBucketEnabled: jsii.Bool(true),
+	})
+	app.Synth(nil)
+}
+
+// Provisioned capacity for a steady load: writes autoscale between 50 and 500 units.
+func ExampleNewKinesisDynamoPipeline_provisioned() {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Ingest"), nil)
+	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+		TableBilling: awsdynamodb.Billing_Provisioned(&awsdynamodb.ThroughputProps{
+			ReadCapacity: awsdynamodb.Capacity_Fixed(jsii.Number(5)),
+			WriteCapacity: awsdynamodb.Capacity_Autoscaled(&awsdynamodb.AutoscaledCapacityOptions{
+				MinCapacity: jsii.Number(50), MaxCapacity: jsii.Number(500),
+			}),
+		}),
+	})
+	app.Synth(nil)
+}
