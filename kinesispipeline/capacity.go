@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -51,10 +52,9 @@ func validateCapacity(v *validator, in *KinesisDynamoPipelineProps) {
 }
 
 // billingProblems returns what is wrong with billing as CloudFormation will see it. In Go, CDK's Billing reveals only
-// its mode, so it is rendered on a table in a scratch app, never synthesized, and the table's CloudFormation
-// properties are read back. CDK itself rejects what it knows (fixed write capacity, an autoscaled minimum above the
-// maximum, a target utilization outside 20..90); CloudFormation also needs every capacity to be a whole number at
-// least 1.
+// its mode, so it is rendered on a table in a scratch app and the table's CloudFormation properties are read back.
+// CDK itself rejects what it knows (fixed write capacity, an autoscaled minimum above the maximum, a target
+// utilization outside 20..90); CloudFormation also needs every capacity to be a whole number at least 1.
 func billingProblems(billing awsdynamodb.Billing) (problems []string) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -66,7 +66,15 @@ func billingProblems(billing awsdynamodb.Billing) (problems []string) {
 			problems = append(problems, msg)
 		}
 	}()
-	stack := awscdk.NewStack(awscdk.NewApp(nil), jsii.String("Scratch"), nil)
+	// Never synthesized, and kept away from the real cloud assembly: under the CDK CLI (CDK_OUTDIR set) an app
+	// registers to synthesize itself into CDK_OUTDIR when its process exits unless AutoSynth is off, and would then
+	// overwrite the real app's manifest.
+	props := &awscdk.AppProps{AutoSynth: jsii.Bool(false)}
+	if dir, err := os.MkdirTemp("", "kdp-billing-"); err == nil {
+		defer os.RemoveAll(dir)
+		props.Outdir = jsii.String(dir)
+	}
+	stack := awscdk.NewStack(awscdk.NewApp(props), jsii.String("Scratch"), nil)
 	table := awsdynamodb.NewTableV2(stack, jsii.String("Table"), &awsdynamodb.TablePropsV2{
 		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String("id"), Type: awsdynamodb.AttributeType_STRING},
 		Billing:      billing,
