@@ -175,7 +175,7 @@ func position(item map[string]types.AttributeValue) []byte {
 // wouldWrite tells whether a conditional write of an item at position pos replaces the item at position stored
 // (nil: no item, or one without a position): see processor.Options.ConditionalWrites.
 func wouldWrite(stored, pos []byte) bool {
-	if len(stored) == 0 || stored[0] == 0 { // no position, or an unverified one
+	if len(stored) == 0 || processor.PositionUnverified(stored) { // no position, or an unverified one
 		return true
 	}
 	if len(pos) == 0 || len(pos) < 1+int(pos[0]) {

@@ -56,41 +56,35 @@ func plan(all []Shard, only []string) ([]Shard, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	// Depth-first, parents first; a shard on the current path again is a cycle (never on a real stream).
-	const (
-		unseen = iota
-		onPath
-		placed
-	)
-	mark := map[string]int{}
-	var out []Shard
-	var visit func(id string) error
-	visit = func(id string) error {
-		switch mark[id] {
-		case placed:
-			return nil
-		case onPath:
-			return errors.New("the shards' parents form a cycle at " + id)
-		}
-		mark[id] = onPath
-		s := chosen[id]
-		s.listedParents = nil
-		for _, p := range []string{s.Parent, s.AdjacentParent} {
-			if _, ok := chosen[p]; p == "" || !ok {
+	// Each round places the first shard (by id) whose listed parents are all placed.
+	placed := map[string]bool{}
+	out := make([]Shard, 0, len(ids))
+	for len(out) < len(ids) {
+		progressed := false
+		for _, id := range ids {
+			if placed[id] {
 				continue
 			}
-			if err := visit(p); err != nil {
-				return err
+			s := chosen[id]
+			s.listedParents = nil
+			ready := true
+			for _, p := range []string{s.Parent, s.AdjacentParent} {
+				if _, ok := chosen[p]; p == "" || p == id || !ok {
+					continue
+				}
+				s.listedParents = append(s.listedParents, p)
+				ready = ready && placed[p]
 			}
-			s.listedParents = append(s.listedParents, p)
+			if !ready {
+				continue
+			}
+			placed[id] = true
+			out = append(out, s)
+			progressed = true
+			break
 		}
-		mark[id] = placed
-		out = append(out, s)
-		return nil
-	}
-	for _, id := range ids {
-		if err := visit(id); err != nil {
-			return nil, err
+		if !progressed {
+			return nil, errors.New("the shards' parents form a cycle")
 		}
 	}
 	return out, nil
