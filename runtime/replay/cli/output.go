@@ -21,6 +21,16 @@ func formatCounts(c replay.Counts, dryRun bool) string {
 		c.Read, c.Written, c.Superseded, c.Skipped, c.ToErrorTable, c.Failed)
 }
 
+// formatShardCounts is formatCounts without the explanations, for the per-shard lines.
+func formatShardCounts(c replay.Counts, dryRun bool) string {
+	would := ""
+	if dryRun {
+		would = "would "
+	}
+	return fmt.Sprintf("%d read, %swrite %d, %d superseded, %sskip %d, %ssend %d to the error table, %d failed",
+		c.Read, would, c.Written, c.Superseded, would, c.Skipped, would, c.ToErrorTable, c.Failed)
+}
+
 // formatShard describes one shard on one line.
 func formatShard(s replay.ShardResult, dryRun bool) string {
 	var b strings.Builder
@@ -28,7 +38,7 @@ func formatShard(s replay.ShardResult, dryRun bool) string {
 	if len(s.Parents) > 0 {
 		fmt.Fprintf(&b, " (after %s)", strings.Join(s.Parents, ", "))
 	}
-	fmt.Fprintf(&b, ": %s", formatCounts(s.Records, dryRun))
+	fmt.Fprintf(&b, ": %s", formatShardCounts(s.Records, dryRun))
 	if s.FirstSequenceNumber != "" {
 		fmt.Fprintf(&b, "; sequence numbers %s..%s, last arrived %s", s.FirstSequenceNumber, s.LastSequenceNumber, s.LastArrival.UTC().Format(time.RFC3339Nano))
 	}
