@@ -227,7 +227,7 @@ func (d *recordingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, op
 	return out, err
 }
 
-// throttlingKinesis answers every other GetRecords with ProvisionedThroughputExceededException, as Kinesis does when
+// throttlingKinesis answers every other GetShardIterator and GetRecords with ProvisionedThroughputExceededException, as Kinesis does when
 // the live pipeline and the replay read a shard more than 5 times a second.
 type throttlingKinesis struct {
 	replay.Kinesis
@@ -236,15 +236,26 @@ type throttlingKinesis struct {
 	throttled int
 }
 
-func (k *throttlingKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
-	k.mu.Lock()
-	k.calls++
-	throttle := k.calls%2 == 1
-	if throttle {
-		k.throttled++
+func (k *throttlingKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	if k.throttle() {
+		return nil, &ktypes.ProvisionedThroughputExceededException{Message: aws.String("Rate exceeded for shard")}
 	}
-	k.mu.Unlock()
-	if throttle {
+	return k.Kinesis.GetShardIterator(ctx, in, optFns...)
+}
+
+func (k *throttlingKinesis) throttle() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls++
+	if k.calls%2 == 1 {
+		k.throttled++
+		return true
+	}
+	return false
+}
+
+func (k *throttlingKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	if k.throttle() {
 		return nil, &ktypes.ProvisionedThroughputExceededException{Message: aws.String("Rate exceeded for shard")}
 	}
 	return k.Kinesis.GetRecords(ctx, in, optFns...)

@@ -124,7 +124,7 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 					iter, start, err = r.startIterator(ctx, shard)
 					inWindow = start == "AT_TIMESTAMP"
 				} else {
-					iter, err = r.iterator(ctx, shard, ktypes.ShardIteratorTypeAfterSequenceNumber, last, nil)
+					iter, err = r.iterator(ctx, shard, ktypes.ShardIteratorTypeAfterSequenceNumber, last, nil, 0)
 				}
 				if err == nil {
 					continue
@@ -184,13 +184,12 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 	}
 }
 
-// startIterator returns an iterator at the window's start: AT_TIMESTAMP, or TRIM_HORIZON when GetShardIterator does
-// not answer within Options.IteratorTimeout (kinesalite never answers AT_TIMESTAMP on a shard without a record at or
-// after the time; AWS answers with an iterator at the tip).
+// startIterator returns an iterator at the window's start: AT_TIMESTAMP, or TRIM_HORIZON when a GetShardIterator
+// call does not answer within Options.IteratorTimeout (kinesalite never answers AT_TIMESTAMP on a shard without a
+// record at or after the time; AWS answers with an iterator at the tip). The timeout bounds each call, not the
+// backoff between throttled calls, so throttling never causes the fallback.
 func (r *Replayer) startIterator(ctx context.Context, shard string) (*string, string, error) {
-	tctx, cancel := context.WithTimeout(ctx, r.opts.IteratorTimeout)
-	iter, err := r.iterator(tctx, shard, ktypes.ShardIteratorTypeAtTimestamp, "", aws.Time(r.opts.Since))
-	cancel()
+	iter, err := r.iterator(ctx, shard, ktypes.ShardIteratorTypeAtTimestamp, "", aws.Time(r.opts.Since), r.opts.IteratorTimeout)
 	if err == nil {
 		return iter, "AT_TIMESTAMP", nil
 	}
@@ -198,21 +197,26 @@ func (r *Replayer) startIterator(ctx context.Context, shard string) (*string, st
 		return nil, "", err
 	}
 	r.opts.Logger.Info("AT_TIMESTAMP iterator did not answer: reading from TRIM_HORIZON, skipping records before the window", "shardId", shard)
-	iter, err = r.iterator(ctx, shard, ktypes.ShardIteratorTypeTrimHorizon, "", nil)
+	iter, err = r.iterator(ctx, shard, ktypes.ShardIteratorTypeTrimHorizon, "", nil, 0)
 	return iter, "TRIM_HORIZON", err
 }
 
-// iterator gets a shard iterator. It names the stream by name and ARN: Kinesis accepts either and kinesalite needs
-// the name.
-func (r *Replayer) iterator(ctx context.Context, shard string, typ ktypes.ShardIteratorType, seq string, at *time.Time) (*string, error) {
+// iterator gets a shard iterator, each call bounded by timeout when positive. It names the stream by name and ARN:
+// Kinesis accepts either and kinesalite needs the name.
+func (r *Replayer) iterator(ctx context.Context, shard string, typ ktypes.ShardIteratorType, seq string, at *time.Time, timeout time.Duration) (*string, error) {
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(r.ref.Name), StreamARN: aws.String(r.ref.ARN), ShardId: aws.String(shard), ShardIteratorType: typ, Timestamp: at}
 	if seq != "" {
 		in.StartingSequenceNumber = aws.String(seq)
 	}
 	var out *kinesis.GetShardIteratorOutput
 	err := r.throttled(ctx, func() error {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		defer cancel()
 		var err error
-		out, err = r.c.Kinesis.GetShardIterator(ctx, in)
+		out, err = r.c.Kinesis.GetShardIterator(cctx, in)
 		return err
 	})
 	if err != nil {

@@ -134,7 +134,8 @@ func waitActive(t *testing.T, ctx context.Context, e *env) {
 	}
 }
 
-// TestThrottledReadsBackOff: GetRecords throttled every other call still replays the whole window.
+// TestThrottledReadsBackOff: GetShardIterator and GetRecords throttled every other call still replay the whole
+// window, from AT_TIMESTAMP.
 func TestThrottledReadsBackOff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -158,8 +159,8 @@ func TestThrottledReadsBackOff(t *testing.T) {
 	if got, want := sortedKeys(items), ids(in); !equal(got, want) {
 		t.Errorf("table %v, want %v", got, want)
 	}
-	if tk.throttled < 3 || !sum.Complete() {
-		t.Errorf("%d throttled calls, summary %+v", tk.throttled, sum)
+	if tk.throttled < 3 || !sum.Complete() || sum.Shards[0].Start != "AT_TIMESTAMP" {
+		t.Errorf("%d throttled calls, summary %+v: want complete, started AT_TIMESTAMP (throttling is no reason to fall back)", tk.throttled, sum)
 	}
 }
 
