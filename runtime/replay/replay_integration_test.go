@@ -320,3 +320,57 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 		t.Errorf("%d items, summary %+v", len(items), sum)
 	}
 }
+
+// TestMergedStream: two shards are merged during the window; both parents' records are written before any of the
+// child's, and all of them are in the table.
+func TestMergedStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e := newEnv(t, 2, processor.DefaultConfig())
+	since := mark()
+	inParents := append(e.putAll(t, firstShardHash, byN, numbered("in", 0, 10)...), e.putAll(t, lastShardHash, byN, numbered("in", 10, 20)...)...)
+	if inParents[0].shard == inParents[len(inParents)-1].shard {
+		t.Fatal("the records went to one shard")
+	}
+	if _, err := e.kc.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
+		ShardToMerge: aws.String(inParents[0].shard), AdjacentShardToMerge: aws.String(inParents[len(inParents)-1].shard)}); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, ctx, e)
+	time.Sleep(1100 * time.Millisecond) // kinesalite dates the child a second ahead
+	inChild := e.putAll(t, "", byN, numbered("in", 20, 40)...)
+	until := mark()
+	e.putAll(t, "", byN, numbered("after", 40, 45)...)
+
+	rec := &recordingDB{DB: e.db, table: e.table}
+	r, err := replay.New(replay.Clients{DB: rec, Kinesis: e.kc}, func(o *replay.Options) {
+		o.StreamARN, o.TableName, o.Since, o.Until, o.BatchSize = e.arn, e.table, since, until, 4
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := r.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := inChild[0].shard + ":"
+	lastParent, firstChild := -1, len(rec.ids)
+	for i, id := range rec.ids {
+		if strings.HasPrefix(id, child) {
+			firstChild = min(firstChild, i)
+		} else {
+			lastParent = i
+		}
+	}
+	if lastParent > firstChild {
+		t.Errorf("a parent's write (%d) came after the child's first (%d): %v", lastParent, firstChild, rec.ids)
+	}
+	items, total := scan(t, e.db, e.table, "id")
+	want := ids(append(append([]put(nil), inParents...), inChild...))
+	if got := sortedKeys(items); !equal(got, want) || total != len(want) || len(rec.ids) != len(want) {
+		t.Errorf("table holds %d items %v (%d writes), want %d: %v", total, got, len(rec.ids), len(want), want)
+	}
+	if !sum.Complete() || len(sum.Shards) != 3 || len(sum.Shards[2].Parents) != 2 {
+		t.Errorf("summary %+v", sum)
+	}
+}
