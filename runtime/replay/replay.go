@@ -306,7 +306,12 @@ func (r *Replayer) Run(ctx context.Context) (Summary, error) {
 		until = began
 	}
 	sum := Summary{Stream: r.ref.Name, Since: r.opts.Since, Until: until, DryRun: r.opts.DryRun}
-	desc, err := r.c.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(r.ref.Name), StreamARN: aws.String(r.ref.ARN)})
+	var desc *kinesis.DescribeStreamSummaryOutput
+	err := r.throttled(ctx, func() error {
+		var err error
+		desc, err = r.c.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(r.ref.Name), StreamARN: aws.String(r.ref.ARN)})
+		return err
+	})
 	if err != nil {
 		return sum, fmt.Errorf("describe stream %s: %w", r.ref.Name, err)
 	}

@@ -34,9 +34,9 @@ func formatShardCounts(c replay.Counts, dryRun bool) string {
 // formatShard describes one shard on one line.
 func formatShard(s replay.ShardResult, dryRun bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "  %s %s", s.ShardID, s.State)
+	fmt.Fprintf(&b, "  %s %s", redrive.Escape(s.ShardID), s.State)
 	if len(s.Parents) > 0 {
-		fmt.Fprintf(&b, " (after %s)", strings.Join(s.Parents, ", "))
+		fmt.Fprintf(&b, " (after %s)", redrive.Escape(strings.Join(s.Parents, ", ")))
 	}
 	fmt.Fprintf(&b, ": %s", formatShardCounts(s.Records, dryRun))
 	if s.FirstSequenceNumber != "" {
@@ -110,7 +110,7 @@ func (p *progress) update(s replay.ShardResult) {
 	if s.LastSequenceNumber != "" {
 		pos = "at " + s.LastSequenceNumber + " (arrived " + s.LastArrival.UTC().Format(time.RFC3339) + ")"
 	}
-	fmt.Fprintf(p.w, "kdp replay: %s %s %s: %d records, %.1f records/s\n", s.ShardID, s.State, pos, s.Records.Read, s.RecordsPerSecond())
+	fmt.Fprintf(p.w, "kdp replay: %s %s %s: %d records, %.1f records/s\n", redrive.Escape(s.ShardID), s.State, redrive.Escape(pos), s.Records.Read, s.RecordsPerSecond())
 }
 
 // Write writes a log line.
