@@ -211,6 +211,10 @@ func main() {
 	if out := run(append(command, "help")...); !strings.Contains(out, "usage:") {
 		t.Errorf("%s help printed:\n%s", strings.Join(command, " "), out)
 	}
+	replay := replayCommandOf(t, filepath.Join(outdir, "Consumer.template.json"))
+	if out := run(append(replay, "-h")...); !strings.Contains(out, "usage: kdp replay") {
+		t.Errorf("%s -h printed:\n%s", strings.Join(replay, " "), out)
+	}
 }
 
 func repoRoot(t *testing.T) string {

@@ -92,6 +92,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createAlarms(&in)
 	p.createDashboard(&in)
 	p.createOutputs(&in)
+	p.createReplayOutput(&in)
 	p.suppressFindings(&in)
 	p.warnAboutLoss(&in)
 	return p

@@ -125,9 +125,9 @@ func TestOutputs(t *testing.T) {
 		props *kinesispipeline.KinesisDynamoPipelineProps
 		want  []string
 	}{
-		{"default", nil, []string{"DeadLetterQueueUrl", "ErrorTableName", "RedriveDeadLetterQueueCommand", "RedriveErrorTableCommand", "StreamName", "TableName"}},
+		{"default", nil, []string{"DeadLetterQueueUrl", "ErrorTableName", "RedriveDeadLetterQueueCommand", "RedriveErrorTableCommand", "ReplayCommand", "StreamName", "TableName"}},
 		{"bucket", &kinesispipeline.KinesisDynamoPipelineProps{FailureBucketEnabled: jsii.Bool(true)},
-			[]string{"ErrorTableName", "FailureBucketName", "RedriveErrorTableCommand", "RedriveFailureBucketCommand", "StreamName", "TableName"}},
+			[]string{"ErrorTableName", "FailureBucketName", "RedriveErrorTableCommand", "RedriveFailureBucketCommand", "ReplayCommand", "StreamName", "TableName"}},
 		{"OutputsEnabled false", &kinesispipeline.KinesisDynamoPipelineProps{OutputsEnabled: jsii.Bool(false)}, nil},
 	}
 	for _, tt := range tests {

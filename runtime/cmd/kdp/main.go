@@ -2,6 +2,7 @@
 //
 //	kdp local   --cdk-out cdk.out --stack NAME [--pipeline PATH] [--records FILE|-] [--keep] [--json]
 //	kdp redrive dlq|s3|errors [flags]
+//	kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--dry-run] [--rate N] [--shard ID ...]
 //
 // kdp local runs a pipeline of a synthesized stack on this machine, on kinesalite and dynalite (Node.js and the two
 // npm packages are needed; see package internal/kdplocal for what it recreates and what it does not emulate).
@@ -11,6 +12,10 @@
 //
 // kdp redrive is the redrive command (runtime/cmd/redrive, package runtime/redrive/cli): the same flags and exit
 // statuses.
+//
+// kdp replay runs a time window of the stream through the pipeline's processor again, with conditional writes, for
+// records that were stored wrong (package runtime/replay/cli): exit 0 when everything in the window was processed,
+// 1 when anything was left, 2 for bad usage.
 //
 // Run it from the CDK app's module directory after `cdk synth`:
 //
@@ -27,6 +32,7 @@ import (
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/kdplocal"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive/cli"
+	replaycli "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/replay/cli"
 )
 
 func main() {
@@ -39,6 +45,7 @@ func main() {
 const usage = `usage:
   kdp local   --cdk-out cdk.out --stack NAME [--pipeline PATH] [--records FILE|-] [--keep] [--json]
   kdp redrive dlq|s3|errors [flags]
+  kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--dry-run] [--rate N] [--shard ID ...]
 `
 
 // run dispatches to a subcommand and returns the exit status.
@@ -52,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return kdplocal.Main(ctx, args[1:], stdin, stdout, stderr)
 	case "redrive":
 		return cli.Main(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return replaycli.Main(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -23,6 +23,7 @@ func TestRun(t *testing.T) {
 		{name: "no command", args: nil, wantCode: 2, wantStderr: "usage:"},
 		{name: "unknown command", args: []string{"deploy"}, wantCode: 2, wantStderr: `unknown command "deploy"`},
 		{name: "redrive delegates", args: []string{"redrive", "nosuchmode"}, wantCode: redriveCode, wantStderr: redriveErr.String()},
+		{name: "replay needs a window", args: []string{"replay", "--stream", "arn:aws:kinesis:eu-west-1:123456789012:stream/s", "--table", "T"}, wantCode: 2, wantStderr: "kdp replay: --since is required"},
 		{name: "local needs a stack", args: []string{"local"}, wantCode: 2, wantStderr: "--stack is required"},
 		{name: "local, no assembly", args: []string{"local", "--cdk-out", t.TempDir(), "--stack", "S"}, wantCode: 2, wantStderr: "is not a cloud assembly"},
 	}

@@ -1,0 +1,235 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+)
+
+// shardProcessor is one shard's processor: its own metrics and write counts, so shards replayed side by side never
+// mix their counts. Calls must not overlap.
+type shardProcessor struct {
+	p       *processor.Processor
+	metrics *metricsCapture
+	db      *countingDB
+}
+
+// newShardProcessor builds the pipeline's processor over the tables, with conditional writes forced on.
+func (r *Replayer) newShardProcessor() (*shardProcessor, error) {
+	o := r.opts
+	var base DB = r.c.DB
+	if o.DryRun {
+		base = &dryRunDB{real: r.c.DB, table: o.TableName, keys: keyNames(o.Config)}
+	}
+	cdb := &countingDB{DB: base, table: o.TableName}
+	mc := &metricsCapture{}
+	fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
+	fns = append(fns, func(po *processor.Options) {
+		po.TableName, po.ErrorTableName, po.Config, po.Logger = o.TableName, o.ErrorTableName, o.Config, o.Logger
+	})
+	fns = append(fns, o.ProcessorOptions...)
+	// A replay writes records from the past: set last, so no caller's option turns the condition off.
+	fns = append(fns, func(po *processor.Options) {
+		po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, false
+	})
+	p, err := processor.New(cdb, fns...)
+	if err != nil {
+		return nil, err
+	}
+	return &shardProcessor{p: p, metrics: mc, db: cdb}, nil
+}
+
+// handle runs recs through the processor and counts what became of them. An error means the processor could not
+// run the batch at all (its records count as failed).
+func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEventRecord) (Counts, error) {
+	sp.metrics.reset()
+	sp.db.reset()
+	c := Counts{Read: len(recs)}
+	_, err := sp.p.Handle(ctx, events.KinesisEvent{Records: recs})
+	if err != nil {
+		c.Failed = len(recs)
+		return c, fmt.Errorf("handle batch: %w", err)
+	}
+	m, ok := sp.metrics.last()
+	if !ok {
+		c.Failed = len(recs)
+		return c, errors.New("handle batch: the processor wrote no metrics line")
+	}
+	c.Stored, c.Skipped = m[processor.MetricRecordsWritten], m[processor.MetricRecordsSkipped]
+	c.ToErrorTable, c.Failed = m[processor.MetricRecordsToErrorTable], m[processor.MetricRecordsFailed]+m[processor.MetricRecordsRefused]
+	c.Written, c.Superseded = sp.db.counts()
+	return c, nil
+}
+
+// keyNames returns the data table's key attribute names under cfg.
+func keyNames(cfg processor.Config) []string {
+	c := cfg.WithDefaults()
+	names := []string{c.PartitionKey.Name}
+	if c.SortKey != nil {
+		names = append(names, c.SortKey.Name)
+	}
+	return names
+}
+
+// countingDB counts the data table's conditional writes: written, or superseded (the condition failed).
+type countingDB struct {
+	DB
+	table string
+
+	mu                  sync.Mutex
+	written, superseded int
+}
+
+// PutItem writes and counts a data item's outcome.
+func (d *countingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	out, err := d.DB.PutItem(ctx, in, optFns...)
+	if aws.ToString(in.TableName) == d.table {
+		d.mu.Lock()
+		switch {
+		case err == nil:
+			d.written++
+		case conditionFailed(err):
+			d.superseded++
+		}
+		d.mu.Unlock()
+	}
+	return out, err
+}
+
+func (d *countingDB) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.written, d.superseded = 0, 0
+}
+
+func (d *countingDB) counts() (written, superseded int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.written, d.superseded
+}
+
+func conditionFailed(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalCheckFailedException"
+}
+
+// dryRunDB is the processor's DB in a dry run: it writes nothing and reads through to the real table. A conditional
+// write to the data table is answered as DynamoDB would answer it: the item there (read strongly consistent) is
+// compared with the written item's position by the rule of processor.Options.ConditionalWrites (no item, no
+// position, an unverified position, or a position of the same shard not later than this one: written; else the
+// condition fails). Every other write is accepted.
+type dryRunDB struct {
+	real  DB
+	table string
+	keys  []string
+}
+
+// BatchWriteItem accepts every item.
+func (*dryRunDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return &dynamodb.BatchWriteItemOutput{}, nil
+}
+
+// PutItem predicts a data item's conditional write; it accepts anything else.
+func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if aws.ToString(in.TableName) != d.table || in.ConditionExpression == nil {
+		return &dynamodb.PutItemOutput{}, nil
+	}
+	key := make(map[string]types.AttributeValue, len(d.keys))
+	for _, k := range d.keys {
+		key[k] = in.Item[k]
+	}
+	out, err := d.real.GetItem(ctx, &dynamodb.GetItemInput{TableName: in.TableName, Key: key, ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#p"), ExpressionAttributeNames: map[string]string{"#p": processor.AttrPosition}})
+	if err != nil {
+		return nil, fmt.Errorf("dry run: read the item the write would meet: %w", err)
+	}
+	if !wouldWrite(position(out.Item), position(in.Item)) {
+		return nil, &types.ConditionalCheckFailedException{Message: aws.String("dry run: the table holds a later record's item")}
+	}
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+// GetItem reads from the real table.
+func (d *dryRunDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return d.real.GetItem(ctx, in, optFns...)
+}
+
+func position(item map[string]types.AttributeValue) []byte {
+	if b, ok := item[processor.AttrPosition].(*types.AttributeValueMemberB); ok {
+		return b.Value
+	}
+	return nil
+}
+
+// wouldWrite tells whether a conditional write of an item at position pos replaces the item at position stored
+// (nil: no item, or one without a position): see processor.Options.ConditionalWrites.
+func wouldWrite(stored, pos []byte) bool {
+	if len(stored) == 0 || processor.PositionUnverified(stored) { // no position, or an unverified one
+		return true
+	}
+	if len(pos) == 0 || len(pos) < 1+int(pos[0]) {
+		return false
+	}
+	prefix := pos[:1+int(pos[0])]
+	return bytes.HasPrefix(stored, prefix) && bytes.Compare(stored, pos) <= 0
+}
+
+// metricsCapture keeps the counts of the processor's last Embedded Metric Format line.
+type metricsCapture struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	count map[string]int
+}
+
+// Write keeps the processor's metric lines.
+func (m *metricsCapture) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf.Write(p)
+	for {
+		line, err := m.buf.ReadBytes('\n')
+		if err != nil { // no full line yet: keep the rest
+			rest := append([]byte(nil), line...)
+			m.buf.Reset()
+			m.buf.Write(rest)
+			break
+		}
+		var v map[string]any
+		if json.Unmarshal(line, &v) != nil {
+			continue
+		}
+		c := map[string]int{}
+		for _, name := range []string{processor.MetricRecordsWritten, processor.MetricRecordsSkipped,
+			processor.MetricRecordsToErrorTable, processor.MetricRecordsFailed, processor.MetricRecordsRefused} {
+			if f, ok := v[name].(float64); ok {
+				c[name] = int(f)
+			}
+		}
+		m.count = c
+	}
+	return len(p), nil
+}
+
+func (m *metricsCapture) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf.Reset()
+	m.count = nil
+}
+
+func (m *metricsCapture) last() (map[string]int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.count, m.count != nil
+}
