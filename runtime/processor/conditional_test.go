@@ -112,7 +112,7 @@ func (r condRun) checkItems(t *testing.T, want map[string]string) {
 // attributes, even a payload's, play no part.
 func TestHandleConditionalWrites(t *testing.T) {
 	byID := Config{PartitionKey: KeyAttribute{Name: "id", Type: AttributeTypeString, Source: "id"}}
-	omit := Config{PartitionKey: byID.PartitionKey, Transform: &TransformConfig{OmitMetadata: true}}
+	omit := Config{PartitionKey: byID.PartitionKey, Metadata: []string{}}
 	tests := []struct {
 		name      string
 		cfg       Config
