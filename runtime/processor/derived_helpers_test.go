@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 
@@ -36,4 +37,18 @@ func testPositionOf(cfg Config, it Item) (pos []byte, ok bool) {
 		}
 	}
 	return wantPosition(shard, sq, uint32(sub)), true
+}
+
+func slicesSort(s []string) { sort.Strings(s) }
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
