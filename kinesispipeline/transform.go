@@ -45,7 +45,7 @@ const (
 // MetadataNone returns the Metadata prop that writes no metadata attribute (what OmitMetadata true did).
 func MetadataNone() *[]MetadataAttribute { return &[]MetadataAttribute{} }
 
-// MetadataAll returns the Metadata prop that writes every metadata attribute (what versions before 0.2 wrote by
+// MetadataAll returns the Metadata prop that writes every metadata attribute (what earlier versions wrote by
 // default).
 func MetadataAll() *[]MetadataAttribute {
 	return &[]MetadataAttribute{MetadataAttribute_SEQUENCE_NUMBER, MetadataAttribute_PARTITION_KEY,

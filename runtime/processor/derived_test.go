@@ -30,7 +30,7 @@ func TestEventIDKeyConditionalWrites(t *testing.T) {
 	}{
 		{name: "free key", wantWritten: true},
 		{name: "its own item without a position (this version)", existing: &stored{}, wantWritten: true},
-		{name: "its own item with its position (0.1 items)", existing: &stored{shard: testShard, seq: seq(0)}, wantWritten: true},
+		{name: "its own item with its position (earlier versions' items)", existing: &stored{shard: testShard, seq: seq(0)}, wantWritten: true},
 		{name: "its own item with the old metadata only", existing: &stored{metaSeq: seq(0)}, wantWritten: true},
 		{name: "an unverified item claiming a far-future position", existing: &stored{shard: testShard, seq: seq(0) + "9", unverified: true}, wantWritten: true},
 		{name: "an unverified item of the same record", existing: &stored{shard: testShard, seq: seq(0), unverified: true}, wantWritten: true},
@@ -86,7 +86,7 @@ func TestEventIDKeyInsertOnly(t *testing.T) {
 	}{
 		{name: "free key: inserted, unverified"},
 		{name: "its own verified item without a position: rerun", existing: &stored{}, wantGets: 1},
-		{name: "its own item with its position (0.1 items): rerun", existing: &stored{shard: testShard, seq: seq(0)}, wantGets: 1},
+		{name: "its own item with its position (earlier versions' items): rerun", existing: &stored{shard: testShard, seq: seq(0)}, wantGets: 1},
 		{name: "its own item with the old metadata only: rerun", existing: &stored{metaSeq: seq(0)}, wantGets: 1},
 		{name: "its own unverified item: rerun", existing: &stored{shard: testShard, seq: seq(0), unverified: true}, wantGets: 1},
 		{name: "an item naming another record: refused", existing: &stored{shard: testShard, seq: seq(7)}, wantRefused: true, wantGets: 1},

@@ -115,7 +115,7 @@ func TestIntegrationConditionalFence(t *testing.T) {
 	type pre struct {
 		shard, seq string // no shard: an item without a position
 		unverified bool   // the position is marked unverified (written insert-only)
-		metaSeq    string // _kinesisSequenceNumber, as versions before 0.2 wrote it
+		metaSeq    string // _kinesisSequenceNumber, as earlier versions wrote it
 	}
 	tests := []struct {
 		name        string
@@ -142,7 +142,7 @@ func TestIntegrationConditionalFence(t *testing.T) {
 				9: {shard: other, seq: "1", unverified: true},
 				// An item of versions before positions, claiming a far-future sequence number in its metadata.
 				10: {metaSeq: buildSeq(99) + "9"},
-				// An item of 0.1: its own position and the old metadata.
+				// An item of the previous version: its own position and the old metadata.
 				11: {shard: benchShard, seq: buildSeq(11), metaSeq: buildSeq(11)},
 			},
 			wantKept:    []int{0, 3, 5, 7},

@@ -24,7 +24,7 @@ import (
 func DefaultMetadata() []string { return []string{AttrArrivalTime} }
 
 // AllMetadata returns every metadata attribute the default transform can write, in the order of the items of
-// versions before 0.2 (which wrote them all): AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime, AttrProcessedAt.
+// earlier versions (which wrote them all): AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime, AttrProcessedAt.
 func AllMetadata() []string {
 	return []string{AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime, AttrProcessedAt}
 }

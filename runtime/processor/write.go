@@ -47,7 +47,8 @@ type writeJob struct {
 }
 
 // conditionLaterWins is the condition of a conditional write (Options.ConditionalWrites): the table holds no item
-// with the key, or one without a position (written before positions existed), or one with an unverified position
+// with the key, or one without AttrPosition (under an event-id key the record's own item, whose key names its
+// position, in this version's format or one from before positions existed), or one with an unverified position
 // (:u, see UnverifiedPosition: written insert-only from a source nothing could check), or one written from the same shard
 // (its position #p starts with the shard's prefix :s) by a record not later than this one (:p, see EncodePosition:
 // positions of one shard compare byte-wise in stream order). An item written from another shard is never
