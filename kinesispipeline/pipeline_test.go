@@ -315,7 +315,7 @@ func TestProps(t *testing.T) {
 					map[string]interface{}{"AttributeName": "pk", "KeyType": "HASH"},
 					map[string]interface{}{"AttributeName": "ts", "KeyType": "RANGE"},
 				})
-				assertEqual(t, "config", configJSON(t, p), `{"partitionKey":{"name":"pk","type":"S","source":"$eventId"},"sortKey":{"name":"ts","type":"N","source":"ts"}}`)
+				assertEqual(t, "config", configJSON(t, p), `{"partitionKey":{"name":"pk","type":"S","source":"$eventId"},"sortKey":{"name":"ts","type":"N","source":"ts"},"metadata":["_kinesisArrivalTime"]}`)
 			},
 		},
 		{
@@ -404,7 +404,7 @@ func TestProps(t *testing.T) {
 				id, _ := tableID(t, tmpl, "PipelineErrorTable")
 				assertEqual(t, "TTL", testutil.Get(testutil.Resources(tmpl, typeTable)[id], "Properties", "TimeToLiveSpecification"),
 					map[string]interface{}{"AttributeName": processor.ErrorTTLAttribute, "Enabled": true})
-				assertEqual(t, "config", configJSON(t, p), `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"errorTtlSeconds":2592000}`)
+				assertEqual(t, "config", configJSON(t, p), `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"errorTtlSeconds":2592000,"metadata":["_kinesisArrivalTime"]}`)
 			},
 		},
 		{

@@ -153,6 +153,13 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: - each record's JSON object becomes one item keyed by the event id, plus metadata attributes.
 	Transform *TransformProps
+	// Metadata lists the metadata attributes the default processor writes on every item (MetadataAttribute_*; each
+	// at most once; MetadataNone() for none, MetadataAll() for all four). Each costs its bytes on every write and
+	// every month of storage. Under the default event-id key the key names the record's shard and sequence number,
+	// so the arrival time is all most pipelines need to debug.
+	//
+	// Default: - MetadataAttribute_ARRIVAL_TIME only.
+	Metadata *[]MetadataAttribute
 
 	// --- Function ---
 

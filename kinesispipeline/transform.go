@@ -21,6 +21,37 @@ const (
 	KeySource_ARRIVAL_TIME    = processor.SourceArrivalTime    // RFC 3339 for a STRING key, Unix milliseconds for NUMBER
 )
 
+// MetadataAttribute names a metadata attribute the default processor can write on every item (see
+// KinesisDynamoPipelineProps.Metadata). The value is the attribute's name in the table.
+type MetadataAttribute string
+
+// Metadata attributes for KinesisDynamoPipelineProps.Metadata, with what each costs per item (name plus value, by
+// DynamoDB's size rules, for a record of the AWS sample).
+const (
+	// MetadataAttribute_ARRIVAL_TIME is the record's approximate arrival time in the stream, RFC 3339 UTC (about
+	// 43 bytes). The default.
+	MetadataAttribute_ARRIVAL_TIME MetadataAttribute = processor.AttrArrivalTime
+	// MetadataAttribute_SEQUENCE_NUMBER is the record's sequence number (about 78 bytes). Under the default
+	// event-id key the key already holds it.
+	MetadataAttribute_SEQUENCE_NUMBER MetadataAttribute = processor.AttrSequenceNumber
+	// MetadataAttribute_PARTITION_KEY is the producer's partition key (20 bytes plus the key, up to 256
+	// characters; binary when a KPL user record's is not valid UTF-8).
+	MetadataAttribute_PARTITION_KEY MetadataAttribute = processor.AttrPartitionKey
+	// MetadataAttribute_PROCESSED_AT is when the processor handled the batch, RFC 3339 UTC (about 42 bytes); it
+	// changes when a record is replayed.
+	MetadataAttribute_PROCESSED_AT MetadataAttribute = processor.AttrProcessedAt
+)
+
+// MetadataNone returns the Metadata prop that writes no metadata attribute (what OmitMetadata true did).
+func MetadataNone() *[]MetadataAttribute { return &[]MetadataAttribute{} }
+
+// MetadataAll returns the Metadata prop that writes every metadata attribute (what earlier versions wrote by
+// default).
+func MetadataAll() *[]MetadataAttribute {
+	return &[]MetadataAttribute{MetadataAttribute_SEQUENCE_NUMBER, MetadataAttribute_PARTITION_KEY,
+		MetadataAttribute_ARRIVAL_TIME, MetadataAttribute_PROCESSED_AT}
+}
+
 // DefaultTimeToLiveAttribute is the data table's TTL attribute when TransformProps.TimeToLive is set.
 const DefaultTimeToLiveAttribute = "expiresAt"
 
@@ -29,7 +60,7 @@ const DefaultTimeToLiveAttribute = "expiresAt"
 // carried to the processor in its configuration file (not the environment, which Lambda limits to 4 KB).
 //
 // Per record, the processor runs: Schema, Filter, Include, Rename, Exclude, Computed, the key attributes (read from
-// the original payload), the metadata attributes unless OmitMetadata, then TimeToLive.
+// the original payload), the metadata attributes KinesisDynamoPipelineProps.Metadata lists, then TimeToLive.
 type TransformProps struct {
 	// PartitionKeyFrom is where the partition key's value comes from: a KeySource_* constant or a dot path into the
 	// JSON payload. A key mapped from a payload field (a business id) folds records the producer put twice into one
@@ -82,11 +113,6 @@ type TransformProps struct {
 	//
 	// Default: "expiresAt".
 	TimeToLiveAttribute *string
-	// OmitMetadata drops the metadata attributes (_kinesisSequenceNumber, _kinesisPartitionKey, _kinesisArrivalTime,
-	// _processedAt) from items.
-	//
-	// Default: false.
-	OmitMetadata *bool
 }
 
 // ComputedAttribute is one attribute of TransformProps.Computed.
@@ -102,10 +128,9 @@ type ComputedAttribute struct {
 func transformConfig(t *TransformProps) (*processor.TransformConfig, []string) {
 	var problems []string
 	out := &processor.TransformConfig{
-		Include:      derefAll(t.Include),
-		Exclude:      derefAll(t.Exclude),
-		Filter:       deref(t.Filter),
-		OmitMetadata: isTrue(t.OmitMetadata),
+		Include: derefAll(t.Include),
+		Exclude: derefAll(t.Exclude),
+		Filter:  deref(t.Filter),
 	}
 	if t.Rename != nil {
 		out.Rename = map[string]string{}
@@ -148,6 +173,7 @@ func configProblem(line string) string {
 		{"partition key:", "PartitionKey:"},
 		{"sort key:", "SortKey:"},
 		{"error TTL:", "ErrorRetention:"},
+		{"metadata", "Metadata"},
 		{"transform.include", "Transform.Include"},
 		{"transform.exclude", "Transform.Exclude"},
 		{"transform.rename", "Transform.Rename"},

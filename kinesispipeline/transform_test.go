@@ -25,21 +25,27 @@ func TestTransformConfiguration(t *testing.T) {
 		{"key from payload fields", kinesispipeline.KinesisDynamoPipelineProps{
 			PartitionKey: stringKey("orderId"), SortKey: stringKey("ts"),
 			Transform: &kinesispipeline.TransformProps{PartitionKeyFrom: jsii.String("order.id"), SortKeyFrom: jsii.String(kinesispipeline.KeySource_ARRIVAL_TIME)},
-		}, `{"partitionKey":{"name":"orderId","type":"S","source":"order.id"},"sortKey":{"name":"ts","type":"S","source":"$arrivalTime"},"transform":{}}`},
+		}, `{"partitionKey":{"name":"orderId","type":"S","source":"order.id"},"sortKey":{"name":"ts","type":"S","source":"$arrivalTime"},"transform":{},"metadata":["_kinesisArrivalTime"]}`},
 		{"field selection", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
 			Include: jsii.Strings("a", "b.c"), Exclude: jsii.Strings("b.secret"), Rename: &map[string]*string{"b.c": jsii.String("bc")},
-		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"include":["a","b.c"],"exclude":["b.secret"],"rename":{"b.c":"bc"}}}`},
-		{"computed, filter, metadata", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
-			Computed:     &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("Double"), Expression: jsii.String("Value * 2")}},
-			Filter:       jsii.String(`Category != "TEST"`),
-			OmitMetadata: jsii.Bool(true),
-		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"computed":[{"name":"Double","expression":"Value * 2"}],"filter":"Category != \"TEST\"","omitMetadata":true}}`},
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"include":["a","b.c"],"exclude":["b.secret"],"rename":{"b.c":"bc"}},"metadata":["_kinesisArrivalTime"]}`},
+		{"computed, filter, no metadata", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
+			Computed: &[]*kinesispipeline.ComputedAttribute{{Name: jsii.String("Double"), Expression: jsii.String("Value * 2")}},
+			Filter:   jsii.String(`Category != "TEST"`),
+		}, Metadata: kinesispipeline.MetadataNone()}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"computed":[{"name":"Double","expression":"Value * 2"}],"filter":"Category != \"TEST\""},"metadata":[]}`},
+		{"default metadata: the arrival time", kinesispipeline.KinesisDynamoPipelineProps{},
+			`{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"metadata":["_kinesisArrivalTime"]}`},
+		{"all metadata", kinesispipeline.KinesisDynamoPipelineProps{Metadata: kinesispipeline.MetadataAll()},
+			`{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"metadata":["_kinesisSequenceNumber","_kinesisPartitionKey","_kinesisArrivalTime","_processedAt"]}`},
+		{"chosen metadata, in the order given", kinesispipeline.KinesisDynamoPipelineProps{Metadata: &[]kinesispipeline.MetadataAttribute{
+			kinesispipeline.MetadataAttribute_PROCESSED_AT, kinesispipeline.MetadataAttribute_PARTITION_KEY,
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"metadata":["_processedAt","_kinesisPartitionKey"]}`},
 		{"schema", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
 			Schema: jsii.String(`{"type":"object","required":["Value"]}`),
-		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"schema":{"type":"object","required":["Value"]}}}`},
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"schema":{"type":"object","required":["Value"]}},"metadata":["_kinesisArrivalTime"]}`},
 		{"time to live", kinesispipeline.KinesisDynamoPipelineProps{Transform: &kinesispipeline.TransformProps{
 			TimeToLive: awscdk.Duration_Days(jsii.Number(7)),
-		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"ttl":{"attribute":"expiresAt","seconds":604800}}}`},
+		}}, `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"transform":{"ttl":{"attribute":"expiresAt","seconds":604800}},"metadata":["_kinesisArrivalTime"]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +121,19 @@ func TestTransformValidation(t *testing.T) {
 				Transform:    &kinesispipeline.TransformProps{TimeToLive: awscdk.Duration_Days(jsii.Number(1))},
 			}
 		}, []string{"Transform.TimeToLive: not allowed with an existing Table"}},
+		{"unknown and repeated metadata, each reported", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Metadata: &[]kinesispipeline.MetadataAttribute{
+				kinesispipeline.MetadataAttribute_ARRIVAL_TIME, "_kinesisSeqNo", kinesispipeline.MetadataAttribute_ARRIVAL_TIME, "",
+			}}
+		}, []string{
+			`Metadata[1]: "_kinesisSeqNo" is not a metadata attribute (want _kinesisSequenceNumber, _kinesisPartitionKey, _kinesisArrivalTime, _processedAt)`,
+			"Metadata[2]: _kinesisArrivalTime is listed twice",
+			`Metadata[3]: "" is not a metadata attribute`,
+		}},
+		{"metadata attribute also renamed to", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{Metadata: kinesispipeline.MetadataAll(),
+				Transform: &kinesispipeline.TransformProps{Rename: &map[string]*string{"a": jsii.String("_processedAt")}}}
+		}, []string{`Transform.Rename[a]: attribute "_processedAt" is also a metadata attribute written on every item`}},
 		{"more than 5 filters", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
 			f := awslambda.FilterCriteria_Filter(&map[string]interface{}{"data": map[string]interface{}{"a": awslambda.FilterRule_Exists()}})
 			return &kinesispipeline.KinesisDynamoPipelineProps{Filters: &[]*map[string]interface{}{f, f, f, f, f, f}}

@@ -18,6 +18,14 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
+// byEventIDWithSequence is the default configuration (event-id key) plus the sequence number as metadata, which
+// checkByEventID compares with each item's key.
+func byEventIDWithSequence() processor.Config {
+	cfg := processor.DefaultConfig()
+	cfg.Metadata = []string{processor.AttrSequenceNumber, processor.AttrArrivalTime}
+	return cfg
+}
+
 // checkByEventID checks a table keyed by event id (the default): one item per JSON object put (a producer's
 // duplicate is a second record, so a second item), none for a replay, and one error item per payload that is not a
 // JSON object. It returns lost and duplicated counts.
@@ -45,6 +53,9 @@ func checkByEventID(t *testing.T, ctx context.Context, p *pipeline, w workload) 
 	for id, it := range items {
 		if got := str(it[processor.AttrSequenceNumber]); !strings.HasSuffix(id, ":"+got) {
 			t.Errorf("item %s holds sequence number %s", id, got)
+		}
+		if _, ok := it[processor.AttrPosition]; ok {
+			t.Errorf("item %s carries %s: under an event-id key its key names its position", id, processor.AttrPosition)
 		}
 		gotItems[identity(func(f string) string {
 			if it[f] == nil {
@@ -89,7 +100,7 @@ func TestReplaysAfterReportedFailures(t *testing.T) {
 	defer cancel()
 	// Heavy throttling and a short deadline: the processor runs out of time and reports the records it could not
 	// store; the runner replays from there. Items keyed by event id make any duplicate visible.
-	p := newPipeline(t, ctx, 2, processor.DefaultConfig(), dynamostandin.Options{
+	p := newPipeline(t, ctx, 2, byEventIDWithSequence(), dynamostandin.Options{
 		Seed: 4, ThrottleRate: 0.6, UnprocessedRate: 0.5, Latency: 5 * time.Millisecond,
 		FaultOperations: []string{dynamostandin.OpBatchWriteItem, dynamostandin.OpPutItem},
 	})
@@ -124,7 +135,7 @@ func TestProcessorKilledMidBatch(t *testing.T) {
 	// Slow writes, so an invocation is in the middle of its batch for a while; 20% faults on top.
 	faults := twentyPercent(5)
 	faults.Latency = 150 * time.Millisecond
-	p := newPipeline(t, ctx, 2, processor.DefaultConfig(), faults)
+	p := newPipeline(t, ctx, 2, byEventIDWithSequence(), faults)
 	w := makeWorkload(1000, 5)
 	p.put(t, ctx, w.entries)
 

@@ -561,7 +561,7 @@ func TestAttackKPL(t *testing.T) {
 
 	t.Run("huge and invalid partition keys", func(t *testing.T) {
 		env := newAtkEnv(t, dynamostandin.Options{})
-		p := env.processor(t, nil)
+		p := env.processor(t, nil, func(o *processor.Options) { o.Config.Metadata = []string{processor.AttrPartitionKey} })
 		hugePK := strings.Repeat("p", 300*1024)
 		invalidPK := "pk\xff\xfe" + atkMarker
 		urs := []kpl.UserRecord{
@@ -652,7 +652,7 @@ func TestAttackKPL(t *testing.T) {
 
 	t.Run("odd protobuf", func(t *testing.T) {
 		env := newAtkEnv(t, dynamostandin.Options{})
-		p := env.processor(t, nil)
+		p := env.processor(t, nil, func(o *processor.Options) { o.Config.Metadata = []string{processor.AttrPartitionKey} })
 		recs := [][]byte{
 			// data twice and the partition key index twice: protobuf keeps the last of each.
 			atkUserRecord(1, uint64(0), 3, []byte(`{"v":"first"}`), 3, []byte(`{"v":"last"}`), 1, uint64(1)),

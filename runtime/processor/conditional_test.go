@@ -18,6 +18,7 @@ type stored struct {
 	shard, seq string
 	sub        uint32
 	metaSeq    string
+	unverified bool // the position carries the unverified mark (written insert-only)
 }
 
 const otherShard = "shardId-000000000001"
@@ -41,7 +42,11 @@ func runConditional(t *testing.T, cfg Config, existing map[string]stored, opts f
 	for id, st := range existing {
 		it := Item{"id": s(id), "old": s("yes")}
 		if st.shard != "" {
-			it[AttrPosition] = &types.AttributeValueMemberB{Value: wantPosition(st.shard, st.seq, st.sub)}
+			pos := wantPosition(st.shard, st.seq, st.sub)
+			if st.unverified {
+				pos = append([]byte{0}, pos...)
+			}
+			it[AttrPosition] = &types.AttributeValueMemberB{Value: pos}
 		}
 		if st.metaSeq != "" {
 			it[AttrSequenceNumber] = s(st.metaSeq)
@@ -112,7 +117,7 @@ func (r condRun) checkItems(t *testing.T, want map[string]string) {
 // attributes, even a payload's, play no part.
 func TestHandleConditionalWrites(t *testing.T) {
 	byID := Config{PartitionKey: KeyAttribute{Name: "id", Type: AttributeTypeString, Source: "id"}}
-	omit := Config{PartitionKey: byID.PartitionKey, Transform: &TransformConfig{OmitMetadata: true}}
+	omit := Config{PartitionKey: byID.PartitionKey, Metadata: []string{}}
 	tests := []struct {
 		name      string
 		cfg       Config

@@ -74,6 +74,12 @@ type Config struct {
 	// filter, a JSON Schema and a time to live (see TransformConfig). Default: nil, each record's JSON object is stored
 	// as is, plus the key and metadata attributes.
 	Transform *TransformConfig `json:"transform,omitempty"`
+	// Metadata lists the metadata attributes the default transform writes on every item, by name: any of
+	// AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and AttrProcessedAt (AllMetadata), each at most once. An
+	// empty list writes none. Default: nil, DefaultMetadata() (AttrArrivalTime only: under the default event-id key
+	// the key already names the shard and the sequence number). It is written even when empty ("metadata": []), so
+	// that an empty list survives the configuration file.
+	Metadata []string `json:"metadata"`
 }
 
 // TransformConfig is the declarative part of the default transform. For each record it runs, in this order:
@@ -83,7 +89,7 @@ type Config struct {
 //  3. Include, Rename, Exclude: the payload's fields become the item's attributes.
 //  4. Computed: each expression's value becomes an attribute, in order.
 //  5. The key attributes (read from the original payload or the record's metadata, never from renamed or computed
-//     attributes), the metadata attributes unless OmitMetadata, and the TTL attribute.
+//     attributes), the metadata attributes Config.Metadata lists, and the TTL attribute.
 //
 // Paths are dot-separated field names into nested JSON objects ("order.customer.id"); they cannot address array
 // elements or fields whose names contain a dot. Expressions use github.com/expr-lang/expr; see the package
@@ -113,9 +119,6 @@ type TransformConfig struct {
 	Schema json.RawMessage `json:"schema,omitempty"`
 	// TTL sets an expiry attribute on every item. Default: none.
 	TTL *TTLConfig `json:"ttl,omitempty"`
-	// OmitMetadata drops the metadata attributes (AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime,
-	// AttrProcessedAt). Default: false, they are written.
-	OmitMetadata bool `json:"omitMetadata,omitempty"`
 }
 
 // ComputedAttribute is an attribute whose value an expression computes.
@@ -171,12 +174,15 @@ func (c Config) WithDefaults() Config {
 		}
 		c.SortKey = &sk
 	}
+	if c.Metadata == nil {
+		c.Metadata = DefaultMetadata()
+	}
 	return c
 }
 
 // Validate reports every problem with c (after WithDefaults) joined into one error, or nil. The construct runs it at
 // synth time and the processor at cold start, so both agree on what is valid. Each problem is one line starting with
-// what it is about: "partition key:", "sort key:", "error TTL:", or for the transform "transform.include[0]:",
+// what it is about: "partition key:", "sort key:", "error TTL:", "metadata[0]:", or for the transform "transform.include[0]:",
 // "transform.exclude[0]:", "transform.rename[<source>]:", "transform.computed[0] (<name>):", "transform.filter:",
 // "transform.schema:", "transform.ttl:". Expression problems quote the expression and the compiler's message.
 // Built with -tags kdp_noexpr (NoExprBuildTag), it reports every computed attribute, the filter and the schema as a
@@ -193,6 +199,8 @@ func (c Config) Validate() error {
 	if c.ErrorTTLSeconds < 0 {
 		errs = append(errs, fmt.Errorf("error TTL: %d seconds is negative", c.ErrorTTLSeconds))
 	}
+	_, merrs := compileMetadata(c.Metadata)
+	errs = append(errs, merrs...)
 	if c.Transform != nil {
 		_, terrs := compileTransform(c)
 		errs = append(errs, terrs...)

@@ -266,7 +266,7 @@ func costOf(r costRow) costPerMillion {
 func costReport(rows []costRow) string {
 	var sb strings.Builder
 	sb.WriteString("cost report begin\n")
-	sb.WriteString("Item size by DynamoDB's rules, default processor settings (event-id key, metadata on):\n\n")
+	sb.WriteString("Item size by DynamoDB's rules, default processor settings (event-id key, default metadata: the arrival time):\n\n")
 	sb.WriteString("| payload | JSON bytes | payload attributes | item bytes | overhead bytes | WCU/record | minimum (attributes + key) | minimum WCU |\n")
 	sb.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {

@@ -22,7 +22,7 @@ type declarative struct {
 	exclude [][]string
 	renames []renameOp // sorted by source path
 	ttl     *TTLConfig
-	meta    bool // write the metadata attributes
+	meta    metaSet // the metadata attributes to write (Config.Metadata)
 
 	exprParts // computed attributes, filter and schema
 }
@@ -40,7 +40,11 @@ func compileTransform(c Config) (*declarative, []error) {
 	if t == nil {
 		t = &TransformConfig{}
 	}
-	d := &declarative{keys: []KeyAttribute{c.PartitionKey}, ttl: t.TTL, meta: !t.OmitMetadata}
+	d := &declarative{keys: []KeyAttribute{c.PartitionKey}, ttl: t.TTL}
+	if c.Metadata == nil {
+		c.Metadata = DefaultMetadata()
+	}
+	d.meta, _ = compileMetadata(c.Metadata) // its problems are Validate's: reported once, as "metadata[i]:"
 	if c.SortKey != nil {
 		d.keys = append(d.keys, *c.SortKey)
 	}
@@ -55,11 +59,9 @@ func compileTransform(c Config) (*declarative, []error) {
 		}
 	}
 	owners[AttrPosition] = "the reserved position attribute (the processor sets it on every item)"
-	if d.meta {
-		for _, m := range []string{AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime, AttrProcessedAt} {
-			if _, ok := owners[m]; !ok {
-				owners[m] = "a metadata attribute (set omitMetadata to drop those)"
-			}
+	for _, m := range d.meta.names() {
+		if _, ok := owners[m]; !ok {
+			owners[m] = "a metadata attribute written on every item (see metadata)"
 		}
 	}
 	claim := func(prefix, name, as string) {
@@ -176,6 +178,9 @@ func minimalPaths(paths []string) [][]string {
 // newDeclarativeTransform returns the default transform applying cfg.Transform, or the error Validate reports.
 func newDeclarativeTransform(cfg Config) (Transform, error) {
 	d, errs := compileTransform(cfg)
+	if _, merrs := compileMetadata(cfg.Metadata); len(merrs) > 0 {
+		errs = append(merrs, errs...)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -195,9 +200,7 @@ func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item,
 		}
 		item[k.Name] = av
 	}
-	if d.meta {
-		addMetadata(ctx, item, r)
-	}
+	addMetadata(ctx, item, r, d.meta)
 	if d.ttl != nil {
 		base := r.ArrivalTime
 		if base.IsZero() {

@@ -35,10 +35,7 @@ func TestDeclarativeSample(t *testing.T) {
 		"Value":              "N:81",
 		"ProcessedValue":     "N:162",
 		"ProcessedTimestamp": "S:2024-09-14T00:00:00Z",
-		AttrSequenceNumber:   "S:" + seq(0),
-		AttrPartitionKey:     "S:pk-0",
 		AttrArrivalTime:      "S:2024-09-13T23:06:56.123Z",
-		AttrProcessedAt:      "S:2024-09-14T00:00:00Z",
 	}
 	if len(res.items) != 1 || !reflect.DeepEqual(res.items[0], want) {
 		t.Fatalf("items %v\nwant %v", res.items, want)
@@ -177,11 +174,11 @@ func TestDeclarativeExpressions(t *testing.T) {
 			cfg: Config{
 				PartitionKey: KeyAttribute{Name: "pk", Type: AttributeTypeString, Source: "order.customer"},
 				SortKey:      &KeyAttribute{Name: "sk", Type: AttributeTypeNumber, Source: "order.n"},
+				Metadata:     []string{},
 				Transform: &TransformConfig{
-					OmitMetadata: true,
-					Exclude:      []string{"order"},
-					Rename:       map[string]string{"note": "_processedAt"},
-					Computed:     []ComputedAttribute{{Name: "_seq", Expression: "record.sequenceNumber"}},
+					Exclude:  []string{"order"},
+					Rename:   map[string]string{"note": "_processedAt"},
+					Computed: []ComputedAttribute{{Name: "_seq", Expression: "record.sequenceNumber"}},
 				},
 			},
 			give: []string{`{"order": {"customer": "c1", "n": 3}, "note": "hi"}`},
@@ -258,7 +255,6 @@ func TestValidateTransformExpressions(t *testing.T) {
 			want: []string{
 				`transform.ttl: seconds 0 must be between 1 and 3155760000 (100 years)`,
 				`transform.rename[a]: attribute "Category" is also the partition key`,
-				`transform.rename[b]: attribute "_processedAt" is also a metadata attribute (set omitMetadata to drop those)`,
 				`transform.rename[d]: attribute "X" is also the target of transform.rename[c]`,
 				`transform.computed[0] (Timestamp): attribute "Timestamp" is also the sort key`,
 				`transform.computed[1] (X): attribute "X" is also the target of transform.rename[c]`,

@@ -78,17 +78,17 @@ func TestNoExprRejects(t *testing.T) {
 }
 
 // TestNoExprFieldSelection runs a configuration that needs no expressions (keys from the payload, Include, Rename,
-// Exclude, TTL, OmitMetadata) through Handle under -tags kdp_noexpr.
+// Exclude, TTL, no metadata) through Handle under -tags kdp_noexpr.
 func TestNoExprFieldSelection(t *testing.T) {
 	cfg := Config{
 		PartitionKey: KeyAttribute{Name: "pk", Type: AttributeTypeString, Source: "order.customer"},
 		SortKey:      &KeyAttribute{Name: "sk", Type: AttributeTypeNumber, Source: "order.n"},
+		Metadata:     []string{},
 		Transform: &TransformConfig{
-			Include:      []string{"order", "_seq", "keep"},
-			Rename:       map[string]string{"note": "Note"},
-			Exclude:      []string{"order.secret"},
-			TTL:          &TTLConfig{Attribute: "expiresAt", Seconds: 3600},
-			OmitMetadata: true,
+			Include: []string{"order", "_seq", "keep"},
+			Rename:  map[string]string{"note": "Note"},
+			Exclude: []string{"order.secret"},
+			TTL:     &TTLConfig{Attribute: "expiresAt", Seconds: 3600},
 		},
 	}
 	if cfg.NeedsExpressions() {

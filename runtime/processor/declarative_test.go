@@ -75,11 +75,17 @@ func runDeclarative(t *testing.T, cfg Config, payloads ...string) declResult {
 	for i := range payloads {
 		stored := 0
 		for _, it := range db.tables[testTable] {
-			pos, _ := it[AttrPosition].(*types.AttributeValueMemberB)
-			if pos == nil {
-				t.Fatalf("data item without %s: %v", AttrPosition, renderItem(it))
+			// Under an event-id key the item's key names its position and it carries no AttrPosition; under any
+			// other key it carries AttrPosition.
+			_, hasPos := it[AttrPosition]
+			if derived := cfg.WithDefaults().PartitionKey.Source == SourceEventID; hasPos == derived {
+				t.Fatalf("data item has %s: %v, want %v: %v", AttrPosition, hasPos, !derived, renderItem(it))
 			}
-			if bytes.Equal(pos.Value, wantPosition(testShard, seq(i), 0)) {
+			pos, ok := testPositionOf(cfg, it)
+			if !ok {
+				t.Fatalf("data item without a position: %v", renderItem(it))
+			}
+			if bytes.Equal(pos, wantPosition(testShard, seq(i), 0)) {
 				r := renderItem(it)
 				delete(r, AttrPosition) // checked here, left out of what the cases compare
 				res.items = append(res.items, r)
@@ -102,14 +108,12 @@ func runDeclarative(t *testing.T, cfg Config, payloads ...string) declResult {
 	return res
 }
 
-// declMeta is the key and metadata attributes record i gets with the default keys.
+// declMeta is the key and metadata attributes record i gets with the default keys and the default metadata
+// (the arrival time only).
 func declMeta(i int) map[string]string {
 	return map[string]string{
-		"id":               "S:" + testShard + ":" + seq(i),
-		AttrSequenceNumber: "S:" + seq(i),
-		AttrPartitionKey:   fmt.Sprintf("S:pk-%d", i),
-		AttrArrivalTime:    "S:2024-09-13T23:06:56.123Z",
-		AttrProcessedAt:    "S:2024-09-14T00:00:00Z",
+		"id":            "S:" + testShard + ":" + seq(i),
+		AttrArrivalTime: "S:2024-09-13T23:06:56.123Z",
 	}
 }
 
@@ -290,8 +294,8 @@ func TestValidateTransform(t *testing.T) {
 			},
 		},
 		{
-			name: "metadata names are free without metadata",
-			give: &TransformConfig{OmitMetadata: true, Rename: map[string]string{"b": "_processedAt"}, TTL: &TTLConfig{Attribute: AttrArrivalTime, Seconds: 1}},
+			name: "names of metadata attributes not written are free (default metadata: arrival time only)",
+			give: &TransformConfig{Rename: map[string]string{"b": "_processedAt"}, TTL: &TTLConfig{Attribute: AttrSequenceNumber, Seconds: 1}},
 		},
 	})
 }
@@ -304,7 +308,7 @@ func TestNeedsExpressions(t *testing.T) {
 		{nil, false},
 		{&TransformConfig{}, false},
 		{&TransformConfig{Include: []string{"a"}, Exclude: []string{"b"}, Rename: map[string]string{"c": "C"},
-			TTL: &TTLConfig{Attribute: "exp", Seconds: 1}, OmitMetadata: true}, false},
+			TTL: &TTLConfig{Attribute: "exp", Seconds: 1}}, false},
 		{&TransformConfig{Schema: json.RawMessage(`null`)}, false},
 		{&TransformConfig{Computed: []ComputedAttribute{{Name: "A", Expression: "1"}}}, true},
 		{&TransformConfig{Filter: "true"}, true},

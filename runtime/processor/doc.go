@@ -33,10 +33,11 @@
 //
 // # Positions and conditional writes
 //
-// Every data item carries AttrPosition ("_kpos", binary), set by the processor after the transform in every mode and
-// never taken from a payload or a transform (a transform's item holding it, or a payload holding it under the default
-// transform, fails its record: "attribute name _kpos is reserved"). It encodes the record's position (EncodePosition,
-// DecodePosition):
+// Every data item has a position: the shard, sequence number and sub-sequence number of the record that wrote it.
+// Where the key does not name it, the item carries it as AttrPosition ("_kpos", binary), set by the processor after
+// the transform and never taken from a payload or a transform (a transform's item holding it, or a payload holding it
+// under the default transform, fails its record: "attribute name _kpos is reserved"). It encodes the record's
+// position (EncodePosition, DecodePosition):
 //
 //	[len(shardID)] shardID [len(m)] m [sub, 4 bytes big-endian]
 //
@@ -47,19 +48,42 @@
 // permanently: its position cannot be recorded. A plain record whose event id is "shardId:sequenceNumber#<n>" (a KPL
 // user record rebuilt from its error item, as redrive does) takes sub-sequence number n.
 //
+// Under the default key (the partition key is the record's event id, SourceEventID) and the processor's own
+// transform (DefaultTransform, declarative or not), the key names the position (PositionFromEventID:
+// "shardId:sequenceNumber" or "shardId:sequenceNumber#n"), and the item does not carry AttrPosition: 55 bytes of
+// every item, billed on every write and in storage. That is sound because no other record ever writes that key: only
+// the record itself, replayed or redriven, writes the same item, so later-wins within a shard holds trivially. Where
+// the processor reads a stored item's position (an insert-only write telling a rerun from another record's item), an
+// item without AttrPosition under such a key has the position its key names; so does an item written before
+// positions existed (it has only AttrSequenceNumber), which under an event-id key is its record's own. Items keep
+// AttrPosition when the key is anything else (a business key from the payload, the sequence number, the partition
+// key), when a user's Transform builds them (it may key them by anything), when the event id does not name the
+// record's position exactly (hand-made events), and when they are written insert-only (their position is marked
+// unverified, see below, so that a verified write replaces them).
+//
 // Sequence numbers are ordered within a shard only. Options.ConditionalWrites puts each item on the condition
-// "attribute_not_exists(_kpos) OR begins_with(_kpos, 0x00) OR (begins_with(_kpos, shard prefix) AND _kpos <= position)":
-// it overwrites an item of
-// the same shard written by a record not later than this one (its own included, and items without a position, from
-// earlier versions), never one of a later record, and never one written from another shard (after a reshard, the
+// "attribute_not_exists(_kpos) OR begins_with(_kpos, 0x00) OR (begins_with(_kpos, shard prefix) AND _kpos <= position)",
+// with the record's position as the values whether or not the item carries it: it overwrites an item of the same
+// shard written by a record not later than this one (its own included, and items without AttrPosition: under an
+// event-id key the record's own, in this version's or an earlier version's format), never one of a later record, and
+// never one written from another shard (after a reshard, the
 // child shards hold a key's newer records): the replayed item then counts as superseded (stored) and is logged with
 // the table and the reason. Options.InsertOnly writes each item only where its key is free; a key holding the same
 // record's item (same position) counts as stored, any other refuses the record (MetricRecordsRefused). An item
 // written insert-only carries its position marked unverified (UnverifiedPosition: a 0 byte first): its sequence
 // number is only what an unverifiable source claimed, so a conditional write replaces it whatever it claims (a
 // forged source naming a far-future sequence number must not outrank the key's real records), and the pipeline's own
-// writes replace it as they replace any item. The metadata
-// attributes (AttrSequenceNumber and the others) are for reading: no condition uses them.
+// writes replace it as they replace any item. The metadata attributes (AttrSequenceNumber and the others) are for
+// reading: no condition uses them.
+//
+// # Metadata
+//
+// Config.Metadata lists the metadata attributes the default transform writes: AttrSequenceNumber, AttrPartitionKey,
+// AttrArrivalTime, AttrProcessedAt (AllMetadata). By default only AttrArrivalTime (about 43 bytes): under the default
+// key the key names the shard and the sequence number, so an item can still be traced to its record, its log lines
+// and its error-table entry; the arrival time tells when it entered the stream. The others cost about 78
+// (sequence number), 20 plus the partition key, and 42 (processed-at) bytes an item; list them to get them back. An
+// empty list writes none.
 //
 // Records written by the Kinesis Producer Library in its aggregated format (see package runtime/kpl) are split into
 // their user records, each processed like a plain record with its own partition key and an event id ending in
@@ -102,7 +126,7 @@
 //
 // Expressions and the schema link github.com/expr-lang/expr and github.com/santhosh-tekuri/jsonschema/v6, about 3 MB
 // of `bootstrap` (whose reflection also keeps the linker from dropping unused methods). Building with
-// -tags kdp_noexpr (NoExprBuildTag) leaves both out; Include, Exclude, Rename, TTL, OmitMetadata and the key
+// -tags kdp_noexpr (NoExprBuildTag) leaves both out; Include, Exclude, Rename, TTL, Metadata and the key
 // attributes work as without it, while Config.Validate (so New and ParseConfig too) rejects a configuration with
 // computed attributes, a filter or a schema: "transform.filter: this processor was built with -tags kdp_noexpr,
 // which leaves out expressions; rebuild without it". Config.NeedsExpressions tells which build a configuration needs.

@@ -25,9 +25,9 @@ func ExampleTransformConfig() {
 			],
 			"filter": "Category != 'test'",
 			"schema": {"type": "object", "required": ["Category", "Timestamp", "Value"], "properties": {"Value": {"type": "number"}}},
-			"ttl": {"attribute": "expiresAt", "seconds": 604800},
-			"omitMetadata": true
-		}
+			"ttl": {"attribute": "expiresAt", "seconds": 604800}
+		},
+		"metadata": []
 	}`))
 	if err != nil {
 		fmt.Println(err)

@@ -97,7 +97,8 @@ func exampleOptions(table, errorTable string) func(*processor.Options) {
 	}
 }
 
-// The default processor stores each record's JSON object as one item keyed by the record's event id.
+// The default processor stores each record's JSON object as one item keyed by the record's event id, with its
+// arrival time; the key names the record's shard and sequence number (and so its position: no _kpos attribute).
 func ExampleNew() {
 	db := &exampleDB{tables: map[string][]processor.Item{}}
 	p, err := processor.New(db, exampleOptions("readings", "reading-errors"))
@@ -121,10 +122,6 @@ func ExampleNew() {
 	//   Timestamp: S 2024-09-13T23:06:55.934081Z
 	//   Value: N 81
 	//   _kinesisArrivalTime: S 2024-09-13T23:06:56Z
-	//   _kinesisPartitionKey: S sensor-7
-	//   _kinesisSequenceNumber: S 49590000000000000000000000000000000000000000000000000001
-	//   _kpos: B position shardId-000000000000 49590000000000000000000000000000000000000000000000000001 #0
-	//   _processedAt: S 2024-09-14T00:00:00Z
 	//   id: S shardId-000000000000:49590000000000000000000000000000000000000000000000000001
 	// batch item failures: 0
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,14 +204,46 @@ func (f *fakeDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...fu
 	}
 	out := Item{}
 	if in.ProjectionExpression != nil {
-		name := in.ExpressionAttributeNames[*in.ProjectionExpression]
-		if v, ok := old[name]; ok {
-			out[name] = v
+		for _, ph := range strings.Split(*in.ProjectionExpression, ",") {
+			name, ok := in.ExpressionAttributeNames[strings.TrimSpace(ph)]
+			if !ok {
+				return nil, apiError("ValidationException")
+			}
+			if v, ok := old[name]; ok {
+				out[name] = v
+			}
 		}
 	} else {
 		out = old
 	}
 	return &dynamodb.GetItemOutput{Item: out}, nil
+}
+
+// keySeqs returns the sequence numbers the data table's event-id keys ("id": "shardId:seq", "shardId:seq#n") name,
+// sorted.
+func (f *fakeDB) keySeqs(table string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, it := range f.tables[table] {
+		out = append(out, keySeq(it))
+	}
+	sort.Slice(out, func(i, j int) bool { return compareSequence(out[i], out[j]) < 0 })
+	return out
+}
+
+// keySeq returns the sequence number item's event-id key ("id") names, "?" if it names none.
+func keySeq(item Item) string {
+	id, _ := item["id"].(*types.AttributeValueMemberS)
+	if id == nil {
+		return "?"
+	}
+	_, rest, ok := strings.Cut(id.Value, ":")
+	sq, _, _ := strings.Cut(rest, "#")
+	if !ok || sq == "" {
+		return "?"
+	}
+	return sq
 }
 
 // seqs returns the sequence numbers of a table's items, sorted: from attribute AttrSequenceNumber for the data

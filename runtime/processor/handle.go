@@ -68,6 +68,7 @@ func (r *recState) fail(err error) {
 type candidate struct {
 	rec  int
 	item Item
+	pos  []byte // the record's position (EncodePosition; marked by UnverifiedPosition for InsertOnly), nil for error items
 }
 
 // entry is one key to write: the items of the batch for that key, in sequence-number order; the last one wins.
@@ -319,6 +320,9 @@ func (b *batch) transform(ctx context.Context, i int) {
 	if b.p.opts.InsertOnly {
 		pos = UnverifiedPosition(pos) // a later verified record of the key may replace it (see conditionLaterWins)
 	}
+	// Under an event-id key, the processor's own items leave their position to their key (see derivesPosition);
+	// unverified ones carry it, marked, so that a verified write replaces them.
+	derived := b.p.derivesPosition() && !b.p.opts.InsertOnly
 	posAV := &types.AttributeValueMemberB{Value: pos}
 	for j, it := range items {
 		if it == nil {
@@ -330,7 +334,9 @@ func (b *batch) transform(ctx context.Context, i int) {
 			it = maps.Clone(it)
 			items[j] = it
 		}
-		it[AttrPosition] = posAV
+		if !derived || !keyNamesPosition(it, b.p.keys[0].Name, &r.rec) {
+			it[AttrPosition] = posAV
+		}
 	}
 	for j, it := range items {
 		if err := validateItem(it, b.p.keys); err != nil {
@@ -340,7 +346,7 @@ func (b *batch) transform(ctx context.Context, i int) {
 	}
 	r.pending = len(items)
 	for _, it := range items {
-		b.add(i, it)
+		b.add(i, it, pos)
 	}
 }
 
@@ -384,7 +390,7 @@ func (p *Processor) callTransform(ctx context.Context, r *Record) (items []Item,
 
 // add queues record i's item under its key, keeping candidates in sequence-number order. The user records of one
 // aggregate share a sequence number and are added in sub-sequence order, so the later one wins there too.
-func (b *batch) add(i int, it Item) {
+func (b *batch) add(i int, it Item, pos []byte) {
 	key := itemKey(it, b.p.keys)
 	e := b.byKey[key]
 	if e == nil {
@@ -392,7 +398,7 @@ func (b *batch) add(i int, it Item) {
 		b.byKey[key] = e
 		b.entries = append(b.entries, e)
 	}
-	e.cands = append(e.cands, candidate{rec: i, item: it})
+	e.cands = append(e.cands, candidate{rec: i, item: it, pos: pos})
 	seq := b.recs[i].rec.SequenceNumber
 	for k := len(e.cands) - 1; k > 0 && compareSequence(b.recs[e.cands[k-1].rec].rec.SequenceNumber, seq) > 0; k-- {
 		e.cands[k-1], e.cands[k] = e.cands[k], e.cands[k-1]

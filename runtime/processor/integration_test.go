@@ -66,11 +66,11 @@ func scan(t *testing.T, db *dynamodb.Client, table string) map[string]processor.
 }
 
 // newProcessor returns a processor writing through the real SDK client to endpoint, with a fixed clock.
-func newProcessor(t *testing.T, endpoint, table, errorTable string, now time.Time) *processor.Processor {
+func newProcessor(t *testing.T, endpoint, table, errorTable string, now time.Time, opts ...func(*processor.Options)) *processor.Processor {
 	t.Helper()
-	p, err := processor.New(newSDKClient(endpoint), quiet(table, errorTable), func(o *processor.Options) {
+	p, err := processor.New(newSDKClient(endpoint), append([]func(*processor.Options){quiet(table, errorTable), func(o *processor.Options) {
 		o.Now = func() time.Time { return now }
-	})
+	}}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +107,15 @@ func posBytes(shard, seq string, sub uint32) []byte {
 
 // TestIntegrationConditionalFence checks the conditions of ConditionalWrites and InsertOnly against dynalite: that
 // it evaluates begins_with and <= on binary positions as DynamoDB does (byte-wise), and attribute_not_exists on the
-// partition key.
+// partition key. Under the default event-id key the written items carry no position (verified) or an unverified
+// one (insert-only); the items already there come in every format: with a position, without one (this version's,
+// or one written before positions existed, with only _kinesisSequenceNumber), unverified.
 func TestIntegrationConditionalFence(t *testing.T) {
 	const other = "shardId-000000000007"
 	type pre struct {
 		shard, seq string // no shard: an item without a position
 		unverified bool   // the position is marked unverified (written insert-only)
+		metaSeq    string // _kinesisSequenceNumber, as earlier versions wrote it
 	}
 	tests := []struct {
 		name        string
@@ -137,6 +140,10 @@ func TestIntegrationConditionalFence(t *testing.T) {
 				// Unverified (insert-only) items claiming a later record of the shard, or another shard: replaced.
 				8: {shard: benchShard, seq: buildSeq(90), unverified: true},
 				9: {shard: other, seq: "1", unverified: true},
+				// An item of versions before positions, claiming a far-future sequence number in its metadata.
+				10: {metaSeq: buildSeq(99) + "9"},
+				// An item of the previous version: its own position and the old metadata.
+				11: {shard: benchShard, seq: buildSeq(11), metaSeq: buildSeq(11)},
 			},
 			wantKept:    []int{0, 3, 5, 7},
 			wantFailure: -1,
@@ -145,11 +152,13 @@ func TestIntegrationConditionalFence(t *testing.T) {
 			name: "insert only",
 			opts: func(o *processor.Options) { o.InsertOnly = true },
 			existing: map[int]pre{
-				1: {shard: benchShard, seq: buildSeq(1)}, // itself (verified): a rerun, stored
-				2: {shard: benchShard, seq: buildSeq(0)}, // another record: refused
-				3: {},                                    // no position: refused
+				1: {shard: benchShard, seq: buildSeq(1)},                   // itself (verified): a rerun, stored
+				2: {shard: benchShard, seq: buildSeq(0)},                   // another record: refused
+				3: {},                                                      // no position: under an event-id key, its own item: a rerun
+				4: {metaSeq: buildSeq(4)},                                  // an item of versions before positions: its own, a rerun
+				5: {shard: benchShard, seq: buildSeq(5), unverified: true}, // its own unverified item: a rerun
 			},
-			wantKept:    []int{1, 2, 3},
+			wantKept:    []int{1, 2, 3, 4, 5},
 			wantFailure: 2,
 			unverified:  true,
 		},
@@ -157,7 +166,7 @@ func TestIntegrationConditionalFence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			endpoint, db, table, errorTable := dynaliteTables(t)
-			ev := buildEvent(samplePayloads(10, 5)...)
+			ev := buildEvent(samplePayloads(12, 5)...)
 			ctx := context.Background()
 			for i, e := range tt.existing {
 				it := processor.Item{"id": avS(ev.Records[i].EventID), "old": avS("yes")}
@@ -167,6 +176,9 @@ func TestIntegrationConditionalFence(t *testing.T) {
 						pos = append([]byte{0}, pos...)
 					}
 					it[processor.AttrPosition] = avB(pos)
+				}
+				if e.metaSeq != "" {
+					it[processor.AttrSequenceNumber] = avS(e.metaSeq)
 				}
 				if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it}); err != nil {
 					t.Fatal(err)
@@ -191,70 +203,154 @@ func TestIntegrationConditionalFence(t *testing.T) {
 				if kept := slices.Contains(tt.wantKept, i); old != kept {
 					t.Errorf("record %d: old item kept %v, want %v (item %v)", i, old, kept, it)
 				}
-				pos := posBytes(benchShard, buildSeq(i), 0)
-				if tt.unverified {
-					pos = append([]byte{0}, pos...)
+				if old {
+					continue
 				}
-				if !old && !reflect.DeepEqual(it[processor.AttrPosition], avB(pos)) {
-					t.Errorf("record %d: position %v", i, it[processor.AttrPosition])
+				// Written: verified items leave their position to their event-id key; unverified ones carry it marked.
+				var want types.AttributeValue
+				if tt.unverified {
+					want = avB(append([]byte{0}, posBytes(benchShard, buildSeq(i), 0)...))
+				}
+				if got := it[processor.AttrPosition]; !reflect.DeepEqual(got, want) {
+					t.Errorf("record %d: position %v, want %v", i, got, want)
+				}
+				if _, ok := it[processor.AttrSequenceNumber]; ok {
+					t.Errorf("record %d: the old item's metadata survived the write: %v", i, it)
 				}
 			}
 		})
 	}
 }
 
+// TestIntegrationWriteAndReplay writes a batch to dynalite and replays it, with the default metadata (the arrival
+// time) and with every metadata attribute: the sample item read back holds exactly the payload's attributes, the
+// key and the metadata asked for (no position: its event-id key names it); a replay rewrites the same items, only
+// the processing time moving.
 func TestIntegrationWriteAndReplay(t *testing.T) {
-	endpoint, db, table, errorTable := dynaliteTables(t)
-	payloads := append([][]byte{[]byte(sampleJSON)}, samplePayloads(59, 10)...)
-	ev := buildEvent(payloads...)
-	first := time.Date(2024, 9, 14, 0, 0, 1, 500, time.UTC)
+	tests := []struct {
+		name     string
+		metadata []string
+		want     func(ev events.KinesisEvent, at time.Time) processor.Item // the sample item's metadata attributes
+	}{
+		{name: "default metadata", want: func(events.KinesisEvent, time.Time) processor.Item {
+			return processor.Item{"_kinesisArrivalTime": avS(benchArrival().Format(time.RFC3339Nano))}
+		}},
+		{name: "every metadata attribute", metadata: processor.AllMetadata(), want: func(ev events.KinesisEvent, at time.Time) processor.Item {
+			return processor.Item{
+				"_kinesisSequenceNumber": avS(buildSeq(0)),
+				"_kinesisPartitionKey":   avS(ev.Records[0].Kinesis.PartitionKey),
+				"_kinesisArrivalTime":    avS(benchArrival().Format(time.RFC3339Nano)),
+				"_processedAt":           avS(at.Format(time.RFC3339Nano)),
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint, db, table, errorTable := dynaliteTables(t)
+			payloads := append([][]byte{[]byte(sampleJSON)}, samplePayloads(59, 10)...)
+			ev := buildEvent(payloads...)
+			first := time.Date(2024, 9, 14, 0, 0, 1, 500, time.UTC)
+			withMeta := func(o *processor.Options) { o.Config.Metadata = tt.metadata }
 
-	resp := handle(t, newProcessor(t, endpoint, table, errorTable, first), ev)
-	if len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("failures = %v, want none", resp.BatchItemFailures)
-	}
-	stored := scan(t, db, table)
-	if len(stored) != len(payloads) {
-		t.Fatalf("stored %d items, want %d", len(stored), len(payloads))
-	}
-	sampleID := ev.Records[0].EventID
-	wantSample := processor.Item{
-		"id":                         avS(sampleID),
-		"Timestamp":                  avS("2024-09-13T23:06:55.934081Z"),
-		"Value":                      avN("81"),
-		"Category":                   avS("C"),
-		processor.AttrSequenceNumber: avS(buildSeq(0)),
-		processor.AttrPartitionKey:   avS(ev.Records[0].Kinesis.PartitionKey),
-		processor.AttrArrivalTime:    avS(benchArrival().Format(time.RFC3339Nano)),
-		processor.AttrProcessedAt:    avS(first.Format(time.RFC3339Nano)),
-		processor.AttrPosition:       avB(posBytes(benchShard, buildSeq(0), 0)),
-	}
-	if got := stored[sampleID]; !reflect.DeepEqual(got, wantSample) {
-		t.Errorf("sample item =\n%v\nwant\n%v", got, wantSample)
-	}
-	if n := len(scan(t, db, errorTable)); n != 0 {
-		t.Errorf("error table holds %d items, want none", n)
-	}
+			resp := handle(t, newProcessor(t, endpoint, table, errorTable, first, withMeta), ev)
+			if len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("failures = %v, want none", resp.BatchItemFailures)
+			}
+			stored := scan(t, db, table)
+			if len(stored) != len(payloads) {
+				t.Fatalf("stored %d items, want %d", len(stored), len(payloads))
+			}
+			sampleID := ev.Records[0].EventID
+			wantSample := processor.Item{
+				"id":        avS(sampleID),
+				"Timestamp": avS("2024-09-13T23:06:55.934081Z"),
+				"Value":     avN("81"),
+				"Category":  avS("C"),
+			}
+			for k, v := range tt.want(ev, first) {
+				wantSample[k] = v
+			}
+			if got := stored[sampleID]; !reflect.DeepEqual(got, wantSample) {
+				t.Errorf("sample item =\n%v\nwant\n%v", got, wantSample)
+			}
+			if n := len(scan(t, db, errorTable)); n != 0 {
+				t.Errorf("error table holds %d items, want none", n)
+			}
 
-	// Replay the same batch later: same items, same values; only the processing time moves.
-	second := first.Add(time.Hour)
-	resp = handle(t, newProcessor(t, endpoint, table, errorTable, second), ev)
-	if len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("replay failures = %v, want none", resp.BatchItemFailures)
+			// Replay the same batch later: same items, same values; only the processing time moves.
+			second := first.Add(time.Hour)
+			resp = handle(t, newProcessor(t, endpoint, table, errorTable, second, withMeta), ev)
+			if len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("replay failures = %v, want none", resp.BatchItemFailures)
+			}
+			replayed := scan(t, db, table)
+			if len(replayed) != len(stored) {
+				t.Fatalf("after replay: %d items, want %d", len(replayed), len(stored))
+			}
+			_, processedAt := tt.want(ev, first)["_processedAt"]
+			for id, before := range stored {
+				after := replayed[id]
+				if processedAt {
+					if got, want := after["_processedAt"], avS(second.Format(time.RFC3339Nano)); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: _processedAt = %v after replay, want %v", id, got, want)
+					}
+				}
+				b, a := copyWithout(before, "_processedAt"), copyWithout(after, "_processedAt")
+				if !reflect.DeepEqual(a, b) {
+					t.Errorf("%s changed on replay:\nbefore %v\nafter  %v", id, b, a)
+				}
+			}
+		})
 	}
-	replayed := scan(t, db, table)
-	if len(replayed) != len(stored) {
-		t.Fatalf("after replay: %d items, want %d", len(replayed), len(stored))
-	}
-	for id, before := range stored {
-		after := replayed[id]
-		if got, want := after[processor.AttrProcessedAt], avS(second.Format(time.RFC3339Nano)); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: %s = %v after replay, want %v", id, processor.AttrProcessedAt, got, want)
-		}
-		b, a := copyWithout(before, processor.AttrProcessedAt), copyWithout(after, processor.AttrProcessedAt)
-		if !reflect.DeepEqual(a, b) {
-			t.Errorf("%s changed on replay:\nbefore %v\nafter  %v", id, b, a)
-		}
+}
+
+// TestIntegrationDefaultItemOverhead (issue 17): the AWS sample record's default item, written by the default
+// processor and read back from dynalite, is at most 128 bytes beyond its payload's attributes by DynamoDB's size
+// rules (the tests' own oracle, dynamosize_test.go), for the conditional and the plain write path, with the sample's
+// own event id (a 56-digit sequence number) and an arrival time with milliseconds (the longest RFC 3339 form the
+// processor writes).
+func TestIntegrationDefaultItemOverhead(t *testing.T) {
+	const (
+		sampleSeq   = "49590338271490256608559692538361571095921575989136588898" // the AWS documentation's sample event
+		sampleShard = "shardId-000000000000"
+		maxOverhead = 128
+	)
+	for _, conditional := range []bool{false, true} {
+		t.Run(fmt.Sprintf("conditional=%v", conditional), func(t *testing.T) {
+			endpoint, db, table, errorTable := dynaliteTables(t)
+			ev := events.KinesisEvent{Records: []events.KinesisEventRecord{{
+				EventID: sampleShard + ":" + sampleSeq, EventSource: "aws:kinesis", EventName: "aws:kinesis:record",
+				Kinesis: events.KinesisRecord{Data: []byte(sampleJSON), PartitionKey: "1", SequenceNumber: sampleSeq,
+					ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: time.Date(2024, 9, 13, 23, 6, 56, 999000000, time.UTC)}},
+			}}}
+			p := newProcessor(t, endpoint, table, errorTable, time.Date(2024, 9, 14, 0, 0, 0, 0, time.UTC),
+				func(o *processor.Options) { o.ConditionalWrites = conditional })
+			if resp := handle(t, p, ev); len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("failures = %v", resp.BatchItemFailures)
+			}
+			it := scan(t, db, table)[ev.Records[0].EventID]
+			if it == nil {
+				t.Fatal("the item is not in the table")
+			}
+			var names []string
+			for k := range it {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			if want := []string{"Category", "Timestamp", "Value", "_kinesisArrivalTime", "id"}; !slices.Equal(names, want) {
+				t.Errorf("attributes %v, want %v", names, want)
+			}
+			payload := processor.Item{"Category": it["Category"], "Timestamp": it["Timestamp"], "Value": it["Value"]}
+			size, attrs := processor.DynamoItemSize(it), processor.DynamoItemSize(payload)
+			t.Logf("item %d bytes, payload attributes %d, overhead %d (id %d, _kinesisArrivalTime %d)", size, attrs, size-attrs,
+				len("id")+processor.DynamoValueSize(it["id"]), len("_kinesisArrivalTime")+processor.DynamoValueSize(it["_kinesisArrivalTime"]))
+			if size-attrs > maxOverhead {
+				t.Errorf("overhead %d bytes, want at most %d", size-attrs, maxOverhead)
+			}
+			if attrs != 52 { // Category 8+1, Timestamp 9+27, Value 5+2: the issue's figure for the sample's attributes
+				t.Errorf("payload attributes %d bytes, want 52", attrs)
+			}
+		})
 	}
 }
 

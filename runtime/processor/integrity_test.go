@@ -21,6 +21,7 @@ import (
 // batchOutcome is what a batch through Handle left behind, per record of the event (by index): the data item (by
 // its position), the error item (by its id) and the log lines.
 type batchOutcome struct {
+	cfg     Config // the processor's configuration (its key decides where an item's position is read)
 	db      *fakeDB
 	failure string
 	logs    string
@@ -40,7 +41,7 @@ func runBatch(t *testing.T, cfg Config, transform Transform, ev eventLike) batch
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	out := batchOutcome{db: db, logs: logs.String()}
+	out := batchOutcome{cfg: cfg, db: db, logs: logs.String()}
 	if len(resp.BatchItemFailures) > 0 {
 		out.failure = resp.BatchItemFailures[0].ItemIdentifier
 	}
@@ -60,11 +61,12 @@ func (o batchOutcome) reason(id string) string {
 	return ""
 }
 
-// dataItems returns the data items written for the record at (seq, sub), by position.
+// dataItems returns the data items written for the record at (seq, sub), by position (AttrPosition, or the one an
+// event-id key names).
 func (o batchOutcome) dataItems(seqNo string, sub uint32) []Item {
 	var out []Item
 	for _, it := range o.db.tables[testTable] {
-		if b, ok := it[AttrPosition].(*types.AttributeValueMemberB); ok && bytes.Equal(b.Value, wantPosition(testShard, seqNo, sub)) {
+		if pos, ok := testPositionOf(o.cfg, it); ok && bytes.Equal(pos, wantPosition(testShard, seqNo, sub)) {
 			out = append(out, it)
 		}
 	}
@@ -179,7 +181,7 @@ func TestInvalidUTF8PartitionKeys(t *testing.T) {
 		}},
 	}
 	t.Run("metadata", func(t *testing.T) {
-		out := runBatch(t, Config{}, nil, aggs)
+		out := runBatch(t, Config{Metadata: []string{AttrPartitionKey}}, nil, aggs)
 		if out.failure != "" {
 			t.Fatalf("reported %s, want no failure", out.failure)
 		}
@@ -280,7 +282,7 @@ func TestUnmatchedUnprocessedItems(t *testing.T) {
 			if err != nil || len(resp.BatchItemFailures) != 0 {
 				t.Fatalf("Handle: %v, %v", resp.BatchItemFailures, err)
 			}
-			if got := fake.seqs(testTable, AttrSequenceNumber); len(got) != 5 {
+			if got := fake.keySeqs(testTable); len(got) != 5 {
 				t.Errorf("data table holds %v, want the 5 records", got)
 			}
 			if fake.calls["put:"+testTable] != 5 {
@@ -308,7 +310,8 @@ func TestErrorItemAlwaysFits(t *testing.T) {
 				{PartitionKey: "small", Data: []byte(`{"before":1}`)},
 				{PartitionKey: tc.pk, Data: []byte(payload)},
 			}}}
-			out := runBatch(t, Config{}, nil, ev)
+			// The partition key as metadata makes the data item too large too.
+			out := runBatch(t, Config{Metadata: []string{AttrPartitionKey}}, nil, ev)
 			if out.failure != "" {
 				t.Fatalf("reported %s, want no failure: the record must reach the error table", out.failure)
 			}
@@ -459,7 +462,7 @@ func TestReservedPosition(t *testing.T) {
 		give      string
 	}{
 		{name: "default transform", give: `{"_kpos":"AAAA"}`},
-		{name: "declarative, omitting metadata", cfg: Config{Transform: &TransformConfig{OmitMetadata: true}}, give: `{"_kpos":"AAAA"}`},
+		{name: "declarative, without metadata", cfg: Config{Transform: &TransformConfig{}, Metadata: []string{}}, give: `{"_kpos":"AAAA"}`},
 		{name: "declarative, excluding the field", cfg: Config{Transform: &TransformConfig{Exclude: []string{"_kpos"}}}, give: `{"_kpos":"AAAA","a":1}`},
 		{name: "declarative, including other fields", cfg: Config{Transform: &TransformConfig{Include: []string{"a"}}}, give: `{"_kpos":"AAAA","a":1}`},
 		{name: "custom transform", give: `{"a":1}`, transform: fixedTransform(map[string]func(*Record) []Item{`{"a":1}`: func(r *Record) []Item {

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"fmt"
@@ -181,7 +182,7 @@ func TestKPLRecords(t *testing.T) {
 	db, p := newKPLTest(t, Config{}, func(o *Options) {
 		o.Transform = func(ctx context.Context, r *Record) ([]Item, error) {
 			seen = append(seen, *r)
-			return DefaultTransform(Config{})(ctx, r)
+			return DefaultTransform(Config{Metadata: []string{AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime}})(ctx, r)
 		}
 	})
 	ev := event(`{"p":0}`, string(kpl.Aggregate([]kpl.UserRecord{
@@ -346,8 +347,9 @@ func TestKPLPartialFailureReplay(t *testing.T) {
 			// Business keys repeated inside a batch: the later user record wins (user-0 of the second aggregate).
 			if cfg.PartitionKey.Source == "key" {
 				it := db.tables[testTable][itemKey(Item{"id": &types.AttributeValueMemberS{Value: "user-1"}}, testKeys(cfg))]
-				if got := it[AttrSequenceNumber].(*types.AttributeValueMemberS).Value; got != seq(4) {
-					t.Errorf("user-1 comes from %s, want the later aggregate %s", got, seq(4))
+				// A business key: the item carries its position.
+				if got, _ := it[AttrPosition].(*types.AttributeValueMemberB); got == nil || !bytes.Equal(got.Value, wantPosition(testShard, seq(4), 1)) {
+					t.Errorf("user-1 has position %v, want the later aggregate's user record 1 %v", got, wantPosition(testShard, seq(4), 1))
 				}
 			}
 		})

@@ -56,7 +56,7 @@ const (
 	modeFaults      = 3 << 0 // 0 none; 1 throttling and unprocessed items; 2 dropped connections and spurious validation errors; 3 the error table refuses writes
 	modeConditional = 1 << 2 // Options.ConditionalWrites
 	modeInsertOnly  = 1 << 3 // Options.InsertOnly
-	modeConfig      = 3 << 4 // 0 default; 1 OmitMetadata; 2 key from the partition key; 3 Exclude, Rename and TTL
+	modeConfig      = 3 << 4 // 0 default; 1 no metadata; 2 key from the partition key; 3 Exclude, Rename and TTL, all metadata
 	modeNoErrTable  = 1 << 6 // no error table
 )
 
@@ -77,11 +77,12 @@ type caseRecord struct {
 func (c handleCase) config() Config {
 	switch c.mode & modeConfig >> 4 {
 	case 1:
-		return Config{Transform: &TransformConfig{OmitMetadata: true}}
+		return Config{Metadata: []string{}}
 	case 2:
 		return Config{PartitionKey: KeyAttribute{Name: "id", Type: AttributeTypeString, Source: SourcePartitionKey}}
 	case 3:
-		return Config{Transform: &TransformConfig{Exclude: []string{"x"}, Rename: map[string]string{"r": "renamed"}, TTL: &TTLConfig{Attribute: "ttl", Seconds: 3600}}}
+		return Config{Transform: &TransformConfig{Exclude: []string{"x"}, Rename: map[string]string{"r": "renamed"}, TTL: &TTLConfig{Attribute: "ttl", Seconds: 3600}},
+			Metadata: []string{AttrProcessedAt, AttrArrivalTime, AttrPartitionKey, AttrSequenceNumber}}
 	}
 	return Config{}
 }
@@ -301,6 +302,12 @@ func (o oracle) position(r caseRecord) []byte {
 	return r.position()
 }
 
+// derived reports whether the case's data items carry no AttrPosition, their event-id key naming it: the
+// processor's own transform under an event-id key, except insert-only (unverified) items.
+func (o oracle) derived() bool {
+	return o.cfg.PartitionKey.Source == SourceEventID && o.c.mode&modeInsertOnly == 0
+}
+
 // key returns the data table key of r's items, "" when r can have none (its key is not a valid key).
 func (o oracle) key(r caseRecord) string {
 	if o.cfg.PartitionKey.Source != SourcePartitionKey {
@@ -329,10 +336,13 @@ func (o oracle) check(t testing.TB, reported string) {
 	t.Helper()
 	owner := map[string]int{} // data item key -> index of the record whose position it holds
 	for k, it := range o.data {
-		pos, _ := it[AttrPosition].(*types.AttributeValueMemberB)
+		pos, hasPos := testPositionOf(o.cfg, it)
+		if _, stored := it[AttrPosition]; stored == o.derived() {
+			t.Fatalf("data item %q: has %s %v, want it %v (event-id key, not insert-only: derived from the key)", k, AttrPosition, stored, !o.derived())
+		}
 		found := -1
 		for i, r := range o.recs {
-			if pos != nil && bytes.Equal(pos.Value, o.position(r)) && o.key(r) == k {
+			if hasPos && bytes.Equal(pos, o.position(r)) && o.key(r) == k {
 				found = i
 			}
 		}
@@ -463,16 +473,31 @@ func (o oracle) checkDataItem(t testing.TB, r caseRecord, it Item) {
 			delete(want, x)
 		}
 	}
-	fixed := map[string]types.AttributeValue{"id": s(o.key(r)), AttrPosition: &types.AttributeValueMemberB{Value: o.position(r)}}
-	if tc == nil || !tc.OmitMetadata {
-		pk := s(r.pk)
-		if !utf8.ValidString(r.pk) {
-			pk = &types.AttributeValueMemberB{Value: []byte(r.pk)}
+	fixed := map[string]types.AttributeValue{"id": s(o.key(r))}
+	if !o.derived() {
+		fixed[AttrPosition] = &types.AttributeValueMemberB{Value: o.position(r)}
+	}
+	pk := s(r.pk)
+	if !utf8.ValidString(r.pk) {
+		pk = &types.AttributeValueMemberB{Value: []byte(r.pk)}
+	}
+	meta := o.c.config().Metadata
+	if meta == nil {
+		meta = []string{"_kinesisArrivalTime"} // the documented default, spelled out here rather than read from the code
+	}
+	for _, m := range meta {
+		switch m {
+		case AttrSequenceNumber:
+			fixed[m] = s(r.seq)
+		case AttrPartitionKey:
+			fixed[m] = pk
+		case AttrArrivalTime:
+			fixed[m] = s("2024-09-13T23:06:56.123Z")
+		case AttrProcessedAt:
+			fixed[m] = s("2024-09-14T00:00:00Z")
+		default:
+			t.Fatalf("unknown metadata attribute %q in the case's configuration", m)
 		}
-		fixed[AttrSequenceNumber] = s(r.seq)
-		fixed[AttrPartitionKey] = pk
-		fixed[AttrArrivalTime] = s("2024-09-13T23:06:56.123Z")
-		fixed[AttrProcessedAt] = s("2024-09-14T00:00:00Z")
 	}
 	if tc != nil && tc.TTL != nil {
 		fixed["ttl"] = n(strconv.FormatInt(testArrival.Unix()+3600, 10))

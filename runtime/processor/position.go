@@ -9,11 +9,12 @@ import (
 )
 
 // AttrPosition is the reserved attribute holding a data item's position in the stream (B): the shard, sequence
-// number and sub-sequence number of the record that wrote it, encoded by EncodePosition. The processor sets it on
-// every data item after the transform, in every mode; it never comes from a payload or a transform's output (a
-// record whose transform returns it, or whose payload has a top-level field of that name under the default
-// transform, fails permanently). Conditional writes (Options.ConditionalWrites, Options.InsertOnly) rely on it
-// alone.
+// number and sub-sequence number of the record that wrote it, encoded by EncodePosition. The processor sets it after
+// the transform on every data item whose key does not name its position (see PositionFromEventID and the package
+// documentation: under the default event-id key, the processor's own verified items go without it); it never comes
+// from a payload or a transform's output (a record whose transform returns it, or whose payload has a top-level
+// field of that name under the default transform, fails permanently). Conditional writes (Options.ConditionalWrites,
+// Options.InsertOnly) rely on it, or on the event-id key, alone.
 const AttrPosition = "_kpos"
 
 // Limits of EncodePosition's input.

@@ -60,7 +60,8 @@ type Options struct {
 	// Version is the processor version recorded in error items. Default: the package's Version.
 	Version string
 	// ConditionalWrites makes every data item go to DynamoDB alone, with PutItem and a condition on its position
-	// (AttrPosition): the item is written only if the table holds no item with its key, or one without a position,
+	// (AttrPosition; the record's position when the item's event-id key names it instead, see the package
+	// documentation): the item is written only if the table holds no item with its key, or one without AttrPosition,
 	// or one written from the same shard by a record not later than this one (in stream order: sequence number, then
 	// sub-sequence number). An item written from another shard is never overwritten: sequence numbers are ordered
 	// within a shard only, and after a reshard the child shards hold the newer records of a key. When the condition
@@ -71,7 +72,8 @@ type Options struct {
 	// InsertOnly makes every data item go to DynamoDB alone, with PutItem on the condition that the table holds no
 	// item with its key (attribute_not_exists of the partition key). When the key is taken, the item there is read
 	// (GetItem, strongly consistent: db must implement ItemReader, as *dynamodb.Client does): if it holds the
-	// record's own position (AttrPosition), the record was stored before (a rerun) and counts as stored; otherwise
+	// record's own position (AttrPosition, or, for an item without one under an event-id key, the position its key
+	// names), the record was stored before (a rerun) and counts as stored; otherwise
 	// the record is refused: not stored, reported in the response like a failed record, counted in
 	// MetricRecordsRefused (not MetricRecordsFailed) and logged. For writes that must never replace anything, such
 	// as redriving payloads that cannot be verified against the stream. Its items carry their position marked

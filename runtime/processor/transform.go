@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -79,7 +80,7 @@ func decodeObject(raw []byte) (map[string]any, error) {
 
 // DefaultTransform returns the transform of the default processor: the record's JSON object becomes one item with
 // the same attributes (see ToAttributeValue), plus the key attributes cfg describes and the metadata attributes
-// AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and AttrProcessedAt. Key and metadata attributes replace
+// cfg.Metadata lists (by default AttrArrivalTime only, see DefaultMetadata). Key and metadata attributes replace
 // payload attributes of the same name. A key value that is missing, empty or of the wrong type is a permanent error.
 // A zero cfg means DefaultConfig().
 //
@@ -96,6 +97,11 @@ func DefaultTransform(cfg Config) Transform {
 			return func(context.Context, *Record) ([]Item, error) { return nil, err }
 		}
 		return t
+	}
+	meta, merrs := compileMetadata(cfg.Metadata)
+	if len(merrs) > 0 {
+		err := fmt.Errorf("invalid transform config: %w", errors.Join(merrs...))
+		return func(context.Context, *Record) ([]Item, error) { return nil, err }
 	}
 	keys := []KeyAttribute{cfg.PartitionKey}
 	if cfg.SortKey != nil {
@@ -120,7 +126,7 @@ func DefaultTransform(cfg Config) Transform {
 			}
 			item[k.Name] = av
 		}
-		addMetadata(ctx, item, r)
+		addMetadata(ctx, item, r, meta)
 		return []Item{item}, nil
 	}
 }
@@ -224,23 +230,4 @@ func jsonKind(v any) string {
 	default:
 		return fmt.Sprintf("a %T", v)
 	}
-}
-
-// addMetadata sets the metadata attributes AttrSequenceNumber, AttrPartitionKey, AttrArrivalTime and
-// AttrProcessedAt on item, with one allocation for the four values. A partition key that is not valid UTF-8 (a KPL
-// user record's, which Kinesis does not check) is stored as binary, byte for byte: as a string the SDK would
-// replace its invalid bytes.
-func addMetadata(ctx context.Context, item Item, r *Record) {
-	meta := new([4]types.AttributeValueMemberS)
-	meta[0].Value = r.SequenceNumber
-	meta[1].Value = r.PartitionKey
-	meta[2].Value = formatTime(r.ArrivalTime)
-	meta[3].Value = processedAtString(ctx)
-	item[AttrSequenceNumber] = &meta[0]
-	item[AttrPartitionKey] = &meta[1]
-	if !utf8.ValidString(r.PartitionKey) {
-		item[AttrPartitionKey] = &types.AttributeValueMemberB{Value: []byte(r.PartitionKey)}
-	}
-	item[AttrArrivalTime] = &meta[2]
-	item[AttrProcessedAt] = &meta[3]
 }

@@ -20,6 +20,8 @@ import (
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 func n(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
 
+// TestSeedRecord: the default item is the payload's attributes, the event-id key and the arrival time, nothing
+// else (issue 17: no _kpos, no other metadata).
 func TestSeedRecord(t *testing.T) {
 	db := newFakeDB(map[string][]KeyAttribute{testTable: testKeys(Config{}), testErrorTable: {{Name: "id", Type: AttributeTypeString}}})
 	p := newTestProcessor(t, db)
@@ -29,15 +31,11 @@ func TestSeedRecord(t *testing.T) {
 		t.Fatalf("Handle = %v, %v", resp, err)
 	}
 	want := Item{
-		"Timestamp":        s("2024-09-13T23:06:55.934081Z"),
-		"Value":            n("81"),
-		"Category":         s("C"),
-		"id":               s(testShard + ":" + seq(0)),
-		AttrSequenceNumber: s(seq(0)),
-		AttrPartitionKey:   s("pk-0"),
-		AttrArrivalTime:    s("2024-09-13T23:06:56.123Z"),
-		AttrProcessedAt:    s("2024-09-14T00:00:00Z"),
-		AttrPosition:       &types.AttributeValueMemberB{Value: wantPosition(testShard, seq(0), 0)},
+		"Timestamp":           s("2024-09-13T23:06:55.934081Z"),
+		"Value":               n("81"),
+		"Category":            s("C"),
+		"id":                  s(testShard + ":" + seq(0)),
+		"_kinesisArrivalTime": s("2024-09-13T23:06:56.123Z"), // the default metadata; the key names the position
 	}
 	if len(db.tables[testTable]) != 1 {
 		t.Fatalf("data table holds %d items, want 1", len(db.tables[testTable]))

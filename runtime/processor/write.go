@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,8 @@ type writeJob struct {
 }
 
 // conditionLaterWins is the condition of a conditional write (Options.ConditionalWrites): the table holds no item
-// with the key, or one without a position (written before positions existed), or one with an unverified position
+// with the key, or one without AttrPosition (under an event-id key the record's own item, whose key names its
+// position, in this version's format or one from before positions existed), or one with an unverified position
 // (:u, see UnverifiedPosition: written insert-only from a source nothing could check), or one written from the same shard
 // (its position #p starts with the shard's prefix :s) by a record not later than this one (:p, see EncodePosition:
 // positions of one shard compare byte-wise in stream order). An item written from another shard is never
@@ -229,8 +231,7 @@ var (
 func (p *Processor) isolate(ctx context.Context, j *writeJob, ents []*entry) {
 	for _, e := range ents {
 		for ci := len(e.cands) - 1; ci >= 0; ci-- {
-			item := e.cands[ci].item
-			err := p.putItem(ctx, j, item)
+			err := p.putItem(ctx, j, e.cands[ci].item, e.cands[ci].pos)
 			if err == nil {
 				e.stored = ci
 				break
@@ -274,7 +275,7 @@ func (p *Processor) settleInsert(ctx context.Context, j *writeJob, e *entry, ci 
 		return
 	}
 	for k := ci; k >= 0; k-- {
-		if samePosition(got, itemPosition(e.cands[k].item)) {
+		if samePosition(got, e.cands[k].pos) {
 			e.stored = k
 			break
 		}
@@ -286,32 +287,37 @@ func (p *Processor) settleInsert(ctx context.Context, j *writeJob, e *entry, ci 
 	}
 }
 
-// getPosition reads the position (AttrPosition) of the item the table holds under item's key, with a strongly
-// consistent read, retrying throttling with backoff while time remains. It returns nil when there is no such item
-// or it has no position.
+// getPosition reads the position of the item the table holds under item's key (its AttrPosition, or the position
+// its event-id key names: see storedPosition), with a strongly consistent read, retrying throttling with backoff
+// while time remains. It returns nil when there is no such item or it has no position.
 func (p *Processor) getPosition(ctx context.Context, j *writeJob, item Item) ([]byte, error) {
 	r, ok := p.db.(ItemReader)
 	if !ok {
 		return nil, errors.New("the DB cannot read items (it does not implement ItemReader)")
 	}
 	key := make(Item, len(j.keys))
-	for _, k := range j.keys {
+	names := map[string]string{"#p": AttrPosition}
+	proj := "#p"
+	for i, k := range j.keys {
 		key[k.Name] = item[k.Name]
+		ph := "#k" + strconv.Itoa(i)
+		names[ph] = k.Name
+		proj += ", " + ph
 	}
 	in := &dynamodb.GetItemInput{
 		TableName:                &j.table,
 		Key:                      key,
 		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     aws.String("#p"),
-		ExpressionAttributeNames: map[string]string{"#p": AttrPosition},
+		ProjectionExpression:     aws.String(proj), // the key too: it names the position of an item without AttrPosition
+		ExpressionAttributeNames: names,
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := r.GetItem(ctx, in)
 		if err == nil {
-			if out == nil {
+			if out == nil || len(out.Item) == 0 {
 				return nil, nil
 			}
-			return itemPosition(out.Item), nil
+			return p.storedPosition(out.Item), nil
 		}
 		if !isRetryable(ctx, err) {
 			return nil, err
@@ -322,14 +328,14 @@ func (p *Processor) getPosition(ctx context.Context, j *writeJob, item Item) ([]
 	}
 }
 
-// putItem writes one item, on j's condition, retrying throttling with backoff while time remains.
-func (p *Processor) putItem(ctx context.Context, j *writeJob, item Item) error {
+// putItem writes one item, on j's condition, retrying throttling with backoff while time remains. pos is the
+// item's record's position: the item carries it as AttrPosition, or its event-id key names it (derivesPosition).
+func (p *Processor) putItem(ctx context.Context, j *writeJob, item Item, pos []byte) error {
 	in := &dynamodb.PutItemInput{TableName: &j.table, Item: item}
 	switch j.mode {
 	case writeLaterWins:
-		pos := itemPosition(item)
 		if len(pos) == 0 || len(pos) < 1+int(pos[0]) {
-			return fmt.Errorf("conditional write: the item has no valid %s attribute", AttrPosition)
+			return fmt.Errorf("conditional write: the item's record has no valid position")
 		}
 		in.ConditionExpression = aws.String(conditionLaterWins)
 		in.ExpressionAttributeNames = map[string]string{"#p": AttrPosition}

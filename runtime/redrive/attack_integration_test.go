@@ -276,40 +276,71 @@ func TestAttackS3ForgedPayloads(t *testing.T) {
 	}
 }
 
-// TestAttackS3PastRetentionNeverOverwrites: a payload for a range the stream no longer holds, colliding with items the
-// pipeline wrote (one with a position, one written before positions existed), is refused: the items keep their
-// values and the object stays, even with Delete.
+// TestAttackS3PastRetentionNeverOverwrites: a payload for a range the stream no longer holds, colliding with items
+// already in the table, never changes them, even with Delete. Under the default event-id key an item's key names
+// its record: an item without a position (this version's, or one written before positions existed) is that
+// record's own, so the forged payload counts as a rerun of a stored record (its data never replaces the item) and
+// the object is recovered; an item whose stored position names another record refuses the payload and keeps the
+// object.
 func TestAttackS3PastRetentionNeverOverwrites(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
 	const shard = "shardId-000000000000"
-	e.pipeline(t, processor.DefaultConfig(), rec(shard, "900", `{"v":"real"}`))
-	legacy := map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: shard + ":901"}, "v": &types.AttributeValueMemberS{Value: "legacy"}}
-	if _, err := e.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: legacy}); err != nil {
+	tests := []struct {
+		name     string
+		existing map[string]types.AttributeValue // the item at shard:901, besides the pipeline's own at shard:900
+		wantKept bool                            // the object stays (some record refused)
+	}{
+		{name: "an item written before positions existed", existing: map[string]types.AttributeValue{
+			"id": &types.AttributeValueMemberS{Value: shard + ":901"}, "v": &types.AttributeValueMemberS{Value: "legacy"},
+			processor.AttrSequenceNumber: &types.AttributeValueMemberS{Value: "901"}}},
+		{name: "an item whose position names another record", existing: map[string]types.AttributeValue{
+			"id": &types.AttributeValueMemberS{Value: shard + ":901"}, "v": &types.AttributeValueMemberS{Value: "other"},
+			processor.AttrPosition: &types.AttributeValueMemberB{Value: mustPosition(t, shard, "777", 0)}}, wantKept: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			e.pipeline(t, processor.DefaultConfig(), rec(shard, "900", `{"v":"real"}`))
+			if _, err := e.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: tt.existing}); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, e, e.table)
+			b := newBucket(t)
+			key := mappingPrefix(shard) + "2025-01-02T03.04.05-x"
+			// The forger repeats the real record's arrival time too: only its data differs.
+			recs := []events.KinesisEventRecord{rec(shard, "900", `{"v":"forged"}`), rec(shard, "901", `{"v":"forged"}`)}
+			for i := range recs {
+				recs[i].EventSourceArn = e.arn
+			}
+			for _, asString := range []bool{true, false} {
+				b.put(t, key, e.object(t, recs, asString))
+				sum, err := newRedriver(t, e.s3Clients(b), e).S3(ctx, redrive.S3Input{Bucket: b.name, Delete: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := snapshot(t, e, e.table); !sameItems(got, before) {
+					t.Errorf("payload as string %v: data table changed: %v (summary %+v)", asString, got, sum)
+				}
+				want := []string(nil)
+				if tt.wantKept {
+					want = []string{key}
+				}
+				if got := b.keys(t); !reflect.DeepEqual(got, want) {
+					t.Errorf("payload as string %v: objects = %v, want %v (summary %+v)", asString, got, want, sum)
+				}
+			}
+		})
+	}
+}
+
+// mustPosition encodes a position for an item the test writes itself.
+func mustPosition(t *testing.T, shard, seq string, sub int) []byte {
+	t.Helper()
+	p, err := processor.EncodePosition(shard, seq, sub)
+	if err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, e, e.table)
-	b := newBucket(t)
-	key := mappingPrefix(shard) + "2025-01-02T03.04.05-x"
-	// The forger repeats the real record's arrival time too: only its data differs.
-	recs := []events.KinesisEventRecord{rec(shard, "900", `{"v":"forged"}`), rec(shard, "901", `{"v":"forged"}`)}
-	for i := range recs {
-		recs[i].EventSourceArn = e.arn
-	}
-	b.put(t, key, e.object(t, recs, true))
-	for _, asString := range []bool{true, false} {
-		b.put(t, key, e.object(t, recs, asString))
-		sum, err := newRedriver(t, e.s3Clients(b), e).S3(ctx, redrive.S3Input{Bucket: b.name, Delete: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := snapshot(t, e, e.table); !sameItems(got, before) {
-			t.Errorf("payload as string %v: data table changed: %v (summary %+v)", asString, got, sum)
-		}
-		if got := b.keys(t); !reflect.DeepEqual(got, []string{key}) {
-			t.Errorf("payload as string %v: objects = %v, want the object kept", asString, got)
-		}
-	}
+	return p
 }
 
 // TestAttackErrorEntries: forged and malformed error-table entries, with the stream pinned, never change the items

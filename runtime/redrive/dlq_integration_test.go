@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,14 +172,15 @@ func TestDLQTrimmedRange(t *testing.T) {
 	}
 }
 
-// failingPutDB fails every PutItem of the item written from the record with sequence number seq.
+// failingPutDB fails every PutItem of the data item written from the record with sequence number seq (its event-id
+// key ends in ":<seq>").
 type failingPutDB struct {
 	*dynamodb.Client
-	seq string
+	table, seq string
 }
 
 func (d failingPutDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if v, ok := in.Item["_kinesisSequenceNumber"].(*types.AttributeValueMemberS); ok && v.Value == d.seq {
+	if v, ok := in.Item["id"].(*types.AttributeValueMemberS); ok && aws.ToString(in.TableName) == d.table && strings.HasSuffix(v.Value, ":"+d.seq) {
 		return nil, errors.New("injected failure")
 	}
 	return d.Client.PutItem(ctx, in, optFns...)
@@ -196,7 +198,7 @@ func TestDLQPartialFailureThenRerun(t *testing.T) {
 	// The write of the last record's item fails (a redrive writes each item with its own conditional PutItem): the
 	// others are stored.
 	c := e.clients()
-	c.DB = failingPutDB{Client: e.db, seq: seqs[9]}
+	c.DB = failingPutDB{Client: e.db, table: e.table, seq: seqs[9]}
 	sum, err := newRedriver(t, c, e).DLQ(context.Background(), redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +225,8 @@ func TestDLQPartialFailureThenRerun(t *testing.T) {
 		t.Errorf("data table = %v, want %v", keys(got), want)
 	}
 	for i, s := range seqs {
-		if it := got[shard+":"+s]; str(it, "_kinesisSequenceNumber") != s {
+		// The key names the record; the payload must be that record's.
+		if it := got[shard+":"+s]; !reflect.DeepEqual(it["n"], &types.AttributeValueMemberN{Value: strconv.Itoa(i)}) {
 			t.Errorf("item %d = %v", i, it)
 		}
 	}

@@ -62,7 +62,8 @@
 //     from the stream and written conditionally; a payload that disagrees writes nothing. Payload records past the
 //     stream's retention cannot be confirmed: they are written insert-only (processor.Options.InsertOnly), on the
 //     condition that their key holds no item. An insert that finds the same record's item (same position,
-//     processor.AttrPosition: a rerun) counts as stored; one that finds another record's item is refused: not
+//     processor.AttrPosition, or under the default event-id key an item without one, whose key names the record:
+//     a rerun) counts as stored; one that finds another record's item is refused: not
 //     written, its source kept, OutcomeRefused. What an insert writes carries an unverified position
 //     (processor.UnverifiedPosition): a later verified redrive of the key replaces it whatever sequence number the
 //     source claimed, so a forged far-future position never outranks the key's real records. A range the stream

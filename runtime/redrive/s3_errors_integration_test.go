@@ -373,8 +373,10 @@ func TestErrorsAfterSchemaFix(t *testing.T) {
 		t.Errorf("dry run changed the error table")
 	}
 
-	// The schema fix: the pipeline's config without the schema. Only the schema failures are chosen.
-	sum, err = newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{Reason: "schema", Since: time.Now().Add(-time.Hour)})
+	// The schema fix: the pipeline's config without the schema, writing every metadata attribute (the default
+	// writes only the arrival time) to check what the rebuilt record carries. Only the schema failures are chosen.
+	allMeta := func(o *redrive.Options) { o.Config.Metadata = processor.AllMetadata() }
+	sum, err = newRedriver(t, e.clients(), e, allMeta).Errors(ctx, redrive.ErrorsInput{Reason: "schema", Since: time.Now().Add(-time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,11 +572,11 @@ func TestErrorsReplayNeverOverwritesNewer(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const shard = "shardId-000000000000"
-	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"}}`))
+	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},"metadata":["_kinesisSequenceNumber"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	strict, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},
+	strict, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},"metadata":["_kinesisSequenceNumber"],
 "transform":{"schema":{"type":"object","required":["amount"]}}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -709,7 +711,9 @@ func TestErrorsPartitionKeyForms(t *testing.T) {
 		processor.ErrorAttrPartitionKeySHA256: &types.AttributeValueMemberS{Value: strings.Repeat("ab", 32)},
 	})
 
-	sum, err := newRedriver(t, e.clients(), e).Errors(ctx, redrive.ErrorsInput{})
+	// The partition key is written as metadata only when asked for.
+	pkMeta := func(o *redrive.Options) { o.Config.Metadata = []string{processor.AttrPartitionKey} }
+	sum, err := newRedriver(t, e.clients(), e, pkMeta).Errors(ctx, redrive.ErrorsInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
