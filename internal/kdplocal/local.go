@@ -279,6 +279,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 	for _, w := range r.Warnings() {
 		warn("event source mapping: %s", w)
 	}
+	putAt := time.Now().Add(-time.Second) // kinesalite stamps arrival times in whole milliseconds
 	for i := 0; i < len(entries); i += 500 {
 		chunk := entries[i:min(i+500, len(entries))]
 		out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.streamID), Records: chunk})
@@ -337,9 +338,24 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 		for _, l := range dest.keep {
 			fmt.Fprintln(stderr, l)
 		}
+		fmt.Fprintf(stderr, "Replay the records put above through the processor again (with the exports above):\n  %s\n",
+			replayCommand(p, streamARN, putAt))
 		<-keepCtx.Done()
 	}
 	return res, nil
+}
+
+// replayCommand is the kdp replay command for the records put into the local stream since since: the pipeline's
+// tables and, when the asset holds one, its configuration.
+func replayCommand(p *pipeline, streamARN string, since time.Time) string {
+	cmd := fmt.Sprintf("kdp replay --stream %s --since %s --table %s", streamARN, since.UTC().Format(time.RFC3339), p.table.logicalID)
+	if p.errorTable != nil {
+		cmd += " --error-table " + p.errorTable.logicalID
+	}
+	if cfg := filepath.Join(p.assetDir, processor.ConfigFileName); fileExists(cfg) {
+		cmd += " --config " + cfg
+	}
+	return cmd
 }
 
 func printList(w io.Writer, title string, items []json.RawMessage) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -27,6 +29,7 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
+	replaycli "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/replay/cli"
 )
 
 // synthExample synthesizes examples/<name> with bundling into a temporary cloud assembly and returns its directory.
@@ -105,19 +108,20 @@ func TestLocalBasic(t *testing.T) {
 	tests := []struct {
 		name          string
 		edit          func(res map[string]any)
-		keep          bool // run with --keep, read the on-failure objects through the printed S3 endpoint
+		keep          bool // run with --keep: run the printed kdp replay; read S3 objects through the printed endpoint
 		wantCode      int
 		wantErrors    int
 		wantOnFailure int
 		wantLost      int64
+		wantReplay    int // the exit status of the printed kdp replay (1: a record nothing can store is left)
 	}{
-		{name: "as synthesized", wantCode: ExitOK, wantErrors: 1},
+		{name: "as synthesized", keep: true, wantCode: ExitOK, wantErrors: 1},
 		{name: "S3 destination, no error table", edit: func(res map[string]any) {
 			noErrorTable(res)
 			res["FailureBucket"] = map[string]any{"Type": "AWS::S3::Bucket"}
 			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
 			esm["DestinationConfig"] = map[string]any{"OnFailure": map[string]any{"Destination": map[string]any{"Fn::GetAtt": []any{"FailureBucket", "Arn"}}}}
-		}, keep: true, wantCode: ExitOK, wantOnFailure: 1},
+		}, keep: true, wantCode: ExitOK, wantOnFailure: 1, wantReplay: 1},
 		{name: "no destination, no error table", edit: func(res map[string]any) {
 			noErrorTable(res)
 			_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
@@ -143,9 +147,12 @@ func TestLocalBasic(t *testing.T) {
 				case code = <-done:
 					cancel()
 					t.Fatalf("exit %d before --keep printed its endpoints\nstderr: %s", code, stderr.String())
-				case <-waitFor(&stderr, "kdp redrive s3 "):
+				case <-waitFor(&stderr, "kdp replay "):
 				}
-				objects = readBucket(t, stderr.String())
+				if tt.wantOnFailure > 0 {
+					objects = readBucket(t, stderr.String())
+				}
+				runReplay(t, stderr.String(), 2, tt.wantErrors, tt.wantReplay)
 				cancel()
 				code = <-done
 			} else {
@@ -200,6 +207,51 @@ func TestLocalBasic(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// runReplay runs the kdp replay command --keep printed, against the emulators it printed, and checks from dynalite
+// that the replay read every record put and changed nothing: one item in the table, wantErrors in the error table.
+func runReplay(t *testing.T, stderr string, wantRead, wantErrors, wantCode int) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^  (kdp replay --stream arn:aws:kinesis:\S+ --since \S+ --table (\S+)( --error-table (\S+))?( --config \S+)?)$`).FindStringSubmatch(stderr)
+	if line == nil {
+		t.Fatalf("--keep printed no kdp replay line:\n%s", stderr)
+	}
+	for _, name := range []string{"KINESIS", "DYNAMODB"} {
+		m := regexp.MustCompile(`(?m)^export AWS_ENDPOINT_URL_` + name + `=(http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Fatalf("--keep printed no AWS_ENDPOINT_URL_%s:\n%s", name, stderr)
+		}
+		t.Setenv("AWS_ENDPOINT_URL_"+name, m[1])
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+	var out, errOut bytes.Buffer
+	args := strings.Fields(line[1])[2:] // without "kdp replay"
+	if code := replaycli.Main(context.Background(), args, &out, &errOut); code != wantCode {
+		t.Fatalf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", line[1], code, wantCode, out.String(), errOut.String())
+	}
+	if want := fmt.Sprintf("records: %d read,", wantRead); !strings.Contains(out.String(), want) {
+		t.Errorf("replay summary does not say %q:\n%s", want, out.String())
+	}
+	db := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", "")})
+	count := func(table string) int {
+		res, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table)})
+		if err != nil {
+			t.Fatalf("scan %s after the replay: %v", table, err)
+		}
+		return len(res.Items)
+	}
+	if n := count(line[2]); n != 1 {
+		t.Errorf("after the replay the table holds %d items, want 1", n)
+	}
+	if line[4] != "" {
+		if n := count(line[4]); n != wantErrors {
+			t.Errorf("after the replay the error table holds %d items, want %d", n, wantErrors)
+		}
 	}
 }
 
