@@ -35,6 +35,9 @@ const (
 	// PipelineAlarm_READ_THROUGHPUT_EXCEEDED fires when reads of the stream were throttled (the stream's
 	// ReadProvisionedThroughputExceeded, sum over 5 minutes, above 0) in 3 consecutive periods.
 	PipelineAlarm_READ_THROUGHPUT_EXCEEDED PipelineAlarm = "ReadThroughputExceededAlarm"
+	// PipelineAlarm_SELF_TEST fires when a run of the self-test function failed (its Errors, sum over 5 minutes,
+	// above 0). Created only with SelfTestEnabled and a SelfTestSchedule.
+	PipelineAlarm_SELF_TEST PipelineAlarm = "SelfTestAlarm"
 )
 
 // Alarms returns the pipeline's alarms, ordered by construct ID; empty when AlarmsEnabled is false.

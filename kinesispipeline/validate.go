@@ -156,7 +156,8 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 		for _, a := range *in.DisabledAlarms {
 			switch a {
 			case PipelineAlarm_ITERATOR_AGE, PipelineAlarm_ON_FAILURE_DESTINATION, PipelineAlarm_ERROR_TABLE,
-				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED:
+				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED,
+				PipelineAlarm_SELF_TEST:
 			default:
 				v.add(fmt.Sprintf("DisabledAlarms: %q is not a PipelineAlarm", a))
 			}
