@@ -178,6 +178,7 @@ func TestSelfTestOnEmulators(t *testing.T) {
 					t.Fatalf("Run: %v", err)
 				}
 			} else {
+				t.Logf("failure: %v", err)
 				var f *selftest.Failure
 				if !errors.As(err, &f) {
 					t.Fatalf("Run = %v, want a *Failure", err)
