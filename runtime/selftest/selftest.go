@@ -72,9 +72,10 @@ type Options struct {
 	PollInterval time.Duration
 	// CleanupTimeout bounds the deletes of the canary items, after Timeout. Default: DefaultCleanupTimeout.
 	CleanupTimeout time.Duration
-	// Mappings and MappingUUID, when both set, add the event source mapping's state to a failure's evidence.
+	// Mappings reads the event source mapping's state for a failure's evidence, when MappingUUID is set too.
 	// Default: - none.
-	Mappings    Mappings
+	Mappings Mappings
+	// MappingUUID is the event source mapping's UUID. Default: - none.
 	MappingUUID string
 	// Logger receives one line per step. Default: slog.Default().
 	Logger *slog.Logger
@@ -276,7 +277,7 @@ func (r *run) waitItem(ctx context.Context, since time.Time) error {
 			}
 		}
 		if !sleep(ctx, r.o.PollInterval) {
-			return r.timeout(StepWaitItem, CauseItemNotWritten, since, ev,
+			return r.timeout(ctx, StepWaitItem, CauseItemNotWritten, since, ev,
 				fmt.Sprintf("no item with key %s written by the canary (event id %s) in table %s", formatKey(r.report.Key),
 					r.report.Canary.EventID, r.o.TableName))
 		}
@@ -297,7 +298,7 @@ func (r *run) waitMalformed(ctx context.Context, since time.Time) error {
 			return nil
 		}
 		if !sleep(ctx, r.o.PollInterval) {
-			return r.timeout(StepWaitMalformed, CauseMalformedNotInErrorTable, since, ev,
+			return r.timeout(ctx, StepWaitMalformed, CauseMalformedNotInErrorTable, since, ev,
 				fmt.Sprintf("no entry %q in error table %s", r.malformed.EventID, r.o.ErrorTableName))
 		}
 	}
@@ -328,10 +329,11 @@ func (r *run) get(ctx context.Context, table string, key processor.Item) (proces
 }
 
 // timeout builds the failure of a wait that ran out of time, with the mapping's state as evidence.
-func (r *run) timeout(step Step, cause Cause, since time.Time, ev evidence, what string) error {
+func (r *run) timeout(ctx context.Context, step Step, cause Cause, since time.Time, ev evidence, what string) error {
 	list := append([]string{what}, ev.list...)
 	if r.o.Mappings != nil && r.o.MappingUUID != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// ctx has run out: the evidence gets a few seconds of its own.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		list = append(list, mappingEvidence(ctx, r.o.Mappings, r.o.MappingUUID))
 	}
