@@ -60,6 +60,12 @@ func (p *KinesisDynamoPipeline) SelfTestResource() awscdk.CustomResource {
 	return p.selfTest.resource
 }
 
+// MetricSelfTestRecordsToErrorTable returns the self-test's malformed canaries stored in the error table (the
+// processor's SelfTestRecordsToErrorTable, sum), which MetricRecordsToErrorTable and its alarm leave out.
+func (p *KinesisDynamoPipeline) MetricSelfTestRecordsToErrorTable(props *awscloudwatch.MetricOptions) awscloudwatch.Metric {
+	return p.processorMetric(processor.MetricSelfTestRecordsToErrorTable, "Sum", props)
+}
+
 // selfTestConfig builds the self-test's configuration (the canary's) from the props and the processor's configuration,
 // and returns the problems with the self-test props, each naming the prop.
 func selfTestConfig(in *KinesisDynamoPipelineProps, cfg processor.Config) (selftest.Config, []string) {

@@ -161,6 +161,11 @@ func TestSelfTestResources(t *testing.T) {
 	if !named {
 		t.Error("no SelfTestFunctionName output")
 	}
+	testutil.Must(t, func() {
+		m := p.MetricSelfTestRecordsToErrorTable(nil)
+		assertEqual(t, "self-test metric", []interface{}{*m.Namespace(), *m.MetricName(), *m.Statistic(), stack.Resolve((*m.Dimensions())["FunctionName"])},
+			[]interface{}{"KinesisDynamoPipeline", "SelfTestRecordsToErrorTable", "Sum", ref(fnID)})
+	})
 	if len(testutil.Resources(tmpl, "AWS::Events::Rule")) != 0 {
 		t.Error("a schedule without SelfTestSchedule")
 	}
