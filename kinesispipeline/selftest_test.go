@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
@@ -337,6 +338,47 @@ func TestSelfTestAccepted(t *testing.T) {
 }
 
 // TestSelfTestBundles builds the self-test function for real: a static arm64 bootstrap next to its configuration.
+// TestSelfTestWithExistingResources: the self-test tests imported resources too, with its grants on them.
+func TestSelfTestWithExistingResources(t *testing.T) {
+	stack := testutil.NewStack()
+	var table, errorTable awsdynamodb.ITable
+	var tmpl map[string]interface{}
+	testutil.Must(t, func() {
+		table = awsdynamodb.Table_FromTableName(stack, jsii.String("T"), jsii.String("existing"))
+		errorTable = awsdynamodb.Table_FromTableName(stack, jsii.String("E"), jsii.String("existing-errors"))
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+			SelfTestEnabled: jsii.Bool(true),
+			Stream:          awskinesis.Stream_FromStreamArn(stack, jsii.String("S"), jsii.String("arn:aws:kinesis:eu-west-1:123456789012:stream/existing")),
+			Table:           table,
+			PartitionKey:    &awsdynamodb.Attribute{Name: jsii.String("id"), Type: awsdynamodb.AttributeType_STRING},
+			ErrorTable:      errorTable,
+		})
+	})
+	tmpl = testutil.Template(t, stack)
+	_, cr := resourceWithPrefix(t, tmpl, typeSelfTest, "PipelineSelfTest")
+	assertEqual(t, "tested names", []interface{}{testutil.Get(cr, "Properties", "StreamArn"), testutil.Get(cr, "Properties", "TableName"),
+		testutil.Get(cr, "Properties", "ErrorTableName")}, []interface{}{"arn:aws:kinesis:eu-west-1:123456789012:stream/existing", "existing", "existing-errors"})
+	_, policy := resourceWithPrefix(t, tmpl, typePolicy, "PipelineSelfTestRoleDefaultPolicy")
+	lines := strings.Join(statementPairs(t, policy), "\n")
+	// The tables' ARNs as CDK renders them (the partition is literal or a reference depending on feature flags).
+	var tableArn, errorTableArn string
+	testutil.Must(t, func() {
+		b, _ := json.Marshal(stack.Resolve(table.TableArn()))
+		tableArn = string(b)
+		b, _ = json.Marshal(stack.Resolve(errorTable.TableArn()))
+		errorTableArn = string(b)
+	})
+	for _, want := range []string{
+		`Allow kinesis:PutRecord on "arn:aws:kinesis:eu-west-1:123456789012:stream/existing"`,
+		"Allow dynamodb:DeleteItem on " + tableArn, "Allow dynamodb:GetItem on " + tableArn,
+		"Allow dynamodb:DeleteItem on " + errorTableArn, "Allow dynamodb:GetItem on " + errorTableArn,
+	} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("self-test policy lacks %s:\n%s", want, lines)
+		}
+	}
+}
+
 func TestSelfTestBundles(t *testing.T) {
 	app, out := testutil.BundlingApp(t)
 	stack := awscdk.NewStack(app, jsii.String("Bundled"), nil)
