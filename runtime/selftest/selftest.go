@@ -219,6 +219,14 @@ func (r *run) run(ctx context.Context) (err error) {
 	r.o.Logger.Info("self-test canary put", "eventId", canary.EventID, "malformed", r.malformed != nil)
 
 	if err := r.waitItem(wctx, putAt); err != nil {
+		var f *Failure
+		if r.malformed != nil && errors.As(err, &f) && f.Cause == CauseCanaryRejected {
+			// The pipeline works, the canary does not pass: still wait (within the timeout) for the malformed
+			// canary, so the cleanup finds and deletes its error entry instead of leaving it behind.
+			if merr := r.waitMalformed(wctx, malformedAt); merr != nil {
+				f.Evidence = append(f.Evidence, "and the malformed canary: "+merr.Error())
+			}
+		}
 		return err
 	}
 	if r.malformed != nil {
