@@ -32,11 +32,14 @@ const fallbackImage = "golang:1.26"
 // configuration file. CDK calls TryBundle once per distinct asset.
 type goBundler struct {
 	prop   string // the prop that named the package, for error messages; empty for the default processor
+	name   string // what is built, for error messages, when not the processor (the self-test function)
 	pkg    string // import path of the main package to build
 	dir    string // directory to build in: inside the module that resolves pkg
 	goarch string // "arm64" or "amd64"
 	tags   string // build tags, comma-separated
 	config []byte // content of processor.ConfigFileName
+	// configFile names the configuration file when it is not processor.ConfigFileName (the self-test's).
+	configFile string
 
 	failure string // why the last TryBundle failed; empty after a success
 }
@@ -51,6 +54,9 @@ var _ awscdk.ILocalBundling = (*goBundler)(nil)
 func (b *goBundler) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool {
 	if err := b.bundle(*outputDir); err != nil {
 		what := "the processor"
+		if b.name != "" {
+			what = b.name
+		}
 		if b.prop != "" {
 			what = fmt.Sprintf("%s %q", b.prop, b.pkg)
 		}
@@ -103,8 +109,12 @@ func (b *goBundler) bundle(outputDir string) error {
 		return fmt.Errorf("go build %s (GOOS=linux GOARCH=%s, in %s): %w\n%s", b.pkg, b.goarch, where, err,
 			strings.TrimSpace(out.String()))
 	}
-	if err := os.WriteFile(filepath.Join(outputDir, processor.ConfigFileName), b.config, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", processor.ConfigFileName, err)
+	configFile := processor.ConfigFileName
+	if b.configFile != "" {
+		configFile = b.configFile
+	}
+	if err := os.WriteFile(filepath.Join(outputDir, configFile), b.config, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", configFile, err)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestCommandDependenciesAreImportedByTheConstruct(t *testing.T) {
 		return set
 	}
 	construct := list(".")
-	for _, command := range []string{DefaultProcessorPackage, "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/redrive"} {
+	for _, command := range []string{DefaultProcessorPackage, "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/cmd/redrive", SelfTestPackage} {
 		for pkg := range list(command) {
 			if pkg != command && !construct[pkg] {
 				t.Errorf("%s imports %s, which the construct's import graph lacks", command, pkg)

@@ -39,6 +39,9 @@ const (
 	// (sum over 5 minutes) at or above TableWriteThrottlesAlarmThreshold (default 1). Created only when TableBilling
 	// caps writes (a write ceiling or provisioned capacity) or the threshold is set.
 	PipelineAlarm_TABLE_WRITE_THROTTLES PipelineAlarm = "TableWriteThrottlesAlarm"
+	// PipelineAlarm_SELF_TEST fires when a run of the self-test function failed (its Errors, sum over 5 minutes,
+	// above 0). Created only with SelfTestEnabled and a SelfTestSchedule.
+	PipelineAlarm_SELF_TEST PipelineAlarm = "SelfTestAlarm"
 )
 
 // Alarms returns the pipeline's alarms, ordered by construct ID; empty when AlarmsEnabled is false.

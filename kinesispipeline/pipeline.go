@@ -57,6 +57,7 @@ type KinesisDynamoPipeline struct {
 	config     processor.Config
 	alarms     map[PipelineAlarm]awscloudwatch.Alarm
 	dashboard  awscloudwatch.Dashboard
+	selfTest   *selfTestParts // nil without SelfTestEnabled
 }
 
 // NewKinesisDynamoPipeline creates the pipeline. props may be nil for all defaults. Invalid props panic with one
@@ -76,6 +77,8 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	if problem != "" {
 		problems = append(problems, problem)
 	}
+	selfTestCfg, more := selfTestConfig(&in, cfg)
+	problems = append(problems, more...)
 	if len(problems) > 0 {
 		panic(propsError(*p.Node().Path(), problems))
 	}
@@ -90,6 +93,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createFunction(&in, bundler, removal)
 	p.createMapping(&in, onFailure)
 	p.createAlarms(&in)
+	p.createSelfTest(&in, selfTestCfg, bundler, removal)
 	p.createDashboard(&in)
 	p.createOutputs(&in)
 	p.createReplayOutput(&in)

@@ -5,6 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -314,4 +315,40 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: false.
 	DashboardEnabled *bool
+
+	// --- Self-test ---
+
+	// SelfTestEnabled adds a self-test (runtime/selftest): a function that puts a canary record into the stream,
+	// waits for its item in the table, puts a malformed canary and waits for it in the error table (when there is
+	// one and no Filters), and deletes the canary items. A custom resource runs it after every deployment that
+	// changes the pipeline, and its failure fails the deployment; the SelfTestFunctionName output says how to run it
+	// on demand. See the README's Self-test section for what it proves and costs.
+	//
+	// Default: false.
+	SelfTestEnabled *bool
+	// SelfTestTimeout is how long the self-test waits for its canaries (30 seconds to 14 minutes: the function gets
+	// one more minute to clean up and answer, within Lambda's 15).
+	//
+	// Default: - 5 minutes.
+	SelfTestTimeout awscdk.Duration
+	// SelfTestRecord is the canary's payload, a JSON object the transform turns into an item (and which matches one
+	// of Filters, if any). Required with ProcessorEntry, Filters, a Transform with a schema, a filter or computed
+	// attributes, or a partition key read from the payload (a business key: the canary then writes an item under
+	// that key, so give it a key of its own that no real record uses).
+	//
+	// Default: - derived from the key configuration: {"kdpSelfTest": "<nonce>"} plus a value for each key attribute
+	// read from the payload.
+	SelfTestRecord *string
+	// SelfTestKey gives the canary item's key attributes: attribute name to value (a string for S, a number for N, a
+	// base64 string for B); the string "$eventId", "$sequenceNumber" or "$partitionKey" stands for that value of the
+	// canary record. Required with ProcessorEntry (the construct cannot see your transform's keys) and for a key
+	// attribute read from $shardId or $arrivalTime. Only with SelfTestEnabled.
+	//
+	// Default: - derived from the key configuration (PartitionKey, SortKey, Transform.PartitionKeyFrom, SortKeyFrom).
+	SelfTestKey *map[string]interface{}
+	// SelfTestSchedule also runs the self-test on this schedule (for example awsevents.Schedule_Rate of an hour),
+	// with an alarm (PipelineAlarm_SELF_TEST, unless alarms are off) when a run fails.
+	//
+	// Default: - only at deployment and on demand.
+	SelfTestSchedule awsevents.Schedule
 }

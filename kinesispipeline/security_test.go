@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
@@ -50,6 +51,15 @@ func TestCdkNag(t *testing.T) {
 		{"default", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps { return nil }},
 		{"customer key, VPC, S3 destination, tracing", customized},
 		{"table capacity: provisioned, pre-warmed, error-table ceiling", capacityProps},
+		{"self-test on a schedule", func(awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			return &kinesispipeline.KinesisDynamoPipelineProps{SelfTestEnabled: jsii.Bool(true),
+				SelfTestSchedule: awsevents.Schedule_Rate(awscdk.Duration_Hours(jsii.Number(1)))}
+		}},
+		{"self-test, customer key, VPC, S3 destination, tracing", func(stack awscdk.Stack) *kinesispipeline.KinesisDynamoPipelineProps {
+			props := customized(stack)
+			props.SelfTestEnabled = jsii.Bool(true)
+			return props
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,7 +164,7 @@ func validateProps(scope constructs.Construct, in *KinesisDynamoPipelineProps, c
 			switch a {
 			case PipelineAlarm_ITERATOR_AGE, PipelineAlarm_ON_FAILURE_DESTINATION, PipelineAlarm_ERROR_TABLE,
 				PipelineAlarm_FUNCTION_ERRORS, PipelineAlarm_FUNCTION_THROTTLES, PipelineAlarm_READ_THROUGHPUT_EXCEEDED,
-				PipelineAlarm_TABLE_WRITE_THROTTLES:
+				PipelineAlarm_TABLE_WRITE_THROTTLES, PipelineAlarm_SELF_TEST:
 			default:
 				v.add(fmt.Sprintf("DisabledAlarms: %q is not a PipelineAlarm", a))
 			}

@@ -1,5 +1,6 @@
 // Command basic is a CDK app with one Kinesis -> Lambda -> DynamoDB pipeline, all defaults except RemovalPolicy
-// DESTROY so `cdk destroy` leaves nothing behind. Synthesize it with `npx cdk synth` from this directory.
+// DESTROY so `cdk destroy` leaves nothing behind, and the self-test on, so `cdk deploy` proves the pipeline works.
+// Synthesize it with `npx cdk synth` from this directory.
 package main
 
 import (
@@ -12,12 +13,14 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
 )
 
-// NewBasicStack returns the example's stack: one pipeline with defaults. The construct's outputs name the stream to
-// put records into, the tables, the on-failure queue and the redrive commands.
+// NewBasicStack returns the example's stack: one pipeline with defaults and its self-test, which runs at every
+// deployment that changes the pipeline (a failure fails the deployment). The construct's outputs name the stream to
+// put records into, the tables, the on-failure queue, the redrive commands and the self-test function.
 func NewBasicStack(scope constructs.Construct, id string, props *awscdk.StackProps) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(id), props)
 	kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
-		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		RemovalPolicy:   awscdk.RemovalPolicy_DESTROY,
+		SelfTestEnabled: jsii.Bool(true),
 	})
 	return stack
 }

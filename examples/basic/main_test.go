@@ -15,7 +15,7 @@ func TestBasicStack(t *testing.T) {
 	testutil.Must(t, func() { stack = NewBasicStack(testutil.NewApp(), "Basic", nil) })
 	tmpl := testutil.Template(t, stack)
 	outputs, _ := tmpl["Outputs"].(map[string]interface{})
-	for _, output := range []string{"StreamName", "TableName", "ErrorTableName", "DeadLetterQueueUrl", "RedriveDeadLetterQueueCommand"} {
+	for _, output := range []string{"StreamName", "TableName", "ErrorTableName", "DeadLetterQueueUrl", "RedriveDeadLetterQueueCommand", "SelfTestFunctionName"} {
 		found := false
 		for id := range outputs {
 			found = found || strings.HasPrefix(id, "Pipeline"+output)
@@ -23,6 +23,9 @@ func TestBasicStack(t *testing.T) {
 		if !found {
 			t.Errorf("output %s is missing, got %v", output, outputs)
 		}
+	}
+	if n := len(testutil.Resources(tmpl, "Custom::KdpSelfTest")); n != 1 {
+		t.Errorf("%d self-test resources, want 1: the example proves its deployment", n)
 	}
 	for _, typ := range []string{"AWS::Kinesis::Stream", "AWS::DynamoDB::GlobalTable", "AWS::SQS::Queue"} {
 		for id, r := range testutil.Resources(tmpl, typ) {

@@ -539,7 +539,11 @@ func (b *batch) respond(ctx context.Context, began time.Time) (events.KinesisEve
 		case outSkipped:
 			m.skipped++
 		case outErrorStored:
-			m.toErrorTable++
+			if isSelfTest(&r.rec) {
+				m.selfTestToErrorTable++
+			} else {
+				m.toErrorTable++
+			}
 			warn("record sent to the error table", r)
 		default: // outFailed, outRefused, or outPermanent left over (cannot happen)
 			if r.out == outRefused {

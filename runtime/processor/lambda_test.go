@@ -159,7 +159,7 @@ func TestLogsAndMetrics(t *testing.T) {
 		}
 	}
 	cw := emf["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)
-	if cw["Namespace"] != MetricNamespace || len(cw["Metrics"].([]any)) != 6 {
+	if cw["Namespace"] != MetricNamespace || len(cw["Metrics"].([]any)) != 7 {
 		t.Errorf("EMF directive %v", cw)
 	}
 	if _, ok := emf[MetricBatchLatency].(float64); !ok {

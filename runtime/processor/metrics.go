@@ -29,6 +29,7 @@ const (
 
 type batchMetrics struct {
 	written, skipped, toErrorTable, failed, refused int
+	selfTestToErrorTable                            int
 	latency                                         time.Duration
 }
 
@@ -47,6 +48,7 @@ func (p *Processor) emitMetrics(m batchMetrics) {
 		`{"Name":"`+MetricRecordsToErrorTable+`","Unit":"Count"},`+
 		`{"Name":"`+MetricRecordsFailed+`","Unit":"Count"},`+
 		`{"Name":"`+MetricRecordsRefused+`","Unit":"Count"},`+
+		`{"Name":"`+MetricSelfTestRecordsToErrorTable+`","Unit":"Count"},`+
 		`{"Name":"`+MetricBatchLatency+`","Unit":"Milliseconds"}]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
 	b = appendMetric(b, MetricRecordsWritten, int64(m.written))
@@ -54,6 +56,7 @@ func (p *Processor) emitMetrics(m batchMetrics) {
 	b = appendMetric(b, MetricRecordsToErrorTable, int64(m.toErrorTable))
 	b = appendMetric(b, MetricRecordsFailed, int64(m.failed))
 	b = appendMetric(b, MetricRecordsRefused, int64(m.refused))
+	b = appendMetric(b, MetricSelfTestRecordsToErrorTable, int64(m.selfTestToErrorTable))
 	b = append(b, `,"`+MetricBatchLatency+`":`...)
 	b = strconv.AppendFloat(b, float64(m.latency.Microseconds())/1000, 'f', -1, 64)
 	b = append(b, "}\n"...)
