@@ -131,6 +131,20 @@ func main() {
 // ["go", "run", "<package>[@version]"].
 func redriveCommandOf(t *testing.T, templatePath string) []string {
 	t.Helper()
+	return outputCommandOf(t, templatePath, "PipelineRedriveErrorTableCommand", " errors ")
+}
+
+// replayCommandOf returns the start of the ReplayCommand output in a synthesized template, up to "replay":
+// ["go", "run", "<kdp package>[@version]", "replay"].
+func replayCommandOf(t *testing.T, templatePath string) []string {
+	t.Helper()
+	return append(outputCommandOf(t, templatePath, "PipelineReplayCommand", " replay "), "replay")
+}
+
+// outputCommandOf returns the words before sep in the first part of the Fn::Join of the template's output whose
+// logical ID starts with outputPrefix.
+func outputCommandOf(t *testing.T, templatePath, outputPrefix, sep string) []string {
+	t.Helper()
 	b, err := os.ReadFile(templatePath)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +160,7 @@ func redriveCommandOf(t *testing.T, templatePath string) []string {
 		t.Fatal(err)
 	}
 	for id, o := range tmpl.Outputs {
-		if !strings.HasPrefix(id, "PipelineRedriveErrorTableCommand") || len(o.Value.Join) != 2 {
+		if !strings.HasPrefix(id, outputPrefix) || len(o.Value.Join) != 2 {
 			continue
 		}
 		var parts []json.RawMessage
@@ -154,13 +168,13 @@ func redriveCommandOf(t *testing.T, templatePath string) []string {
 		if err := json.Unmarshal(o.Value.Join[1], &parts); err != nil || len(parts) == 0 || json.Unmarshal(parts[0], &first) != nil {
 			t.Fatalf("output %s: %s", id, o.Value.Join[1])
 		}
-		head, _, ok := strings.Cut(first, " errors ")
+		head, _, ok := strings.Cut(first, sep)
 		if !ok {
 			t.Fatalf("output %s starts %q", id, first)
 		}
 		return strings.Fields(head)
 	}
-	t.Fatalf("%s has no RedriveErrorTableCommand output", templatePath)
+	t.Fatalf("%s has no %s output", templatePath, outputPrefix)
 	return nil
 }
 
