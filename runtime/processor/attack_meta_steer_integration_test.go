@@ -56,7 +56,7 @@ func TestAttackMetaPayloadKeyLooksLikeEventID(t *testing.T) {
 						return events.KinesisEvent{Records: []events.KinesisEventRecord{{
 							EventID: shard + ":" + seq, EventName: "aws:kinesis:record", EventSource: "aws:kinesis",
 							Kinesis: events.KinesisRecord{SequenceNumber: seq, PartitionKey: "p",
-								Data: []byte(fmt.Sprintf(`{"ref":%q,"v":%d}`, key, v)),
+								Data:                        []byte(fmt.Sprintf(`{"ref":%q,"v":%d}`, key, v)),
 								ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: time.Unix(1_700_000_000, 0)}},
 						}}}
 					}
