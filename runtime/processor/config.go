@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,6 +279,10 @@ func ParseConfig(data []byte) (Config, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
+	}
+	// Only white space may follow: a second object would be ignored, fields and all (an omitMetadata, say).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("decode config: content after the configuration object")
 	}
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {

@@ -193,6 +193,8 @@ func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item,
 	if _, ok := r.Data[AttrPosition]; ok {
 		return nil, Permanent(errReservedPayload)
 	}
+	// Metadata first, then the keys: a key named like a listed metadata attribute owns the name (see compileTransform).
+	addMetadata(ctx, item, r, d.meta)
 	for _, k := range d.keys {
 		av, err := keyValue(k, r)
 		if err != nil {
@@ -200,7 +202,6 @@ func (d *declarative) finish(ctx context.Context, r *Record, item Item) ([]Item,
 		}
 		item[k.Name] = av
 	}
-	addMetadata(ctx, item, r, d.meta)
 	if d.ttl != nil {
 		base := r.ArrivalTime
 		if base.IsZero() {

@@ -81,7 +81,8 @@ func decodeObject(raw []byte) (map[string]any, error) {
 // DefaultTransform returns the transform of the default processor: the record's JSON object becomes one item with
 // the same attributes (see ToAttributeValue), plus the key attributes cfg describes and the metadata attributes
 // cfg.Metadata lists (by default AttrArrivalTime only, see DefaultMetadata). Key and metadata attributes replace
-// payload attributes of the same name. A key value that is missing, empty or of the wrong type is a permanent error.
+// payload attributes of the same name, and a key attribute named like a listed metadata attribute keeps the key's
+// value. A key value that is missing, empty or of the wrong type is a permanent error.
 // A zero cfg means DefaultConfig().
 //
 // With cfg.Transform set, the item is built as TransformConfig describes (schema, filter, field selection, computed
@@ -119,6 +120,9 @@ func DefaultTransform(cfg Config) Transform {
 			}
 			item[k] = av
 		}
+		// Metadata first, then the keys: a key named like a listed metadata attribute keeps the key's value (else
+		// every record of one millisecond, or of one producer key, would share one item).
+		addMetadata(ctx, item, r, meta)
 		for _, k := range keys {
 			av, err := keyValue(k, r)
 			if err != nil {
@@ -126,7 +130,6 @@ func DefaultTransform(cfg Config) Transform {
 			}
 			item[k.Name] = av
 		}
-		addMetadata(ctx, item, r, meta)
 		return []Item{item}, nil
 	}
 }

@@ -126,7 +126,7 @@ func conditionFailed(err error) bool {
 
 // dryRunDB is the processor's DB in a dry run: it writes nothing and reads through to the real table. A conditional
 // write to the data table is answered as DynamoDB would answer it: the item there (read strongly consistent) is
-// compared with the written item's position by the rule of processor.Options.ConditionalWrites (no item, no
+// compared with the written record's position (the condition's :p) by the rule of processor.Options.ConditionalWrites (no item, no
 // position, an unverified position, or a position of the same shard not later than this one: written; else the
 // condition fails). Every other write is accepted.
 type dryRunDB struct {
@@ -154,7 +154,13 @@ func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...
 	if err != nil {
 		return nil, fmt.Errorf("dry run: read the item the write would meet: %w", err)
 	}
-	if !wouldWrite(position(out.Item), position(in.Item)) {
+	// The record's position is the condition's :p: under an event-id key the item itself carries none (its key names
+	// it, see processor.PositionFromEventID).
+	pos := position(in.Item)
+	if b, ok := in.ExpressionAttributeValues[":p"].(*types.AttributeValueMemberB); ok && b != nil {
+		pos = b.Value
+	}
+	if !wouldWrite(position(out.Item), pos) {
 		return nil, &types.ConditionalCheckFailedException{Message: aws.String("dry run: the table holds a later record's item")}
 	}
 	return &dynamodb.PutItemOutput{}, nil
