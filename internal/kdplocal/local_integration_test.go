@@ -80,6 +80,19 @@ func ofType(res map[string]any, typ string) (string, map[string]any) {
 	return "", nil
 }
 
+// mappedFunction returns the properties of the function the event source mapping invokes (the stack has other
+// functions, such as the self-test's).
+func mappedFunction(res map[string]any) map[string]any {
+	_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
+	ref, _ := esm["FunctionName"].(map[string]any)
+	id, _ := ref["Ref"].(string)
+	fn, ok := res[id].(map[string]any)
+	if !ok || fn["Type"] != "AWS::Lambda::Function" {
+		panic(fmt.Sprintf("the mapping's FunctionName %v names no function of the template", esm["FunctionName"]))
+	}
+	return fn["Properties"].(map[string]any)
+}
+
 // attr returns the scalar value of an attribute in attribute-value JSON ({"S": v} or {"N": v}).
 func attr(item map[string]map[string]any, name string) any {
 	for _, v := range item[name] {
@@ -100,7 +113,7 @@ func TestLocalBasic(t *testing.T) {
 {"dataBase64": "` + base64.StdEncoding.EncodeToString([]byte(`{"Value": `)) + `", "partitionKey": "broken"}
 `
 	noErrorTable := func(res map[string]any) {
-		_, fn := ofType(res, "AWS::Lambda::Function")
+		fn := mappedFunction(res)
 		delete(fn["Environment"].(map[string]any)["Variables"].(map[string]any), "PIPELINE_ERROR_TABLE_NAME")
 		_, esm := ofType(res, "AWS::Lambda::EventSourceMapping")
 		esm["MaximumRetryAttempts"] = 1
