@@ -145,7 +145,7 @@ func TestAttackErrorItemStarved(t *testing.T) {
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			env := newAtkEnv(t, dynamostandin.Options{Latency: 15 * time.Millisecond})
+			env := newAtkEnv(t, dynamostandin.Options{Latency: 40 * time.Millisecond})
 			p := env.processor(t, nil, m.fn)
 			var recs []atkRec
 			for i := range m.n {
@@ -157,14 +157,14 @@ func TestAttackErrorItemStarved(t *testing.T) {
 			}
 			// Lambda retries from the reported record. Each invocation must move it; some in a row without progress
 			// are tolerated, as a busy machine (other test packages running alongside) can starve an invocation of its
-			// whole 150 ms. Before the fix no invocation ever made progress.
+			// whole 400 ms. Before the fix no invocation ever made progress.
 			from, stuck := 0, 0
 			for round := 0; from < len(recs); round++ {
 				if stuck == 20 {
 					t.Fatalf("no progress in %d invocations in a row: every one reports record %d", stuck, from)
 				}
 				before := from
-				ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+				ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 				resp, err := p.Handle(ctx, atkEvent(recs[from:]))
 				cancel()
 				if err != nil {
