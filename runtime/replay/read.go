@@ -93,8 +93,8 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 	}
 	res.Start = start
 	limit := int32(maxGetRecords)
-	if r.opts.Rate > 0 {
-		limit = min(limit, int32(max(1, math.Ceil(r.opts.Rate))))
+	if r.opts.Rate > 0 && r.opts.Rate < maxGetRecords { // compared as floats: a larger rate does not fit an int32
+		limit = int32(max(1, math.Ceil(r.opts.Rate)))
 	}
 	var (
 		inWindow = start == "AT_TIMESTAMP" // AT_TIMESTAMP starts in the window; TRIM_HORIZON skips to it

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -163,7 +164,10 @@ func parse(args []string, stderr io.Writer, now time.Time) (flags, []func(*repla
 	case !until.IsZero() && until.Before(since):
 		problems = append(problems, "--"+FlagUntil+" is before --"+FlagSince)
 	}
-	if f.rate < 0 {
+	switch {
+	case math.IsNaN(f.rate) || math.IsInf(f.rate, 0):
+		problems = append(problems, "--"+FlagRate+" is not a finite number")
+	case f.rate < 0:
 		problems = append(problems, "--"+FlagRate+" is negative")
 	}
 	if f.batchSize <= 0 {
