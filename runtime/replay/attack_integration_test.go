@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -38,7 +39,21 @@ type atkBed struct {
 
 func atkStart(t *testing.T) *atkBed {
 	t.Helper()
-	return &atkBed{db: emulators.DynamoDBClient(emulators.Dynalite(t)), kc: emulators.KinesisClient(emulators.Kinesalite(t))}
+	root, err := emulators.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kin, err := emulators.StartKinesalite(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		kin.Stop()
+		if t.Failed() {
+			t.Logf("kinesalite's standard error:\n%s", kin.Stderr())
+		}
+	})
+	return &atkBed{db: emulators.DynamoDBClient(emulators.Dynalite(t)), kc: emulators.KinesisClient(kin.Endpoint)}
 }
 
 // tables creates a data table keyed by key (S) and an error table keyed by "id".
@@ -447,8 +462,11 @@ func TestAttackOutageIsNeverComplete(t *testing.T) {
 				target = errs
 			}
 			db := &atkFailingDB{DB: b.db, table: target, ok: tt.ok}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			// No deadline, as under kdp replay: with one, the processor retries a failing write until it.
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			watchdog := time.AfterFunc(4*time.Minute, cancel)
+			defer watchdog.Stop()
 			began := time.Now()
 			defer func() { t.Logf("the run took %v", time.Since(began)) }()
 			r, err := replay.New(replay.Clients{DB: db, Kinesis: b.kc}, func(o *replay.Options) {
@@ -538,7 +556,7 @@ func TestAttackInterruptedRunsEqualOneCleanRun(t *testing.T) {
 	until := time.Now().Add(-5 * time.Millisecond)
 
 	replayInto := func(ctx context.Context, data, errs string) replay.Summary {
-		r, err := replay.New(replay.Clients{DB: b.db, Kinesis: b.kc}, func(o *replay.Options) {
+		r, err := replay.New(replay.Clients{DB: b.db, Kinesis: atkNoAbort{b.kc}}, func(o *replay.Options) {
 			o.StreamARN, o.TableName, o.ErrorTableName, o.Since, o.Until, o.Config = arn, data, errs, since, until, cfg
 			o.ReadInterval, o.BatchSize, o.IteratorTimeout = 5*time.Millisecond, 5, time.Second
 		})
@@ -578,18 +596,171 @@ func TestAttackInterruptedRunsEqualOneCleanRun(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		d := time.Duration(rng.IntN(600)) * time.Millisecond
 		delays = append(delays, d)
-		cctx, ccancel := context.WithTimeout(ctx2, d)
+		cctx, ccancel := context.WithCancel(ctx2)
+		stop := time.AfterFunc(d, ccancel)
 		replayInto(cctx, data, errs)
+		stop.Stop()
 		ccancel()
 	}
 	if sum := replayInto(ctx2, data, errs); !sum.Complete() {
 		t.Fatalf("final run not complete: %+v", sum.Shards)
 	}
 	gotData, gotErrs := strip(b.scanAll(t, data, "key")), strip(b.scanAll(t, errs, "id"))
-	if fmt.Sprint(gotData) != fmt.Sprint(wantData) {
-		t.Errorf("after interruptions at %v: data table\n%v\nwant\n%v", delays, gotData, wantData)
+	if !reflect.DeepEqual(gotData, wantData) {
+		t.Errorf("after interruptions at %v: data table\n%s\nwant\n%s", delays, atkShow(gotData), atkShow(wantData))
 	}
 	if fmt.Sprint(atkKeys(gotErrs)) != fmt.Sprint(atkKeys(wantErrs)) || len(gotErrs) != len(wantErrs) {
 		t.Errorf("after interruptions at %v: error table %v, want %v", delays, atkKeys(gotErrs), atkKeys(wantErrs))
 	}
+}
+
+// TestAttackRebuildAfterMerge: two shards merged during the window, keys mapped from the payload, replayed into an
+// empty table (a rebuild): every key ends at its last record's version, which is in the merged child, although
+// the parents' items were written first. A dry run on the table the first run left predicts no write that would
+// go back to an older version.
+func TestAttackRebuildAfterMerge(t *testing.T) {
+	b := atkStart(t)
+	stream, arn := b.stream(t, 2)
+	cfg := processor.Config{PartitionKey: processor.KeyAttribute{Name: "key", Type: processor.AttributeTypeString, Source: "key"}}
+	const low, high = "0", "340282366920938463463374607431768211455"
+	since := time.Now().Add(-time.Second)
+	last := map[string]int{}
+	put := func(v int, hash string, keys ...string) {
+		var recs []atkRec
+		for _, k := range keys {
+			recs = append(recs, atkRec{data: []byte(fmt.Sprintf(`{"key":%q,"v":%d}`, k, v)), pk: k, hash: hash})
+			last[k] = v
+		}
+		b.putBatch(t, stream, recs...)
+	}
+	for v := 0; v < 3; v++ {
+		put(v, low, "a", "b")
+		put(v, high, "b", "c") // "b" is in both parents: the child still holds its last version
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ls, err := b.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil || len(ls.Shards) != 2 {
+		t.Fatalf("list shards: %v %v", err, ls)
+	}
+	if _, err := b.kc.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(stream), ShardToMerge: ls.Shards[0].ShardId,
+		AdjacentShardToMerge: ls.Shards[1].ShardId}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		s, err := b.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stream not active after the merge")
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // kinesalite dates the child a second ahead
+	for v := 3; v < 5; v++ {
+		put(v, low, "a", "b", "c")
+	}
+	time.Sleep(20 * time.Millisecond)
+	until := time.Now().Add(-5 * time.Millisecond)
+	data, errs := b.tables(t, "key")
+	run := func(dry bool) replay.Summary {
+		r, err := replay.New(replay.Clients{DB: b.db, Kinesis: b.kc}, func(o *replay.Options) {
+			o.StreamARN, o.TableName, o.ErrorTableName, o.Since, o.Until, o.Config, o.DryRun = arn, data, errs, since, until, cfg, dry
+			o.ReadInterval, o.IteratorTimeout = 5*time.Millisecond, time.Second
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := r.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	check := func(when string) {
+		items := b.scanAll(t, data, "key")
+		for k, v := range last {
+			n, _ := items[k]["v"].(*types.AttributeValueMemberN)
+			if n == nil || n.Value != fmt.Sprint(v) {
+				t.Errorf("%s: key %s holds v=%v, want its last record's v=%d", when, k, items[k]["v"], v)
+			}
+		}
+	}
+	if sum := run(false); !sum.Complete() {
+		t.Fatalf("not complete: %+v", sum.Shards)
+	}
+	check("after the replay")
+	before := b.scanAll(t, data, "key")
+	run(true)
+	if after := b.scanAll(t, data, "key"); !reflect.DeepEqual(after, before) {
+		t.Errorf("the dry run changed the table:\n%s\nwas\n%s", atkShow(after), atkShow(before))
+	}
+	if sum := run(false); !sum.Complete() {
+		t.Fatalf("rerun not complete: %+v", sum.Shards)
+	}
+	check("after a rerun")
+}
+
+// atkShow prints items with their values (not the pointers fmt prints for attribute values).
+func atkShow(m map[string]map[string]types.AttributeValue) string {
+	var b strings.Builder
+	for _, k := range atkKeys(m) {
+		fmt.Fprintf(&b, "%s:", k)
+		it := m[k]
+		for _, a := range atkKeys(it) {
+			switch v := it[a].(type) {
+			case *types.AttributeValueMemberS:
+				fmt.Fprintf(&b, " %s=%q", a, v.Value)
+			case *types.AttributeValueMemberN:
+				fmt.Fprintf(&b, " %s=%s", a, v.Value)
+			case *types.AttributeValueMemberB:
+				fmt.Fprintf(&b, " %s=%x", a, v.Value)
+			default:
+				fmt.Fprintf(&b, " %s=%T", a, v)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// atkNoAbort lets a Kinesis request the replay started finish when the replay's context is cancelled (deadlines
+// still apply): kinesalite exits when a client aborts a request it is still reading ("Error: aborted", thrown from
+// its request error handler), which is the emulator's problem, not the replay's. The replay still sees the
+// cancellation at its next step.
+type atkNoAbort struct{ k replay.Kinesis }
+
+func atkDetach(ctx context.Context) (context.Context, context.CancelFunc) {
+	c := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c, dl)
+	}
+	return c, func() {}
+}
+
+func (a atkNoAbort) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.k.DescribeStreamSummary(c, in, optFns...)
+}
+
+func (a atkNoAbort) ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.k.ListShards(c, in, optFns...)
+}
+
+func (a atkNoAbort) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.k.GetShardIterator(c, in, optFns...)
+}
+
+func (a atkNoAbort) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.k.GetRecords(c, in, optFns...)
 }
