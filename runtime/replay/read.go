@@ -38,7 +38,7 @@ const (
 func (r *Replayer) replayShard(ctx context.Context, s Shard, until time.Time, res *ShardResult) {
 	started := r.opts.Now()
 	res.State = ShardReading
-	sp, err := r.newShardProcessor()
+	sp, err := r.newShardProcessor(s.ancestors)
 	if err != nil {
 		res.State, res.Reason = ShardFailed, err.Error()
 		r.report(*res)

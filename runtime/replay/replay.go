@@ -290,7 +290,7 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 	}
 	r := &Replayer{c: c, opts: o, ref: ref, limiter: &limiter{rate: o.Rate, now: o.Now}}
 	if len(errs) == 0 {
-		if _, err := r.newShardProcessor(); err != nil {
+		if _, err := r.newShardProcessor(nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
