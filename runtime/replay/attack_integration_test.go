@@ -556,7 +556,7 @@ func TestAttackInterruptedRunsEqualOneCleanRun(t *testing.T) {
 	until := time.Now().Add(-5 * time.Millisecond)
 
 	replayInto := func(ctx context.Context, data, errs string) replay.Summary {
-		r, err := replay.New(replay.Clients{DB: b.db, Kinesis: atkNoAbort{b.kc}}, func(o *replay.Options) {
+		r, err := replay.New(replay.Clients{DB: atkNoAbortDB{b.db}, Kinesis: atkNoAbort{b.kc}}, func(o *replay.Options) {
 			o.StreamARN, o.TableName, o.ErrorTableName, o.Since, o.Until, o.Config = arn, data, errs, since, until, cfg
 			o.ReadInterval, o.BatchSize, o.IteratorTimeout = 5*time.Millisecond, 5, time.Second
 		})
@@ -763,4 +763,25 @@ func (a atkNoAbort) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput,
 	c, cancel := atkDetach(ctx)
 	defer cancel()
 	return a.k.GetRecords(c, in, optFns...)
+}
+
+// atkNoAbortDB is atkNoAbort for dynalite, which exits on an aborted request the same way.
+type atkNoAbortDB struct{ db replay.DB }
+
+func (a atkNoAbortDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.db.BatchWriteItem(c, in, optFns...)
+}
+
+func (a atkNoAbortDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.db.PutItem(c, in, optFns...)
+}
+
+func (a atkNoAbortDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c, cancel := atkDetach(ctx)
+	defer cancel()
+	return a.db.GetItem(c, in, optFns...)
 }
