@@ -27,9 +27,12 @@
 // Options.Config: the pipeline.json the function runs with) and the pipeline's tables, with
 // processor.Options.ConditionalWrites forced on: an item is written only where its key holds no item, one from an
 // earlier or the same record of the same shard, or one without a position; an item written by a later record, or
-// from another shard, is left as it is and the replayed item counts as superseded. So a replay never makes an item
-// go back to an older version, even while the live pipeline writes the same keys; a record replayed again rewrites
-// its own item (a configuration fix corrects items that way). Records that fail permanently go to the error table,
+// from another shard, is left as it is and the replayed item counts as superseded, except an item written from one
+// of the shard's ancestors (its parents, theirs, and so on): every record of a parent arrived before the parent
+// closed, every record of a child after, so the child's record replaces that item (on the condition that the item
+// is still the one read). So a replay never makes an item go back to an older version, even while the live
+// pipeline writes the same keys, and a table rebuilt by a replay after a reshard ends at the children's versions; a
+// record replayed again rewrites its own item (a configuration fix corrects items that way). Records that fail permanently go to the error table,
 // as in the pipeline. Nothing is acknowledged, checkpointed or deleted anywhere: the live event source mapping's
 // position is untouched. A replay can be interrupted and rerun: keys are deterministic and the conditions make a
 // rerun end in the same state.

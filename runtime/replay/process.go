@@ -25,14 +25,22 @@ type shardProcessor struct {
 	db      *countingDB
 }
 
-// newShardProcessor builds the pipeline's processor over the tables, with conditional writes forced on.
-func (r *Replayer) newShardProcessor() (*shardProcessor, error) {
+// newShardProcessor builds the pipeline's processor over the tables, with conditional writes forced on, for a shard
+// that descends from the shards ancestors (see countingDB: their items are older than any of its records).
+func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error) {
 	o := r.opts
-	var base DB = r.c.DB
-	if o.DryRun {
-		base = &dryRunDB{real: r.c.DB, table: o.TableName, keys: keyNames(o.Config)}
+	var older [][]byte
+	for _, a := range ancestors {
+		if p, err := processor.PositionShardPrefix(a); err == nil {
+			older = append(older, p)
+		}
 	}
-	cdb := &countingDB{DB: base, table: o.TableName}
+	var base DB = r.c.DB
+	keys := keyNames(o.Config)
+	if o.DryRun {
+		base = &dryRunDB{real: r.c.DB, table: o.TableName, keys: keys, older: older}
+	}
+	cdb := &countingDB{DB: base, table: o.TableName, keys: keys, older: older, retry: !o.DryRun}
 	mc := &metricsCapture{}
 	fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
 	fns = append(fns, func(po *processor.Options) {
@@ -83,9 +91,20 @@ func keyNames(cfg processor.Config) []string {
 }
 
 // countingDB counts the data table's conditional writes: written, or superseded (the condition failed).
+//
+// It also corrects the processor's condition for a shard born of a reshard. The condition never overwrites an item
+// written from another shard, but an item written from an ancestor shard (older) is always older than any record of
+// its descendants: a parent's records all arrived before it closed, a child's after it opened. So when the
+// condition fails (retry set), the item there is read; if it comes from an ancestor (older), the write is made again
+// on the condition that the item is still that one. Without this, replaying a resharded stream into a table that
+// does not hold the children's items (a rebuild, or items the live pipeline failed to write) left every key with a
+// record in both a parent and a child at the parent's older version.
 type countingDB struct {
 	DB
 	table string
+	keys  []string // the data table's key attribute names
+	older [][]byte // position prefixes of the shard's ancestors
+	retry bool     // replace an ancestor's item (not in a dry run: dryRunDB predicts it)
 
 	mu                  sync.Mutex
 	written, superseded int
@@ -94,6 +113,11 @@ type countingDB struct {
 // PutItem writes and counts a data item's outcome.
 func (d *countingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	out, err := d.DB.PutItem(ctx, in, optFns...)
+	if d.retry && len(d.older) > 0 && aws.ToString(in.TableName) == d.table && in.ConditionExpression != nil && conditionFailed(err) {
+		if o, ok, e := d.replaceOlder(ctx, in, optFns...); ok {
+			out, err = o, e
+		}
+	}
 	if aws.ToString(in.TableName) == d.table {
 		d.mu.Lock()
 		switch {
@@ -105,6 +129,45 @@ func (d *countingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opt
 		d.mu.Unlock()
 	}
 	return out, err
+}
+
+// replaceOlder writes in's item again if the item at its key was written from one of the shard's ancestors, on the
+// condition that it is still that item. ok is false when the item there is not an ancestor's (the first answer
+// stands).
+func (d *countingDB) replaceOlder(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (out *dynamodb.PutItemOutput, ok bool, err error) {
+	key := make(map[string]types.AttributeValue, len(d.keys))
+	for _, k := range d.keys {
+		v, found := in.Item[k]
+		if !found {
+			return nil, false, nil
+		}
+		key[k] = v
+	}
+	got, err := d.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: in.TableName, Key: key, ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#p"), ExpressionAttributeNames: map[string]string{"#p": processor.AttrPosition}})
+	if err != nil {
+		return nil, true, fmt.Errorf("read the item a conditional write met: %w", err)
+	}
+	stored := position(got.Item)
+	if !fromOlder(stored, d.older) {
+		return nil, false, nil
+	}
+	again := *in
+	again.ConditionExpression = aws.String("#p = :seen")
+	again.ExpressionAttributeNames = map[string]string{"#p": processor.AttrPosition}
+	again.ExpressionAttributeValues = map[string]types.AttributeValue{":seen": &types.AttributeValueMemberB{Value: stored}}
+	out, err = d.DB.PutItem(ctx, &again, optFns...)
+	return out, true, err
+}
+
+// fromOlder reports whether position stored was written from a shard whose position prefix is in older.
+func fromOlder(stored []byte, older [][]byte) bool {
+	for _, p := range older {
+		if len(stored) > len(p) && bytes.HasPrefix(stored, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *countingDB) reset() {
@@ -133,6 +196,7 @@ type dryRunDB struct {
 	real  DB
 	table string
 	keys  []string
+	older [][]byte // position prefixes of the shard's ancestors: their items are replaced (see countingDB)
 }
 
 // BatchWriteItem accepts every item.
@@ -160,7 +224,7 @@ func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...
 	if b, ok := in.ExpressionAttributeValues[":p"].(*types.AttributeValueMemberB); ok && b != nil {
 		pos = b.Value
 	}
-	if !wouldWrite(position(out.Item), pos) {
+	if stored := position(out.Item); !fromOlder(stored, d.older) && !wouldWrite(stored, pos) {
 		return nil, &types.ConditionalCheckFailedException{Message: aws.String("dry run: the table holds a later record's item")}
 	}
 	return &dynamodb.PutItemOutput{}, nil

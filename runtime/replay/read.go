@@ -38,7 +38,7 @@ const (
 func (r *Replayer) replayShard(ctx context.Context, s Shard, until time.Time, res *ShardResult) {
 	started := r.opts.Now()
 	res.State = ShardReading
-	sp, err := r.newShardProcessor()
+	sp, err := r.newShardProcessor(s.ancestors)
 	if err != nil {
 		res.State, res.Reason = ShardFailed, err.Error()
 		r.report(*res)
@@ -93,8 +93,8 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 	}
 	res.Start = start
 	limit := int32(maxGetRecords)
-	if r.opts.Rate > 0 {
-		limit = min(limit, int32(max(1, math.Ceil(r.opts.Rate))))
+	if r.opts.Rate > 0 && r.opts.Rate < maxGetRecords { // compared as floats: a larger rate does not fit an int32
+		limit = int32(max(1, math.Ceil(r.opts.Rate)))
 	}
 	var (
 		inWindow = start == "AT_TIMESTAMP" // AT_TIMESTAMP starts in the window; TRIM_HORIZON skips to it

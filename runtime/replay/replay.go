@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -270,7 +271,10 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 	if o.TableName == "" {
 		errs = append(errs, errors.New("table name is required"))
 	}
-	if o.Rate < 0 {
+	switch {
+	case math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
+		errs = append(errs, fmt.Errorf("rate %v is not a finite number", o.Rate))
+	case o.Rate < 0:
 		errs = append(errs, fmt.Errorf("rate %v is negative", o.Rate))
 	}
 	if o.BatchSize < 0 {
@@ -286,7 +290,7 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 	}
 	r := &Replayer{c: c, opts: o, ref: ref, limiter: &limiter{rate: o.Rate, now: o.Now}}
 	if len(errs) == 0 {
-		if _, err := r.newShardProcessor(); err != nil {
+		if _, err := r.newShardProcessor(nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

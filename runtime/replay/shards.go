@@ -19,9 +19,34 @@ type Shard struct {
 	Closed bool
 
 	listedParents []string // parents present in the plan
+	ancestors     []string // every shard it descends from that the listing names: all hold older records
 }
 
 func (s Shard) parents() []string { return append([]string(nil), s.listedParents...) }
+
+// ancestorsOf returns the shards id descends from, as far as the listing (byID) goes: its parents, theirs, and so
+// on. A parent past the stream's retention is not listed, but its child names it, so it is included too.
+func ancestorsOf(id string, byID map[string]Shard) []string {
+	var out []string
+	seen := map[string]bool{id: true}
+	queue := []string{id}
+	for len(queue) > 0 {
+		s, ok := byID[queue[0]]
+		queue = queue[1:]
+		if !ok {
+			continue
+		}
+		for _, p := range []string{s.Parent, s.AdjacentParent} {
+			if p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+				queue = append(queue, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // plan returns the shards to replay in an order where each comes after its parents, with the parents each waits
 // for: those in the list (a parent past the stream's retention is not listed, and nothing waits for it). With only,
@@ -67,6 +92,7 @@ func plan(all []Shard, only []string) ([]Shard, error) {
 			}
 			s := chosen[id]
 			s.listedParents = nil
+			s.ancestors = ancestorsOf(id, byID)
 			ready := true
 			for _, p := range []string{s.Parent, s.AdjacentParent} {
 				if _, ok := chosen[p]; p == "" || p == id || !ok {

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -61,7 +63,7 @@ or s3://BUCKET/KEY (a .zip is the function's code asset)`
 
 // Main runs the command with args (the arguments after "replay") and returns its exit status. AWS access comes from
 // the SDK's default configuration chain (AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3
-// point it at local emulators).
+// point it at local emulators); the stream and the tables are reached in the stream's region.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return run(ctx, args, stdout, stderr, defaultClients)
 }
@@ -82,8 +84,10 @@ func defaultClients(ctx context.Context, streamRegion string) (clients, error) {
 	}
 	return clients{
 		replay: replay.Clients{
-			DB: processor.NewDynamoDBClient(cfg),
-			// The stream is read in its own region, whatever the default configuration says.
+			// The stream is read and the tables written in the stream's region, whatever the default configuration
+			// says: the pipeline's function writes its tables in its own region, the stream's, and a table of the
+			// same name in another region belongs to something else.
+			DB:      processor.NewDynamoDBClient(cfg, func(o *dynamodb.Options) { o.Region = streamRegion }),
 			Kinesis: kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.Region = streamRegion }),
 		},
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }),
@@ -163,7 +167,10 @@ func parse(args []string, stderr io.Writer, now time.Time) (flags, []func(*repla
 	case !until.IsZero() && until.Before(since):
 		problems = append(problems, "--"+FlagUntil+" is before --"+FlagSince)
 	}
-	if f.rate < 0 {
+	switch {
+	case math.IsNaN(f.rate) || math.IsInf(f.rate, 0):
+		problems = append(problems, "--"+FlagRate+" is not a finite number")
+	case f.rate < 0:
 		problems = append(problems, "--"+FlagRate+" is negative")
 	}
 	if f.batchSize <= 0 {
