@@ -1,0 +1,107 @@
+package selftest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+)
+
+// cfnLimit is CloudFormation's limit on a custom resource response body (bytes on the wire).
+const cfnLimit = 4096
+
+// attackStacks answers DescribeStacks with one status.
+type attackStacks struct{ status cftypes.StackStatus }
+
+func (s attackStacks) DescribeStacks(context.Context, *cloudformation.DescribeStacksInput, ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error) {
+	return &cloudformation.DescribeStacksOutput{Stacks: []cftypes.Stack{{StackStatus: s.status}}}, nil
+}
+
+// rawBodies records the raw bytes PUT to the presigned URL, as S3 receives them.
+type rawBodies struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (r *rawBodies) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.bodies = append(r.bodies, b)
+	r.mu.Unlock()
+}
+
+// TestAttackSelfTestReasonFitsCloudFormationLimit: a failure whose text JSON escapes heavily (comparisons like
+// "<", ">", "&" in a transform's reason, quotes around keys, control characters, text cut inside a UTF-8 sequence)
+// must still give a response body within CloudFormation's 4096 bytes, with a valid UTF-8 reason that keeps the
+// failure's start (step and cause).
+func TestAttackSelfTestReasonFitsCloudFormationLimit(t *testing.T) {
+	head := "self-test failed at wait-item: canary-rejected; seen: reason: "
+	tests := []struct {
+		name string
+		msg  string
+	}{
+		{"angle brackets", head + strings.Repeat("amount <= 0 && x > 1; ", 400)},
+		{"quotes", head + strings.Repeat(`key {id="a"} `, 600)},
+		{"control characters", head + strings.Repeat("\x01\x02\x1f", 2000)},
+		{"multi-byte runes across the cut", head + strings.Repeat("é", 3000)},
+		{"multi-byte runes across the cut, shifted by one", head + "x" + strings.Repeat("€", 2000)},
+		{"multi-byte runes across the cut, shifted by two", head + "xx" + strings.Repeat("€", 2000)},
+		{"long plain ascii", head + strings.Repeat("a", 10000)},
+		{"long stack id and logical id", head + strings.Repeat("<", 1000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &rawBodies{}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			h := &Handler{
+				Stacks: attackStacks{status: "UPDATE_IN_PROGRESS"},
+				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+				Run: func(context.Context, ...func(*Options)) (*Report, error) {
+					return &Report{}, errors.New(tt.msg)
+				},
+			}
+			logical := "SelfTest"
+			stack := "arn:aws:cloudformation:us-east-1:123456789012:stack/s/guid"
+			if strings.HasPrefix(tt.name, "long stack id") {
+				logical = strings.Repeat("L", 255) // CloudFormation's longest logical id
+				stack = "arn:aws:cloudformation:us-east-1:123456789012:stack/" + strings.Repeat("s", 128) + "/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+			}
+			ev, _ := json.Marshal(map[string]any{
+				"RequestType": "Update", "RequestId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "ResponseURL": srv.URL + "/r",
+				"ResourceType": "Custom::KdpSelfTest", "LogicalResourceId": logical, "PhysicalResourceId": "kdp-selftest-" + logical,
+				"StackId": stack, "ResourceProperties": map[string]any{"ServiceToken": "arn:fn"},
+			})
+			if _, err := h.Invoke(context.Background(), ev); err != nil {
+				t.Fatalf("Invoke: %v", err)
+			}
+			if len(rec.bodies) != 1 {
+				t.Fatalf("%d responses, want 1", len(rec.bodies))
+			}
+			body := rec.bodies[0]
+			if len(body) > cfnLimit {
+				t.Errorf("response body is %d bytes, CloudFormation accepts at most %d", len(body), cfnLimit)
+			}
+			var got struct{ Status, Reason string }
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("response is not JSON: %v", err)
+			}
+			if got.Status != "FAILED" || !strings.HasPrefix(got.Reason, head) {
+				t.Errorf("status %s, reason %.80q: want FAILED with the failure's start", got.Status, got.Reason)
+			}
+			if strings.ContainsRune(got.Reason, utf8.RuneError) {
+				t.Errorf("reason holds U+FFFD: it was cut inside a UTF-8 sequence")
+			}
+		})
+	}
+}
