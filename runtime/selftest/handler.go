@@ -25,8 +25,8 @@ var _ Stacks = (*cloudformation.Client)(nil)
 // evidence and the response to CloudFormation: the construct gives the function this much beyond SelfTestTimeout.
 const responseReserve = 40 * time.Second
 
-// maxReason bounds the reason sent to CloudFormation (its response body is limited to 4096 bytes).
-const maxReason = 3000
+// responseLimit is CloudFormation's limit on a custom resource's response body, in bytes as sent (JSON encoded).
+const responseLimit = 4096
 
 // Handler is the self-test function's handler (runtime/cmd/selftest): a CloudFormation custom resource request
 // (the construct's SelfTest resource) is answered as such: Create and Update run the self-test and report FAILED
@@ -107,11 +107,8 @@ func (h *Handler) customResource(ctx context.Context, ev cfn.Event) (string, map
 		if statusErr != nil {
 			msg += fmt.Sprintf(" (the stack's status could not be read: %v)", statusErr)
 		}
-		if len(msg) > maxReason {
-			msg = msg[:maxReason] + "..."
-		}
 		log.Error("self-test failed", "error", msg)
-		return id, nil, errors.New(msg)
+		return id, nil, errors.New(fitReason(ev, id, msg))
 	}
 	log.Info("self-test passed", "eventId", report.Canary.EventID, "itemAfterMs", report.ItemAfter.Milliseconds())
 	return id, map[string]any{"Nonce": report.Nonce, "ItemAfterMs": report.ItemAfter.Milliseconds()}, nil
@@ -131,4 +128,38 @@ func (h *Handler) stackStatus(ctx context.Context, stackID string) (string, erro
 		return "", errors.New("describe stacks: no stack")
 	}
 	return string(out.Stacks[0].StackStatus), nil
+}
+
+// fitReason returns msg, or its longest prefix ending at a rune boundary followed by "...", such that the FAILED
+// response to ev with physical id id stays within responseLimit once JSON encoded: escapes ("<" is 6 bytes, a
+// control character up to 6) can make the body several times longer than msg.
+func fitReason(ev cfn.Event, id, msg string) string {
+	r := cfn.NewResponse(&ev)
+	r.Status, r.PhysicalResourceID = cfn.StatusFailed, id
+	base, err := json.Marshal(r)
+	if err != nil {
+		return ""
+	}
+	budget := responseLimit - len(base) - len(`,"Reason":""`)
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	if encodedLen(msg) <= budget {
+		return msg
+	}
+	const cut = "..."
+	used := len(cut)
+	for i, c := range msg {
+		if used += encodedLen(string(c)); used > budget {
+			if i == 0 {
+				return ""
+			}
+			return msg[:i] + cut
+		}
+	}
+	return msg // not reached: the whole msg did not fit
+}
+
+// encodedLen is the length of s as a JSON string (encoding/json's escapes), without the quotes.
+func encodedLen(s string) int {
+	b, _ := json.Marshal(s) // a string always encodes
+	return len(b) - 2
 }
