@@ -54,11 +54,11 @@ func TestAttackSelfTestPrefixOnlyMovesTheMetric(t *testing.T) {
 	}
 	aggregate := kpl.Aggregate([]kpl.UserRecord{{PartitionKey: "kdp-selftest-inside-kpl", Data: []byte("not json either")}})
 	ev := events.KinesisEvent{Records: []events.KinesisEventRecord{
-		rec("101", "kdp-selftest-looks-like-a-canary", []byte(`{"v": 1}`)),   // well-formed, prefixed
-		rec("102", "ordinary", []byte(`{"v": 1}`)),                           // well-formed
+		rec("101", "kdp-selftest-looks-like-a-canary", []byte(`{"v": 1}`)),    // well-formed, prefixed
+		rec("102", "ordinary", []byte(`{"v": 1}`)),                            // well-formed
 		rec("103", "kdp-selftest-hidden", []byte("secret malformed payload")), // malformed, prefixed
-		rec("104", "ordinary", []byte("plain malformed payload")),            // malformed
-		rec("105", "kdp-selftest-outer", aggregate),                          // a KPL user record, malformed
+		rec("104", "ordinary", []byte("plain malformed payload")),             // malformed
+		rec("105", "kdp-selftest-outer", aggregate),                           // a KPL user record, malformed
 	}}
 	resp, err := p.Handle(ctx, ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
