@@ -105,3 +105,60 @@ func TestAttackSelfTestReasonFitsCloudFormationLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSelfTestOddCustomResourceRequests: request shapes CloudFormation may send, or a forger may: each gets
+// exactly one answer, a request type the handler does not know and a Delete never run the self-test nor fail, and
+// every answer carries a physical id (an empty one fails the request in CloudFormation).
+func TestAttackSelfTestOddCustomResourceRequests(t *testing.T) {
+	tests := []struct {
+		name        string
+		requestType string
+		physicalID  string
+		status      cftypes.StackStatus
+		wantRun     bool
+		wantStatus  string
+	}{
+		{"unknown request type", "Replace", "kdp-selftest-SelfTest", "UPDATE_IN_PROGRESS", false, "SUCCESS"},
+		{"delete without a physical id", "Delete", "", "DELETE_IN_PROGRESS", false, "SUCCESS"},
+		{"delete during an update rollback's cleanup", "Delete", "kdp-selftest-SelfTest", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", false, "SUCCESS"},
+		{"update without a physical id", "Update", "", "UPDATE_IN_PROGRESS", true, "FAILED"},
+		{"update during an import rollback", "Update", "kdp-selftest-SelfTest", "IMPORT_ROLLBACK_IN_PROGRESS", false, "SUCCESS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &rawBodies{}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			ran := false
+			h := &Handler{
+				Stacks: attackStacks{status: tt.status},
+				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+				Run: func(context.Context, ...func(*Options)) (*Report, error) {
+					ran = true
+					return &Report{}, errors.New("self-test failed at put-canary: put-failed")
+				},
+			}
+			ev, _ := json.Marshal(map[string]any{
+				"RequestType": tt.requestType, "RequestId": "r", "ResponseURL": srv.URL + "/r", "ResourceType": "Custom::KdpSelfTest",
+				"LogicalResourceId": "SelfTest", "PhysicalResourceId": tt.physicalID,
+				"StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/guid",
+			})
+			if _, err := h.Invoke(context.Background(), ev); err != nil {
+				t.Fatalf("Invoke: %v", err)
+			}
+			if ran != tt.wantRun {
+				t.Errorf("self-test ran: %v, want %v", ran, tt.wantRun)
+			}
+			if len(rec.bodies) != 1 {
+				t.Fatalf("%d answers, want 1", len(rec.bodies))
+			}
+			var got struct{ Status, PhysicalResourceID string }
+			if err := json.Unmarshal(rec.bodies[0], &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.wantStatus || got.PhysicalResourceID == "" {
+				t.Errorf("answer %s, want status %s and a physical id", rec.bodies[0], tt.wantStatus)
+			}
+		})
+	}
+}
