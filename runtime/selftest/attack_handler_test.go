@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -160,5 +161,27 @@ func TestAttackSelfTestOddCustomResourceRequests(t *testing.T) {
 				t.Errorf("answer %s, want status %s and a physical id", rec.bodies[0], tt.wantStatus)
 			}
 		})
+	}
+}
+func TestAttackSelfTestResponseURLNeverAnswers(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	h := &Handler{Stacks: attackStacks{status: "DELETE_IN_PROGRESS"}, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Run: func(context.Context, ...func(*Options)) (*Report, error) { return &Report{}, nil }}
+	ev, _ := json.Marshal(map[string]any{"RequestType": "Delete", "RequestId": "r", "ResponseURL": srv.URL + "/r",
+		"LogicalResourceId": "SelfTest", "PhysicalResourceId": "p", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/s/g"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := h.Invoke(ctx, ev); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Invoke reported success though the answer never arrived")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Invoke still waiting for the response URL 14 s after the invocation's deadline")
 	}
 }
