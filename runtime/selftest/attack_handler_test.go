@@ -185,3 +185,36 @@ func TestAttackSelfTestResponseURLNeverAnswers(t *testing.T) {
 		t.Fatal("Invoke still waiting for the response URL 14 s after the invocation's deadline")
 	}
 }
+
+// TestAttackSelfTestHostileResponseURL: a ResponseURL that refuses the answer with a huge reply, or cannot be
+// reached: the invocation fails (CloudFormation got no answer), and the error names neither the presigned URL nor
+// the reply's content.
+func TestAttackSelfTestHostileResponseURL(t *testing.T) {
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		chunk := []byte(strings.Repeat("<script>evil</script>\n", 1000))
+		for i := 0; i < 500; i++ { // about 11 MB
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer hostile.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for _, responseURL := range []string{hostile.URL + "/signed?X-Amz-Signature=secret", closedURL + "/signed?X-Amz-Signature=secret"} {
+		h := &Handler{Stacks: attackStacks{status: "DELETE_IN_PROGRESS"}, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Run: func(context.Context, ...func(*Options)) (*Report, error) { return &Report{}, nil }}
+		ev, _ := json.Marshal(map[string]any{"RequestType": "Delete", "RequestId": "r", "ResponseURL": responseURL,
+			"LogicalResourceId": "SelfTest", "PhysicalResourceId": "p", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/s/g"})
+		_, err := h.Invoke(context.Background(), ev)
+		if err == nil {
+			t.Errorf("%s: Invoke succeeded though the answer was not accepted", responseURL)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "evil") {
+			t.Errorf("error %q names the URL or the reply", err)
+		}
+	}
+}
