@@ -1,11 +1,15 @@
 package kinesispipeline_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
@@ -55,6 +59,47 @@ func TestAttackSelfTestStartingPointBehindTheCanary(t *testing.T) {
 				t.Errorf("unexpected self-test warnings:\n%s", all)
 			case tt.want != "" && !strings.Contains(all, tt.want):
 				t.Errorf("no self-test warning mentioning %q; self-test warnings:\n%s", tt.want, all)
+			}
+		})
+	}
+}
+
+// TestAttackSelfTestRerunsOnNetworkKeyAndPermissionChanges: the self-test exists to prove "permissions, keys,
+// network" after a deployment. A change to any of them must change the custom resource's properties, or
+// CloudFormation sends no Update and the self-test does not run.
+func TestAttackSelfTestRerunsOnNetworkKeyAndPermissionChanges(t *testing.T) {
+	properties := func(change func(awscdk.Stack, *kinesispipeline.KinesisDynamoPipelineProps)) string {
+		stack := testutil.NewStack()
+		props := &kinesispipeline.KinesisDynamoPipelineProps{SelfTestEnabled: jsii.Bool(true)}
+		testutil.Must(t, func() {
+			if change != nil {
+				change(stack, props)
+			}
+			kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), props)
+		})
+		tmpl := testutil.Template(t, stack)
+		_, cr := resourceWithPrefix(t, tmpl, typeSelfTest, "PipelineSelfTest")
+		b, _ := json.Marshal(cr["Properties"])
+		return string(b)
+	}
+	reference := properties(nil)
+	tests := []struct {
+		name   string
+		change func(awscdk.Stack, *kinesispipeline.KinesisDynamoPipelineProps)
+	}{
+		{"the processor moves into a VPC (network)", func(stack awscdk.Stack, p *kinesispipeline.KinesisDynamoPipelineProps) {
+			p.Vpc = awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{MaxAzs: jsii.Number(1), NatGateways: jsii.Number(0),
+				RestrictDefaultSecurityGroup: jsii.Bool(false),
+				SubnetConfiguration:          &[]*awsec2.SubnetConfiguration{{Name: jsii.String("isolated"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED}}})
+		}},
+		{"a customer-managed key (keys and the processor's permissions)", func(stack awscdk.Stack, p *kinesispipeline.KinesisDynamoPipelineProps) {
+			p.EncryptionKey = awskms.NewKey(stack, jsii.String("Key"), &awskms.KeyProps{EnableKeyRotation: jsii.Bool(true)})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if properties(tt.change) == reference {
+				t.Errorf("the self-test's properties do not change: CloudFormation would not run it after this deployment")
 			}
 		})
 	}
