@@ -216,7 +216,20 @@ func (p *KinesisDynamoPipeline) createSelfTest(in *KinesisDynamoPipelineProps, s
 			"StartingPosition": m.StartingPosition(), "Enabled": m.Enabled(), "FilterCriteria": m.FilterCriteria(), "ParallelizationFactor": m.ParallelizationFactor()}
 	}
 	if f, ok := p.function.Node().DefaultChild().(awslambda.CfnFunction); ok {
-		props["FunctionSettings"] = map[string]interface{}{"Timeout": f.Timeout(), "MemorySize": f.MemorySize()}
+		settings := map[string]interface{}{"Timeout": f.Timeout(), "MemorySize": f.MemorySize()}
+		// The network: a processor moved into a VPC (or other subnets) must be tested again. (Its fields: jsii cannot
+		// pass the struct itself back as a value.)
+		if v, ok := f.VpcConfig().(*awslambda.CfnFunction_VpcConfigProperty); ok && v != nil {
+			settings["VpcConfig"] = map[string]interface{}{"SubnetIds": v.SubnetIds, "SecurityGroupIds": v.SecurityGroupIds}
+		}
+		props["FunctionSettings"] = settings
+	}
+	// The processor's permissions (its role's policy, keys included, resolved at synth with every later grant): a
+	// change there is what the self-test exists to catch.
+	if pol, ok := p.role.Node().TryFindChild(jsii.String("DefaultPolicy")).(awsiam.Policy); ok {
+		if cfnPol, ok := pol.Node().DefaultChild().(awsiam.CfnPolicy); ok {
+			props["ProcessorPolicy"] = cfnPol.PolicyDocument()
+		}
 	}
 	resource := awscdk.NewCustomResource(p, jsii.String("SelfTest"), &awscdk.CustomResourceProps{
 		ServiceToken:   fn.FunctionArn(),
