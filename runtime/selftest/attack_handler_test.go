@@ -218,3 +218,33 @@ func TestAttackSelfTestHostileResponseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackSelfTestBrokenSetupStillAnswersDelete: the function's setup fails (its configuration file is missing
+// or its environment broken, say a bundling bug). Delete must still succeed, or a failed first deployment's rollback,
+// and the stack's deletion, wait for the ServiceTimeout and end in ROLLBACK_FAILED / DELETE_FAILED.
+func TestAttackSelfTestBrokenSetupStillAnswersDelete(t *testing.T) {
+	t.Setenv(EnvConfigFile, t.TempDir()+"/missing-selftest.json")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	rec := &rawBodies{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	h, err := newHandler(context.Background(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if h == nil {
+		t.Fatalf("setup error %v leaves no handler: the function exits and CloudFormation's Delete is never answered", err)
+	}
+	ev, _ := json.Marshal(map[string]any{"RequestType": "Delete", "RequestId": "r", "ResponseURL": srv.URL + "/r",
+		"LogicalResourceId": "SelfTest", "PhysicalResourceId": "kdp-selftest-SelfTest", "StackId": "arn:aws:cloudformation:us-east-1:1:stack/s/g"})
+	if _, err := h.Invoke(context.Background(), ev); err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	if len(rec.bodies) != 1 || !strings.Contains(string(rec.bodies[0]), `"Status":"SUCCESS"`) {
+		t.Errorf("answers %q, want one SUCCESS", rec.bodies)
+	}
+	// A direct run reports the setup problem.
+	if _, err := h.Invoke(context.Background(), json.RawMessage(`{}`)); err == nil || !strings.Contains(err.Error(), "missing-selftest.json") {
+		t.Errorf("direct run = %v, want the setup error", err)
+	}
+}
