@@ -104,3 +104,17 @@ func TestAttackSelfTestRerunsOnNetworkKeyAndPermissionChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSelfTestNonceKeyAccepted: a business-key canary keyed by the run's nonce, as the README asks, synthesizes.
+func TestAttackSelfTestNonceKeyAccepted(t *testing.T) {
+	stack := testutil.NewStack()
+	testutil.Must(t, func() {
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), &kinesispipeline.KinesisDynamoPipelineProps{
+			SelfTestEnabled: jsii.Bool(true), Transform: &kinesispipeline.TransformProps{PartitionKeyFrom: jsii.String("orderId")},
+			SelfTestRecord: jsii.String(`{"orderId": "kdp-selftest-$nonce"}`),
+			SelfTestKey:    &map[string]interface{}{"id": "kdp-selftest-$nonce"}})
+	})
+	if n := len(testutil.Resources(testutil.Template(t, stack), typeSelfTest)); n != 1 {
+		t.Errorf("%d self-test resources, want 1", n)
+	}
+}

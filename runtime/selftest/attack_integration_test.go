@@ -149,6 +149,7 @@ func TestAttackSelfTestConcurrentRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	endpoint := emulators.Dynalite(t)
+	business := processor.Config{PartitionKey: processor.KeyAttribute{Name: "orderId", Type: processor.AttributeTypeString, Source: "orderId"}}
 	tests := []struct {
 		name    string
 		cfg     processor.Config
@@ -156,11 +157,20 @@ func TestAttackSelfTestConcurrentRuns(t *testing.T) {
 		st      selftest.Config
 	}{
 		{"default event-id key, derived canary", processor.DefaultConfig(), "id", selftest.Config{Pipeline: processor.DefaultConfig(), Malformed: true}},
+		{"business key, the user's canary keyed by the run's nonce", business, "orderId",
+			selftest.Config{Pipeline: business, Record: `{"orderId": "kdp-selftest-$nonce"}`, Malformed: true}},
+		{"business key, the user's key keyed by the run's nonce", business, "orderId",
+			selftest.Config{Pipeline: business, Record: `{"orderId": "kdp-selftest-$nonce", "note": "$nonce"}`,
+				Key: map[string]any{"orderId": "kdp-selftest-$nonce"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newAttackBed(t, ctx, endpoint, tt.cfg, tt.keyName)
-			ks := &scriptedStream{minBatch: 4, process: true, position: func(n int, _ string) (string, string) {
+			perRun := 1
+			if tt.st.Malformed {
+				perRun = 2
+			}
+			ks := &scriptedStream{minBatch: 2 * perRun, process: true, position: func(n int, _ string) (string, string) {
 				return "shardId-000000000000", "4965000000000000000000000000000000000000000000000000" + strconv.Itoa(1000+n)
 			}}
 			dctx, dcancel := context.WithCancel(ctx)
