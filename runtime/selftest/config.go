@@ -38,6 +38,11 @@ type Config struct {
 	Malformed bool `json:"malformed,omitempty"`
 }
 
+// NoncePlaceholder in Record, or in a string value of Key, stands for the run's nonce: a canary item keyed by it
+// (`{"orderId": "kdp-selftest-$nonce"}`) is every run's own, so overlapping runs (a schedule during a deployment)
+// never write, wait for or delete the same item.
+const NoncePlaceholder = "$nonce"
+
 // ParseConfig decodes a configuration file's content (numbers kept exact) and validates it.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
@@ -160,7 +165,7 @@ func metadataSource(s string) bool {
 // attribute read from a payload path.
 func (c Config) payload(nonce string) ([]byte, error) {
 	if c.Record != "" {
-		return []byte(c.Record), nil
+		return []byte(strings.ReplaceAll(c.Record, NoncePlaceholder, nonce)), nil // hex digits: JSON-safe anywhere
 	}
 	obj := map[string]any{MarkerField: nonce}
 	for _, k := range keyAttributes(c.Pipeline.WithDefaults()) {
@@ -249,9 +254,11 @@ func metadata(source string, p Put) string {
 
 // keyValue converts a Key value for attribute k.
 func keyValue(k processor.KeyAttribute, v any, p Put) (types.AttributeValue, error) {
-	if s, ok := v.(string); ok && strings.HasPrefix(s, "$") {
+	if s, ok := v.(string); ok && strings.Contains(s, NoncePlaceholder) && k.Type == processor.AttributeTypeString {
+		v = strings.ReplaceAll(s, NoncePlaceholder, strings.TrimPrefix(p.PartitionKey, processor.SelfTestPartitionKeyPrefix))
+	} else if s, ok := v.(string); ok && strings.HasPrefix(s, "$") {
 		if !metadataSource(s) {
-			return nil, fmt.Errorf("key attribute %s: %q is not $eventId, $sequenceNumber or $partitionKey", k.Name, s)
+			return nil, fmt.Errorf("key attribute %s: %q is not $eventId, $sequenceNumber or $partitionKey (or a string holding %s)", k.Name, s, NoncePlaceholder)
 		}
 		if k.Type != processor.AttributeTypeString {
 			return nil, fmt.Errorf("key attribute %s: %s gives a string, but the attribute's type is %s", k.Name, s, k.Type)
