@@ -143,6 +143,33 @@ func TestAttackSelfTestSequenceCollisionAcrossShards(t *testing.T) {
 	}
 }
 
+// TestAttackSelfTestForgedPositionOfARealRecord: PutRecord's answer names the position of a record the pipeline
+// already processed (a forged or broken answer; Kinesis never reuses one). Under the default event-id key the real
+// item has no _kpos. The self-test must not take the real item for the canary's, and must not delete it.
+func TestAttackSelfTestForgedPositionOfARealRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	endpoint := emulators.Dynalite(t)
+	cfg := processor.DefaultConfig()
+	b := newAttackBed(t, ctx, endpoint, cfg, "id")
+	const shard, seq = "shardId-000000000000", "49650000000000000000000000000000000000000000000000000077"
+	if resp, err := b.proc.Handle(ctx, events.KinesisEvent{Records: []events.KinesisEventRecord{
+		attackRecord(shard, seq, "customer-7", []byte(`{"order": "real"}`))}}); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("Handle: %+v, %v", resp, err)
+	}
+	if b.get(t, ctx, "id", shard+":"+seq) == nil {
+		t.Fatal("the real item was not written")
+	}
+	ks := &scriptedStream{position: func(int, string) (string, string) { return shard, seq }} // stuck: never processed
+	report, err := selftest.Run(ctx, ks, b.db, b.options(selftest.Config{Pipeline: cfg}, 2*time.Second))
+	if err == nil {
+		t.Errorf("Run passed on the real record's item (report %+v)", report)
+	}
+	if b.get(t, ctx, "id", shard+":"+seq) == nil {
+		t.Errorf("the real item was deleted (report: deleted %q)", report.Deleted)
+	}
+}
+
 // TestAttackSelfTestConcurrentRuns: a scheduled run overlaps a deployment's run; the mapping hands both canaries to
 // the processor in one batch. Both runs must pass and the table must hold no canary item afterwards.
 func TestAttackSelfTestConcurrentRuns(t *testing.T) {
