@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,6 +233,30 @@ func (c Config) itemKey(p Put, payload []byte) (processor.Item, error) {
 		key[k.Name] = av
 	}
 	return key, nil
+}
+
+// markerKept says whether the canary's item carries MarkerField with the run's nonce: a derived canary (no Record)
+// through the processor's transform, which keeps every payload field unless Include, Exclude or Rename names it.
+func (c Config) markerKept() bool {
+	if c.Record != "" {
+		return false
+	}
+	t := c.Pipeline.WithDefaults().Transform
+	if t == nil {
+		return true
+	}
+	if len(t.Include) > 0 && !slices.Contains(t.Include, MarkerField) {
+		return false
+	}
+	if _, renamed := t.Rename[MarkerField]; renamed || slices.Contains(t.Exclude, MarkerField) {
+		return false
+	}
+	for _, dst := range t.Rename {
+		if dst == MarkerField {
+			return false
+		}
+	}
+	return true
 }
 
 // partitionKeyIs says whether key's partition key attribute is the string eventID.
