@@ -229,3 +229,48 @@ func TestAttackSelfTestConcurrentRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSelfTestDerivedCanaryThroughTransforms: the derived canary under the event-id key passes, and is
+// cleaned up, through the real processor whatever the transform does with its marker field (kept, included,
+// dropped, renamed): the marker is required only where the item carries it.
+func TestAttackSelfTestDerivedCanaryThroughTransforms(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	endpoint := emulators.Dynalite(t)
+	with := func(tr processor.TransformConfig) processor.Config {
+		c := processor.DefaultConfig()
+		c.Transform = &tr
+		return c
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  processor.Config
+	}{
+		{"no transform", processor.DefaultConfig()},
+		{"include with the marker", with(processor.TransformConfig{Include: []string{selftest.MarkerField}})},
+		{"include without the marker", with(processor.TransformConfig{Include: []string{"other"}})},
+		{"exclude the marker", with(processor.TransformConfig{Exclude: []string{selftest.MarkerField}})},
+		{"rename the marker", with(processor.TransformConfig{Rename: map[string]string{selftest.MarkerField: "m"}})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newAttackBed(t, ctx, endpoint, tt.cfg, "id")
+			ks := &scriptedStream{minBatch: 1, process: true, position: func(n int, _ string) (string, string) {
+				return "shardId-000000000000", "4965000000000000000000000000000000000000000000000000" + strconv.Itoa(2000+n)
+			}}
+			dctx, dcancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); ks.deliver(dctx, t, b.proc.Handle) }()
+			defer func() { dcancel(); <-done }()
+			if _, err := selftest.Run(ctx, ks, b.db, b.options(selftest.Config{Pipeline: tt.cfg, Malformed: true}, 5*time.Second)); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			out, err := b.db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(b.table), ConsistentRead: aws.Bool(true)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Items) != 0 {
+				t.Errorf("canary items left: %v", out.Items)
+			}
+		})
+	}
+}

@@ -236,14 +236,24 @@ func (c Config) itemKey(p Put, payload []byte) (processor.Item, error) {
 }
 
 // markerKept says whether the canary's item carries MarkerField with the run's nonce: a derived canary (no Record)
-// through the processor's transform, which keeps every payload field unless Include, Exclude or Rename names it.
+// through the processor's transform, which keeps every payload field unless Include, Exclude, Rename, the TTL or a
+// key attribute names it.
 func (c Config) markerKept() bool {
 	if c.Record != "" {
 		return false
 	}
-	t := c.Pipeline.WithDefaults().Transform
+	cfg := c.Pipeline.WithDefaults()
+	for _, k := range keyAttributes(cfg) {
+		if k.Name == MarkerField {
+			return false
+		}
+	}
+	t := cfg.Transform
 	if t == nil {
 		return true
+	}
+	if t.TTL != nil && t.TTL.Attribute == MarkerField {
+		return false
 	}
 	if len(t.Include) > 0 && !slices.Contains(t.Include, MarkerField) {
 		return false
