@@ -334,14 +334,16 @@ type KinesisDynamoPipelineProps struct {
 	// SelfTestRecord is the canary's payload, a JSON object the transform turns into an item (and which matches one
 	// of Filters, if any). Required with ProcessorEntry, Filters, a Transform with a schema, a filter or computed
 	// attributes, or a partition key read from the payload (a business key: the canary then writes an item under
-	// that key, so give it a key of its own that no real record uses).
+	// that key, so give it a key of its own that no real record uses). "$nonce" anywhere in it stands for the run's
+	// nonce: with a key like {"orderId": "kdp-selftest-$nonce"} every run has its own item, and runs that overlap (a
+	// schedule during a deployment) do not overwrite each other's canary.
 	//
 	// Default: - derived from the key configuration: {"kdpSelfTest": "<nonce>"} plus a value for each key attribute
 	// read from the payload.
 	SelfTestRecord *string
 	// SelfTestKey gives the canary item's key attributes: attribute name to value (a string for S, a number for N, a
 	// base64 string for B); the string "$eventId", "$sequenceNumber" or "$partitionKey" stands for that value of the
-	// canary record. Required with ProcessorEntry (the construct cannot see your transform's keys) and for a key
+	// canary record, and "$nonce" within a string for the run's nonce (as in SelfTestRecord). Required with ProcessorEntry (the construct cannot see your transform's keys) and for a key
 	// attribute read from $shardId or $arrivalTime. Only with SelfTestEnabled.
 	//
 	// Default: - derived from the key configuration (PartitionKey, SortKey, Transform.PartitionKeyFrom, SortKeyFrom).

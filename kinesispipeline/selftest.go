@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -215,7 +216,20 @@ func (p *KinesisDynamoPipeline) createSelfTest(in *KinesisDynamoPipelineProps, s
 			"StartingPosition": m.StartingPosition(), "Enabled": m.Enabled(), "FilterCriteria": m.FilterCriteria(), "ParallelizationFactor": m.ParallelizationFactor()}
 	}
 	if f, ok := p.function.Node().DefaultChild().(awslambda.CfnFunction); ok {
-		props["FunctionSettings"] = map[string]interface{}{"Timeout": f.Timeout(), "MemorySize": f.MemorySize()}
+		settings := map[string]interface{}{"Timeout": f.Timeout(), "MemorySize": f.MemorySize()}
+		// The network: a processor moved into a VPC (or other subnets) must be tested again. (Its fields: jsii cannot
+		// pass the struct itself back as a value.)
+		if v, ok := f.VpcConfig().(*awslambda.CfnFunction_VpcConfigProperty); ok && v != nil {
+			settings["VpcConfig"] = map[string]interface{}{"SubnetIds": v.SubnetIds, "SecurityGroupIds": v.SecurityGroupIds}
+		}
+		props["FunctionSettings"] = settings
+	}
+	// The processor's permissions (its role's policy, keys included, resolved at synth with every later grant): a
+	// change there is what the self-test exists to catch.
+	if pol, ok := p.role.Node().TryFindChild(jsii.String("DefaultPolicy")).(awsiam.Policy); ok {
+		if cfnPol, ok := pol.Node().DefaultChild().(awsiam.CfnPolicy); ok {
+			props["ProcessorPolicy"] = cfnPol.PolicyDocument()
+		}
 	}
 	resource := awscdk.NewCustomResource(p, jsii.String("SelfTest"), &awscdk.CustomResourceProps{
 		ServiceToken:   fn.FunctionArn(),
@@ -332,6 +346,17 @@ func (p *KinesisDynamoPipeline) warnAboutSelfTest(in *KinesisDynamoPipelineProps
 		warn("kinesispipeline:selfTestLatest", "StartingPosition is LATEST: on the first deployment the mapping may start "+
 			"reading after the self-test's canary, which then times out and fails the deployment; use TRIM_HORIZON")
 	}
+	if in.StartingPosition == awslambda.StartingPosition_AT_TIMESTAMP && in.StartingPositionTimestamp != nil &&
+		!*awscdk.Token_IsUnresolved(in.StartingPositionTimestamp) && *in.StartingPositionTimestamp > float64(time.Now().Unix()) {
+		warn("kinesispipeline:selfTestFutureTimestamp", "StartingPositionTimestamp is after this synth: a deployment before "+
+			"that time creates the mapping to start after the self-test's canary, which then times out and fails the deployment")
+	}
+	if in.Stream != nil && in.StartingPosition != awslambda.StartingPosition_LATEST {
+		warn("kinesispipeline:selfTestBacklog", "the existing Stream is read from "+string(startingPositionOrDefault(in))+
+			": on the first deployment the mapping processes the stream's retained backlog before the self-test's canary, "+
+			"which fails the deployment if that takes longer than SelfTestTimeout; raise SelfTestTimeout, or deploy the "+
+			"self-test once the mapping has caught up")
+	}
 	timeout := float64(DefaultSelfTestTimeoutMinutes * 60)
 	if in.SelfTestTimeout != nil {
 		timeout = seconds(in.SelfTestTimeout)
@@ -347,4 +372,12 @@ func (p *KinesisDynamoPipeline) warnAboutSelfTest(in *KinesisDynamoPipelineProps
 		}
 		awscdk.Annotations_Of(p).AddInfo(jsii.String("the self-test puts no malformed canary: " + why))
 	}
+}
+
+// startingPositionOrDefault is the mapping's starting position: the prop, or TRIM_HORIZON.
+func startingPositionOrDefault(in *KinesisDynamoPipelineProps) awslambda.StartingPosition {
+	if in.StartingPosition == "" {
+		return awslambda.StartingPosition_TRIM_HORIZON
+	}
+	return in.StartingPosition
 }

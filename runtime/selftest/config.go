@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,11 @@ type Config struct {
 	// Malformed puts a second canary that is not JSON and waits for it in the error table.
 	Malformed bool `json:"malformed,omitempty"`
 }
+
+// NoncePlaceholder in Record, or in a string value of Key, stands for the run's nonce: a canary item keyed by it
+// (`{"orderId": "kdp-selftest-$nonce"}`) is every run's own, so overlapping runs (a schedule during a deployment)
+// never write, wait for or delete the same item.
+const NoncePlaceholder = "$nonce"
 
 // ParseConfig decodes a configuration file's content (numbers kept exact) and validates it.
 func ParseConfig(data []byte) (Config, error) {
@@ -160,7 +166,7 @@ func metadataSource(s string) bool {
 // attribute read from a payload path.
 func (c Config) payload(nonce string) ([]byte, error) {
 	if c.Record != "" {
-		return []byte(c.Record), nil
+		return []byte(strings.ReplaceAll(c.Record, NoncePlaceholder, nonce)), nil // hex digits: JSON-safe anywhere
 	}
 	obj := map[string]any{MarkerField: nonce}
 	for _, k := range keyAttributes(c.Pipeline.WithDefaults()) {
@@ -229,6 +235,40 @@ func (c Config) itemKey(p Put, payload []byte) (processor.Item, error) {
 	return key, nil
 }
 
+// markerKept says whether the canary's item carries MarkerField with the run's nonce: a derived canary (no Record)
+// through the processor's transform, which keeps every payload field unless Include, Exclude, Rename, the TTL or a
+// key attribute names it.
+func (c Config) markerKept() bool {
+	if c.Record != "" {
+		return false
+	}
+	cfg := c.Pipeline.WithDefaults()
+	for _, k := range keyAttributes(cfg) {
+		if k.Name == MarkerField {
+			return false
+		}
+	}
+	t := cfg.Transform
+	if t == nil {
+		return true
+	}
+	if t.TTL != nil && t.TTL.Attribute == MarkerField {
+		return false
+	}
+	if len(t.Include) > 0 && !slices.Contains(t.Include, MarkerField) {
+		return false
+	}
+	if _, renamed := t.Rename[MarkerField]; renamed || slices.Contains(t.Exclude, MarkerField) {
+		return false
+	}
+	for _, dst := range t.Rename {
+		if dst == MarkerField {
+			return false
+		}
+	}
+	return true
+}
+
 // partitionKeyIs says whether key's partition key attribute is the string eventID.
 func (c Config) partitionKeyIs(key processor.Item, eventID string) bool {
 	s, ok := key[c.Pipeline.WithDefaults().PartitionKey.Name].(*types.AttributeValueMemberS)
@@ -249,9 +289,11 @@ func metadata(source string, p Put) string {
 
 // keyValue converts a Key value for attribute k.
 func keyValue(k processor.KeyAttribute, v any, p Put) (types.AttributeValue, error) {
-	if s, ok := v.(string); ok && strings.HasPrefix(s, "$") {
+	if s, ok := v.(string); ok && strings.Contains(s, NoncePlaceholder) && k.Type == processor.AttributeTypeString {
+		v = strings.ReplaceAll(s, NoncePlaceholder, strings.TrimPrefix(p.PartitionKey, processor.SelfTestPartitionKeyPrefix))
+	} else if s, ok := v.(string); ok && strings.HasPrefix(s, "$") {
 		if !metadataSource(s) {
-			return nil, fmt.Errorf("key attribute %s: %q is not $eventId, $sequenceNumber or $partitionKey", k.Name, s)
+			return nil, fmt.Errorf("key attribute %s: %q is not $eventId, $sequenceNumber or $partitionKey (or a string holding %s)", k.Name, s, NoncePlaceholder)
 		}
 		if k.Type != processor.AttributeTypeString {
 			return nil, fmt.Errorf("key attribute %s: %s gives a string, but the attribute's type is %s", k.Name, s, k.Type)

@@ -275,7 +275,7 @@ func (r *run) waitItem(ctx context.Context, since time.Time) error {
 			return nil
 		case item != nil:
 			ev.once("the table holds an item under the canary's key written by another record (its " +
-				processor.AttrPosition + " differs): waiting for the canary's own")
+				processor.AttrPosition + ", or its " + MarkerField + " marker, differs): waiting for the canary's own")
 		}
 		if r.o.ErrorTableName != "" {
 			entry, err := r.errorEntry(ctx, &r.report.Canary)
@@ -384,11 +384,19 @@ func (r *run) cleanup(ctx context.Context) error {
 	var dels []del
 	if r.key != nil {
 		cond := "#p = :p"
-		if r.keyNamesCanary {
+		names := map[string]string{"#p": processor.AttrPosition}
+		vals := map[string]types.AttributeValue{":p": &types.AttributeValueMemberB{Value: r.position}}
+		switch {
+		case r.keyNamesCanary && r.o.Config.markerKept():
+			// Not the key alone: a PutRecord answer naming a position already used (a broken or forged answer) must
+			// not make a real record's item look like the canary's.
+			cond += " OR attribute_not_exists(#p) AND #m = :m"
+			names["#m"] = MarkerField
+			vals[":m"] = &types.AttributeValueMemberS{Value: r.report.Nonce}
+		case r.keyNamesCanary:
 			cond += " OR attribute_not_exists(#p)"
 		}
-		dels = append(dels, del{r.o.TableName, r.key, cond, map[string]string{"#p": processor.AttrPosition},
-			map[string]types.AttributeValue{":p": &types.AttributeValueMemberB{Value: r.position}}})
+		dels = append(dels, del{r.o.TableName, r.key, cond, names, vals})
 	}
 	errorDel := func(p *Put) del {
 		return del{r.o.ErrorTableName, errorKey(p), "#s = :s AND #q = :q",
@@ -429,6 +437,9 @@ func (r *run) cleanup(ctx context.Context) error {
 func (r *run) canaryItem(item processor.Item) bool {
 	if pos, ok := item[processor.AttrPosition]; ok {
 		return bytes.Equal(bytesAttr(pos), r.position)
+	}
+	if r.keyNamesCanary && r.o.Config.markerKept() {
+		return stringAttr(item[MarkerField]) == r.report.Nonce
 	}
 	return r.keyNamesCanary
 }

@@ -291,7 +291,10 @@ func TestFindsItemKeyedByEventIDWithoutPosition(t *testing.T) {
 		if strings.HasSuffix(p.PartitionKey, "-malformed") {
 			return
 		}
-		db.put("data", processor.Item{"id": &types.AttributeValueMemberS{Value: p.EventID}, "x": &types.AttributeValueMemberS{Value: string(data)}})
+		// As the processor writes it: the payload's fields (the marker among them) under the event id, no _kpos.
+		var fields map[string]string
+		_ = json.Unmarshal(data, &fields)
+		db.put("data", processor.Item{"id": &types.AttributeValueMemberS{Value: p.EventID}, MarkerField: &types.AttributeValueMemberS{Value: fields[MarkerField]}})
 	}}
 	report, err := Run(context.Background(), kc, db, quiet, func(o *Options) {
 		o.Config = Config{Pipeline: processor.DefaultConfig()}
