@@ -57,6 +57,8 @@ type KinesisDynamoPipeline struct {
 	config     processor.Config
 	alarms     map[PipelineAlarm]awscloudwatch.Alarm
 	dashboard  awscloudwatch.Dashboard
+
+	aggregateTable awsdynamodb.ITable // nil without Aggregates
 }
 
 // NewKinesisDynamoPipeline creates the pipeline. props may be nil for all defaults. Invalid props panic with one
@@ -72,6 +74,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	cfg, problems := processorConfig(&in)
 	p.config = cfg
 	problems = append(problems, validateProps(p, &in, cfg)...)
+	problems = append(problems, aggregateProblems(&in)...)
 	bundler, problem := newBundler(&in, cfg)
 	if problem != "" {
 		problems = append(problems, problem)
@@ -88,9 +91,11 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createTables(&in, cfg, removal)
 	onFailure := p.createFailureDestination(&in, removal)
 	p.createFunction(&in, bundler, removal)
+	p.createAggregates(&in, cfg, removal)
 	p.createMapping(&in, onFailure)
 	p.createAlarms(&in)
 	p.createDashboard(&in)
+	p.addAggregateWidgets()
 	p.createOutputs(&in)
 	p.createReplayOutput(&in)
 	p.suppressFindings(&in)
