@@ -343,44 +343,7 @@ func TestAggregatesExactlyOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			inputs := aggInputs(rng, 2, 200)
-			invoke := func(recs []aggInput) (int, bool) {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				defer cancel()
-				resp, err := p.Handle(ctx, aggEvent(recs))
-				if err != nil {
-					t.Fatalf("Handle: %v", err)
-				}
-				if len(resp.BatchItemFailures) == 0 {
-					return len(recs), true
-				}
-				for i, r := range recs {
-					if r.seq == resp.BatchItemFailures[0].ItemIdentifier {
-						return i, true
-					}
-				}
-				t.Fatalf("reported %q, not in the batch", resp.BatchItemFailures[0].ItemIdentifier)
-				return 0, false
-			}
-			for _, shard := range inputs {
-				checkpoint := 0
-				for steps := 0; checkpoint < len(shard); steps++ {
-					if steps > 2000 {
-						t.Fatalf("no progress at %d", checkpoint)
-					}
-					mu.Lock()
-					end := min(len(shard), checkpoint+1+rng.IntN(40))
-					mu.Unlock()
-					acked, _ := invoke(shard[checkpoint:end])
-					if rng.IntN(8) == 0 {
-						acked = 0 // the invocation crashed after its writes: the response is lost
-					}
-					checkpoint += acked
-					if checkpoint > 0 && rng.IntN(5) == 0 { // a replay or redrive of counted records
-						a := rng.IntN(checkpoint)
-						invoke(shard[a : a+1+rng.IntN(checkpoint-a)])
-					}
-				}
-			}
+			runAggSchedule(t, p, rng, &mu, inputs)
 			if d := diffTotals(aggOracle(t, inputs), aggStored(t, s)); len(d) > 0 {
 				t.Fatalf("%d totals differ:\n%s", len(d), strings.Join(d[:min(len(d), 10)], "\n"))
 			}
@@ -475,5 +438,50 @@ func TestAggregatesOff(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "aggregate table name is empty") {
 		t.Errorf("New with aggregates and no table: %v", err)
+	}
+}
+
+// runAggSchedule runs the inputs through p behind a simulated event source mapping: per shard, batches of random
+// size from the checkpoint, the checkpoint moved to the reported record, a crash (the response lost) now and then,
+// and old ranges replayed. rng is shared with the test's transform, under mu.
+func runAggSchedule(t *testing.T, p *processor.Processor, rng *rand.Rand, mu *sync.Mutex, inputs [][]aggInput) {
+	t.Helper()
+	invoke := func(recs []aggInput) (int, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		resp, err := p.Handle(ctx, aggEvent(recs))
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		if len(resp.BatchItemFailures) == 0 {
+			return len(recs), true
+		}
+		for i, r := range recs {
+			if r.seq == resp.BatchItemFailures[0].ItemIdentifier {
+				return i, true
+			}
+		}
+		t.Fatalf("reported %q, not in the batch", resp.BatchItemFailures[0].ItemIdentifier)
+		return 0, false
+	}
+	for _, shard := range inputs {
+		checkpoint := 0
+		for steps := 0; checkpoint < len(shard); steps++ {
+			if steps > 2000 {
+				t.Fatalf("no progress at %d", checkpoint)
+			}
+			mu.Lock()
+			end := min(len(shard), checkpoint+1+rng.IntN(40))
+			mu.Unlock()
+			acked, _ := invoke(shard[checkpoint:end])
+			if rng.IntN(8) == 0 {
+				acked = 0 // the invocation crashed after its writes: the response is lost
+			}
+			checkpoint += acked
+			if checkpoint > 0 && rng.IntN(5) == 0 { // a replay or redrive of counted records
+				a := rng.IntN(checkpoint)
+				invoke(shard[a : a+1+rng.IntN(checkpoint-a)])
+			}
+		}
 	}
 }
