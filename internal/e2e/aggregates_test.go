@@ -168,7 +168,7 @@ func TestAggregatesExactlyOnceEndToEnd(t *testing.T) {
 		v, _ := new(big.Rat).SetString(string(rec.Value))
 		for _, k := range [][2]string{
 			{"perCategory#" + rec.Timestamp.Truncate(time.Second).UTC().Format(time.RFC3339), rec.Category},
-			{"all#" + rec.Timestamp.Truncate(24 * time.Hour).UTC().Format(time.RFC3339), ""},
+			{"all#" + rec.Timestamp.Truncate(24*time.Hour).UTC().Format(time.RFC3339), ""},
 		} {
 			t0 := want[k]
 			if t0 == nil {
@@ -257,7 +257,6 @@ func waitActive(t *testing.T, ctx context.Context, p *pipeline) {
 	}
 	t.Fatal("stream not active after the split")
 }
-
 
 // allShardRecords reads every shard from its start.
 func allShardRecords(t *testing.T, ctx context.Context, p *pipeline) [][]events.KinesisEventRecord {
