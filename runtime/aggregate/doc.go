@@ -61,6 +61,11 @@
 //   - Records sent to the error table or skipped are not counted (they contribute nothing, and the fence passes
 //     them). Redriving one later stores its data but does not count it: its position is at or before the fence,
 //     and the fence cannot tell it from a counted record. It is never counted twice, but it stays uncounted.
+//   - The redrive and replay commands run the processor with processor.Options.SkipAggregates: they write data
+//     items only. They run records outside the mapping's order (a replay window may start after records the
+//     pipeline has not applied yet; applying the window would move fences past those, and the pipeline would then
+//     skip them), so the premise above does not hold for them. Records they replay that were counted stay counted
+//     once; records the pipeline never counted (error table, given up) stay uncounted.
 //   - Resharding: items are per shard; Lambda finishes a parent shard before its children, and a child's records
 //     go to the child's own items.
 //

@@ -27,7 +27,7 @@ type aggregateDB interface {
 
 // checkAggregateOptions reports what New needs for Config.Aggregates and lacks.
 func checkAggregateOptions(db DB, o *Options) []error {
-	if len(o.Config.Aggregates) == 0 {
+	if len(o.Config.Aggregates) == 0 || o.SkipAggregates {
 		return nil
 	}
 	var errs []error
@@ -44,7 +44,7 @@ func checkAggregateOptions(db DB, o *Options) []error {
 
 // newAggregates compiles o.Config.Aggregates (already validated): nil when there are none.
 func newAggregates(db DB, o *Options) (*aggregates, error) {
-	if len(o.Config.Aggregates) == 0 {
+	if len(o.Config.Aggregates) == 0 || o.SkipAggregates {
 		return nil, nil
 	}
 	list, errs := compileAggregates(o.Config.Aggregates)

@@ -83,6 +83,11 @@ type Options struct {
 	// AggregateTableName is the aggregate table's name, required when Config.Aggregates is not empty (db must then
 	// implement ItemReader: aggregate items are read, then written on a condition). Default: "".
 	AggregateTableName string
+	// SkipAggregates leaves Config.Aggregates out: records are processed as without them (the contributions are
+	// neither computed nor applied, and no aggregate table is needed). For tools that run records outside the event
+	// source mapping's order, such as redrive and replay: applying their records could move a fence past records
+	// the pipeline has not applied yet (see runtime/aggregate). Default: false.
+	SkipAggregates bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.
