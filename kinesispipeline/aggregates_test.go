@@ -61,7 +61,9 @@ func TestAggregatesTemplate(t *testing.T) {
 		RemovalPolicy:    awscdk.RemovalPolicy_DESTROY,
 		DashboardEnabled: jsii.Bool(true),
 	})
-	_ = stack
+	if w := testutil.Warnings(t, stack); len(w) != 1 || !strings.Contains(w[0], "Aggregates with finite retries") {
+		t.Errorf("warnings %q, want the one about finite retries", w)
+	}
 	// The configuration carries the aggregate as the processor reads it.
 	assertEqual(t, "config", configJSON(t, p), `{"partitionKey":{"name":"id","type":"S","source":"$eventId"},"metadata":["_kinesisArrivalTime"],`+
 		`"aggregates":[{"name":"perCategory","groupBy":[{"path":"Category"}],"windowSeconds":60,"measures":[{"name":"readings","kind":"count"},`+
@@ -100,6 +102,16 @@ func TestAggregatesTemplate(t *testing.T) {
 	for _, m := range []string{"AggregateWrites", "AggregateConflicts", "AggregateFailures"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("dashboard lacks %s", m)
+		}
+	}
+}
+
+func TestAggregatesUnlimitedRetriesNoWarning(t *testing.T) {
+	stack, _, _ := synth(t, &kinesispipeline.KinesisDynamoPipelineProps{
+		Aggregates: &[]*kinesispipeline.AggregateProps{perCategory()}, UnlimitedRetries: jsii.Bool(true)})
+	for _, w := range testutil.Warnings(t, stack) {
+		if strings.Contains(w, "Aggregates") {
+			t.Errorf("warning with UnlimitedRetries: %s", w)
 		}
 	}
 }
