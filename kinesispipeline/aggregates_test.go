@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/testutil"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/kinesispipeline"
@@ -207,4 +210,38 @@ func TestAggregatesValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAggregatesCustomerKeyAndNag: with the security tests' customer-managed key, the aggregate table is encrypted
+// with it and the function may use it; cdk-nag's AwsSolutions pack finds nothing on the pipeline's resources.
+func TestAggregatesCustomerKeyAndNag(t *testing.T) {
+	app := testutil.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("Nag"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")},
+	})
+	testutil.Must(t, func() {
+		props := customized(stack)
+		props.Aggregates = &[]*kinesispipeline.AggregateProps{perCategory()}
+		kinesispipeline.NewKinesisDynamoPipeline(stack, jsii.String("Pipeline"), props)
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	})
+	testutil.Must(t, func() {
+		annotations := assertions.Annotations_FromStack(stack)
+		for kind, messages := range map[string]*[]*cxapi.SynthesisMessage{
+			"error":   annotations.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))),
+			"warning": annotations.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))),
+		} {
+			for _, m := range *messages {
+				if strings.HasPrefix(*m.Id, "/Nag/Pipeline/") {
+					t.Errorf("%s %s: %v", kind, *m.Id, m.Entry.Data)
+				}
+			}
+		}
+	})
+	tmpl := testutil.Template(t, stack)
+	keyID, _ := testutil.OneResource(t, tmpl, "AWS::KMS::Key")
+	_, table := tableID(t, tmpl, "PipelineAggregateTable")
+	assertEqual(t, "SSE", testutil.Get(table, "Properties", "SSESpecification", "SSEType"), "KMS")
+	assertEqual(t, "key", testutil.Get(table, "Properties", "Replicas", "0", "SSESpecification", "KMSMasterKeyId"),
+		map[string]interface{}{"Fn::GetAtt": []string{keyID, "Arn"}})
 }
