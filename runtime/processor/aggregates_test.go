@@ -409,6 +409,19 @@ func TestAggregatesFailuresNotCounted(t *testing.T) {
 	if n := len(s.Items(aggTable)); n != 0 {
 		t.Errorf("%d aggregate items, want none", n)
 	}
+	// A self-test canary (partition key kdp-selftest-...) is stored, and counts nowhere, even without the fields
+	// the aggregates read.
+	canary := aggEvent([]aggInput{{shard: "shardId-000000000000", seq: "4", arrival: at, payload: `{"canary":"n1"}`}})
+	canary.Records[0].Kinesis.PartitionKey = "kdp-selftest-n1"
+	if resp, err := p.Handle(context.Background(), canary); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle: %v %v", resp, err)
+	}
+	if _, ok := s.Items(aggDataTable)["shardId-000000000000:4"]; !ok {
+		t.Error("the canary is not stored")
+	}
+	if n := len(s.Items(aggTable)); n != 0 {
+		t.Errorf("%d aggregate items after the canary, want none", n)
+	}
 }
 
 // TestAggregatesOff: without aggregates, a processor neither needs an aggregate table nor emits aggregate metrics,
