@@ -58,6 +58,8 @@ type KinesisDynamoPipeline struct {
 	alarms     map[PipelineAlarm]awscloudwatch.Alarm
 	dashboard  awscloudwatch.Dashboard
 	selfTest   *selfTestParts // nil without SelfTestEnabled
+
+	aggregateTable awsdynamodb.ITable // nil without Aggregates
 }
 
 // NewKinesisDynamoPipeline creates the pipeline. props may be nil for all defaults. Invalid props panic with one
@@ -73,6 +75,7 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	cfg, problems := processorConfig(&in)
 	p.config = cfg
 	problems = append(problems, validateProps(p, &in, cfg)...)
+	problems = append(problems, aggregateProblems(&in)...)
 	bundler, problem := newBundler(&in, cfg)
 	if problem != "" {
 		problems = append(problems, problem)
@@ -91,10 +94,12 @@ func NewKinesisDynamoPipeline(scope constructs.Construct, id *string, props *Kin
 	p.createTables(&in, cfg, removal)
 	onFailure := p.createFailureDestination(&in, removal)
 	p.createFunction(&in, bundler, removal)
+	p.createAggregates(&in, cfg, removal)
 	p.createMapping(&in, onFailure)
 	p.createAlarms(&in)
 	p.createSelfTest(&in, selfTestCfg, bundler, removal)
 	p.createDashboard(&in)
+	p.addAggregateWidgets()
 	p.createOutputs(&in)
 	p.createReplayOutput(&in)
 	p.suppressFindings(&in)

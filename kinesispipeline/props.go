@@ -353,4 +353,18 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: - only at deployment and on demand.
 	SelfTestSchedule awsevents.Schedule
+
+	// --- Aggregates ---
+
+	// Aggregates are windowed aggregates (counts, sums, minima, maxima per group and tumbling window) the default
+	// processor keeps in the aggregate table, each stored record counted exactly once (see AggregateProps and the
+	// README's "Aggregates"). ParallelizationFactor must then be 1.
+	//
+	// Default: - none, and no aggregate table.
+	Aggregates *[]*AggregateProps
+	// AggregateTable is an existing table for the aggregates, keyed by "pk" (STRING) and "sk" (STRING). Only with
+	// Aggregates.
+	//
+	// Default: - a new table (encrypted, point-in-time recovery, on-demand, RemovalPolicy as the data table's).
+	AggregateTable awsdynamodb.ITable
 }

@@ -182,6 +182,7 @@ func configProblem(line string) string {
 		{"transform.schema", "Transform.Schema"},
 		{"transform.ttl", "Transform.TimeToLive"},
 		{"transform", "Transform"},
+		{"aggregates", "Aggregates"},
 	} {
 		if strings.HasPrefix(line, m.from) {
 			return m.to + strings.TrimPrefix(line, m.from)

@@ -45,6 +45,9 @@ func processorConfig(in *KinesisDynamoPipelineProps) (processor.Config, []string
 		cfg.Transform, more = transformConfig(t)
 		problems = append(problems, more...)
 	}
+	aggs, more := aggregatesConfig(in)
+	cfg.Aggregates = aggs
+	problems = append(problems, more...)
 	if in.Metadata != nil {
 		cfg.Metadata = make([]string, 0, len(*in.Metadata)) // empty, not nil: no metadata
 		for _, m := range *in.Metadata {

@@ -83,6 +83,8 @@ type Result struct {
 	ErrorTable []json.RawMessage `json:"errorTable"`
 	OnFailure  []json.RawMessage `json:"onFailure"`
 	Lost       int64             `json:"lost"`
+	// Aggregates holds the aggregate table's items, when the pipeline has Aggregates.
+	Aggregates []json.RawMessage `json:"aggregates,omitempty"`
 }
 
 // Main runs `kdp local` with args (after "local") and returns its exit status.
@@ -241,7 +243,7 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 	if err := emulators.CreateStream(ctx, kc, p.streamID, p.shards); err != nil {
 		return nil, err
 	}
-	for _, t := range []*table{&p.table, p.errorTable} {
+	for _, t := range []*table{&p.table, p.errorTable, p.aggTable} {
 		if t != nil {
 			if err := createTable(ctx, db, t); err != nil {
 				return nil, err
@@ -309,6 +311,11 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 	if res.OnFailure, err = dest.read(ctx); err != nil {
 		return nil, err
 	}
+	if p.aggTable != nil {
+		if res.Aggregates, err = scan(ctx, db, p.aggTable.logicalID); err != nil {
+			return nil, err
+		}
+	}
 	// Accounted for: acknowledged by the function (stored in a table), dropped by a filter, or given up on into an
 	// on-failure destination. Counted from the mapping's accounting, never by matching items to records.
 	accounted := stats.RecordsAcknowledged + stats.RecordsFiltered
@@ -327,6 +334,9 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "Pipeline %s: put %d records; %d invocations, %d acknowledged, %d filtered, %d given up, %d lost\n",
 			p.path, len(entries), stats.Invocations, stats.RecordsAcknowledged, stats.RecordsFiltered, stats.RecordsGivenUp, res.Lost)
 		printList(stdout, "table "+p.table.logicalID, res.Table)
+		if p.aggTable != nil {
+			printList(stdout, "aggregate table "+p.aggTable.logicalID, res.Aggregates)
+		}
 		if p.errorTable != nil {
 			printList(stdout, "error table "+p.errorTable.logicalID, res.ErrorTable)
 		}
@@ -545,7 +555,7 @@ func functionEnv(p *pipeline, warn func(string, ...any)) (map[string]string, err
 			continue
 		}
 		id, ok := refOf(v)
-		if ok && (id == p.table.logicalID || (p.errorTable != nil && id == p.errorTable.logicalID)) {
+		if ok && (id == p.table.logicalID || (p.errorTable != nil && id == p.errorTable.logicalID) || (p.aggTable != nil && id == p.aggTable.logicalID)) {
 			env[k] = id
 			continue
 		}
@@ -636,6 +646,7 @@ func invoker(ctx context.Context, o Options, p *pipeline, bi *buildinfo.BuildInf
 		db := processor.NewDynamoDBClient(emulators.AWSConfig(), func(do *dynamodb.Options) { do.BaseEndpoint = aws.String(dynamoEndpoint) })
 		proc, err := processor.New(db, func(po *processor.Options) {
 			po.TableName, po.ErrorTableName, po.Config = env[processor.EnvTableName], env[processor.EnvErrorTableName], cfg
+			po.AggregateTableName = env[processor.EnvAggregateTableName]
 			po.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			po.MetricsWriter = io.Discard
 		})

@@ -52,6 +52,7 @@ type pipeline struct {
 	assetDir     string
 	table        table
 	errorTable   *table
+	aggTable     *table // the aggregate table, with Aggregates
 	onFailureID  string
 	onFailureTyp string // AWS::SQS::Queue, AWS::S3::Bucket, AWS::SNS::Topic or "" for none
 }
@@ -310,6 +311,13 @@ func (st *stackTemplate) pipelineOf(mappingID string, mapping map[string]any, fn
 			return nil, err
 		}
 		p.errorTable = &t
+	}
+	if v, ok := env["PIPELINE_AGGREGATE_TABLE_NAME"]; ok {
+		t, err := st.tableOf(p.path, "PIPELINE_AGGREGATE_TABLE_NAME", v)
+		if err != nil {
+			return nil, err
+		}
+		p.aggTable = &t
 	}
 	if dest := dig(mapping, "DestinationConfig", "OnFailure", "Destination"); dest != nil {
 		id, ok := refOf(dest)

@@ -81,6 +81,10 @@ type Config struct {
 	// the key already names the shard and the sequence number). It is written even when empty ("metadata": []), so
 	// that an empty list survives the configuration file.
 	Metadata []string `json:"metadata"`
+	// Aggregates lists windowed aggregates kept in the aggregate table (Options.AggregateTableName, from
+	// EnvAggregateTableName), exactly once per stored record (see AggregateConfig and runtime/aggregate).
+	// Default: none.
+	Aggregates []AggregateConfig `json:"aggregates,omitempty"`
 }
 
 // TransformConfig is the declarative part of the default transform. For each record it runs, in this order:
@@ -206,6 +210,8 @@ func (c Config) Validate() error {
 		_, terrs := compileTransform(c)
 		errs = append(errs, terrs...)
 	}
+	_, aerrs := compileAggregates(c.Aggregates)
+	errs = append(errs, aerrs...)
 	return errors.Join(errs...)
 }
 
@@ -215,7 +221,7 @@ func (c Config) Validate() error {
 // configuration for which it is true.
 func (c Config) NeedsExpressions() bool {
 	t := c.Transform
-	return t != nil && (len(t.Computed) > 0 || t.Filter != "" || t.hasSchema())
+	return t != nil && (len(t.Computed) > 0 || t.Filter != "" || t.hasSchema()) || aggregatesUseExpressions(c.Aggregates)
 }
 
 // hasSchema reports whether t sets a schema (JSON null counts as none).

@@ -131,6 +131,17 @@
 // computed attributes, a filter or a schema: "transform.filter: this processor was built with -tags kdp_noexpr,
 // which leaves out expressions; rebuild without it". Config.NeedsExpressions tells which build a configuration needs.
 //
+// # Aggregates
+//
+// Config.Aggregates (AggregateConfig) keeps windowed counts, sums, minima and maxima per group in the aggregate table
+// (Options.AggregateTableName, EnvAggregateTableName). Each record's contributions are computed from its payload
+// before the transform runs (a record whose time or values cannot be read goes to the error table); after the
+// batch's data and error writes, the contributions of the stored records up to the first record not done are applied
+// with runtime/aggregate's fenced writes, and a record whose contributions are not durable is reported like one
+// whose items are not. runtime/aggregate argues why that counts each stored record exactly once. Aggregate metrics
+// (MetricAggregateWrites, MetricAggregateConflicts, MetricAggregateFailures) go on their own EMF line, only when
+// aggregates are configured. Options.SkipAggregates turns them off for tools that replay records out of order.
+//
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
 //

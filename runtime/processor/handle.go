@@ -43,6 +43,8 @@ type recState struct {
 	errPending int   // error items (the error item and its parts) not yet known to be stored
 	err        error // why the record is permanent or failed
 	queued     bool  // its error items were queued
+
+	contribs []contribution // what it adds to the aggregates once stored (Config.Aggregates)
 }
 
 func (r *recState) permanent(err error) {
@@ -138,6 +140,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 		p.writeAll(wctx, []writeJob{errJob})
 	}
 	b.resolveErrors()
+	b.applyAggregates(wctx)
 	return b.respond(ctx, began)
 }
 
@@ -292,6 +295,7 @@ func (b *batch) transform(ctx context.Context, i int) {
 		return
 	}
 	r.rec.Data = data
+	contribs, cerr := b.contribute(ctx, i, data) // from the payload as decoded, before a transform may change it
 	items, err := b.p.callTransform(ctx, &r.rec)
 	r.rec.Data = nil // not needed any more: let it go early on big batches
 	switch {
@@ -344,6 +348,11 @@ func (b *batch) transform(ctx context.Context, i int) {
 			return
 		}
 	}
+	if cerr != nil {
+		r.permanent(cerr)
+		return
+	}
+	r.contribs = contribs
 	r.pending = len(items)
 	for _, it := range items {
 		b.add(i, it, pos)

@@ -80,6 +80,14 @@ type Options struct {
 	// unverified (UnverifiedPosition), so a later ConditionalWrites write of the key replaces them. It wins over
 	// ConditionalWrites. It costs one request per item, two when the key is taken. Default: false.
 	InsertOnly bool
+	// AggregateTableName is the aggregate table's name, required when Config.Aggregates is not empty (db must then
+	// implement ItemReader: aggregate items are read, then written on a condition). Default: "".
+	AggregateTableName string
+	// SkipAggregates leaves Config.Aggregates out: records are processed as without them (the contributions are
+	// neither computed nor applied, and no aggregate table is needed). For tools that run records outside the event
+	// source mapping's order, such as redrive and replay: applying their records could move a fence past records
+	// the pipeline has not applied yet (see runtime/aggregate). Default: false.
+	SkipAggregates bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.
@@ -94,6 +102,7 @@ type Processor struct {
 	// defaultTransform: the transform is DefaultTransform(Config), which refuses payloads holding AttrPosition;
 	// Handle checks that before the schema and filter run.
 	defaultTransform bool
+	aggs             *aggregates // nil without Config.Aggregates
 }
 
 // New returns a Processor that writes through db. It sets the defaults, applies optFns in order, then checks the
@@ -148,6 +157,7 @@ func New(db DB, optFns ...func(*Options)) (*Processor, error) {
 	if err := o.Config.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("config: %w", err))
 	}
+	errs = append(errs, checkAggregateOptions(db, &o)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new processor: %w", err)
 	}
@@ -159,7 +169,12 @@ func New(db DB, optFns ...func(*Options)) (*Processor, error) {
 	if o.Config.SortKey != nil {
 		keys = append(keys, *o.Config.SortKey)
 	}
+	aggs, err := newAggregates(db, &o)
+	if err != nil {
+		return nil, fmt.Errorf("new processor: %w", err)
+	}
 	return &Processor{
+		aggs:         aggs,
 		db:           db,
 		opts:         o,
 		keys:         keys,

@@ -68,6 +68,7 @@ func setup(ctx context.Context, optFns ...func(*Options)) (*Processor, error) {
 	fns = append(fns, func(o *Options) {
 		o.TableName = table
 		o.ErrorTableName = os.Getenv(EnvErrorTableName)
+		o.AggregateTableName = os.Getenv(EnvAggregateTableName)
 		o.Config = cfg
 	})
 	fns = append(fns, optFns...)

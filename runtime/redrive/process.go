@@ -49,6 +49,7 @@ func newRunner(db DB, o Options) (*runner, error) {
 		// Every redrive replays records from the past: set last, so no caller's option turns the conditions off.
 		fns = append(fns, func(po *processor.Options) {
 			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
+			po.SkipAggregates = true // out of stream order: see runtime/aggregate
 		})
 		p, err := processor.New(rdb, fns...)
 		return p, rdb, err

@@ -50,6 +50,7 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 	// A replay writes records from the past: set last, so no caller's option turns the condition off.
 	fns = append(fns, func(po *processor.Options) {
 		po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, false
+		po.SkipAggregates = true // a window out of the mapping's order: see runtime/aggregate
 	})
 	p, err := processor.New(cdb, fns...)
 	if err != nil {

@@ -1,0 +1,270 @@
+package aggregate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// DB is the part of the DynamoDB API Apply uses. *dynamodb.Client satisfies it.
+type DB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// Contribution is what one record adds to one aggregate item.
+type Contribution struct {
+	// Aggregate is the aggregate's name (a key of Store.Measures).
+	Aggregate string
+	// Key is the item's partition key (KeyText).
+	Key string
+	// WindowStart is the window's start.
+	WindowStart time.Time
+	// Group holds the group values (GroupValue's).
+	Group []any
+	// Shard is the record's shard id: the item's sort key.
+	Shard string
+	// Position is the record's position in its shard (the processor's EncodePosition): within a shard, byte order
+	// is stream order.
+	Position []byte
+	// Values holds the record's value for each measure of the aggregate, in order; nil where it has none (and for
+	// counts).
+	Values []*Number
+	// Ref is the caller's reference to the record, returned in Result.Refs.
+	Ref int
+}
+
+// Store applies contributions to an aggregate table.
+type Store struct {
+	// DB reads and writes the table.
+	DB DB
+	// Table is the aggregate table's name.
+	Table string
+	// Measures lists each aggregate's measures, by aggregate name.
+	Measures map[string][]Measure
+	// MaxInFlight bounds the items updated at once. Default: 8.
+	MaxInFlight int
+	// BackoffBase is the first retry's longest wait (full jitter, doubling, at most 1 s). Default: 25 ms.
+	BackoffBase time.Duration
+	// MaxAttempts bounds the requests sent for one read or write that keeps failing with a retryable error (the
+	// context's deadline bounds them too). Default: 20.
+	MaxAttempts int
+}
+
+// Result is the outcome of one item's update.
+type Result struct {
+	// Key and Shard name the item.
+	Key, Shard string
+	// Refs are the Ref of every contribution to the item, in position order.
+	Refs []int
+	// Applied counts the contributions applied by this call; Already those the item's fence showed applied before.
+	Applied, Already int
+	// Writes counts successful writes (0 or 1); Conflicts the writes refused because the item changed after it was
+	// read (another writer: a redrive, a replay, a second invocation).
+	Writes, Conflicts int
+	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
+	// be, from an earlier call: the fence tells the next call).
+	Err error
+}
+
+type itemID struct{ key, shard string }
+
+// Apply applies contributions to their items (one item per aggregate, group, window and shard), exactly once:
+// a contribution is applied iff its position is after the item's fence, and the fence moves to the last
+// contribution applied, in the same conditional write (see the package documentation for why that is exactly once).
+// Contributions of one item must come from one shard; Apply sorts them by position. Items are updated
+// concurrently; the result has one entry per item, in first-seen order. ctx bounds the retries.
+func (s *Store) Apply(ctx context.Context, contribs []Contribution) []Result {
+	var order []itemID
+	byItem := map[itemID][]Contribution{}
+	for _, c := range contribs {
+		id := itemID{c.Key, c.Shard}
+		if _, ok := byItem[id]; !ok {
+			order = append(order, id)
+		}
+		byItem[id] = append(byItem[id], c)
+	}
+	results := make([]Result, len(order))
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = 8
+	}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for i, id := range order {
+		cs := byItem[id]
+		sort.SliceStable(cs, func(a, b int) bool { return bytes.Compare(cs[a].Position, cs[b].Position) < 0 })
+		g.Go(func() error {
+			results[i] = s.applyItem(ctx, cs)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return results
+}
+
+// maxConflicts bounds how often an item is re-read after another writer changed it.
+const maxConflicts = 10
+
+func (s *Store) applyItem(ctx context.Context, cs []Contribution) Result {
+	first := cs[0]
+	res := Result{Key: first.Key, Shard: first.Shard, Refs: make([]int, len(cs))}
+	for i, c := range cs {
+		res.Refs[i] = c.Ref
+	}
+	measures, ok := s.Measures[first.Aggregate]
+	if !ok {
+		res.Err = fmt.Errorf("aggregate %q: no such aggregate", first.Aggregate)
+		return res
+	}
+	key := map[string]types.AttributeValue{
+		AttrPartitionKey: &types.AttributeValueMemberS{Value: first.Key},
+		AttrSortKey:      &types.AttributeValueMemberS{Value: first.Shard},
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			if s.retry(ctx, err, attempt) {
+				continue
+			}
+			res.Err = fmt.Errorf("read aggregate item: %w", err)
+			return res
+		}
+		var fence []byte
+		st := make(state, len(measures))
+		exists := len(out.Item) > 0
+		if exists {
+			f, ok := out.Item[AttrFence].(*types.AttributeValueMemberB)
+			if !ok || len(f.Value) == 0 {
+				res.Err = fmt.Errorf("aggregate item %q/%q has no %s: not written by this package", first.Key, first.Shard, AttrFence)
+				return res
+			}
+			fence = f.Value
+			if st, err = decodeState(out.Item, measures); err != nil {
+				res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+				return res
+			}
+		}
+		applied, already := 0, 0
+		var last []byte
+		for _, c := range cs {
+			if fence != nil && bytes.Compare(c.Position, fence) <= 0 {
+				already++
+				continue
+			}
+			st.merge(measures, c.Values)
+			applied++
+			last = c.Position
+		}
+		if applied == 0 {
+			res.Already = already
+			return res
+		}
+		item := map[string]types.AttributeValue{
+			AttrPartitionKey: key[AttrPartitionKey],
+			AttrSortKey:      key[AttrSortKey],
+			AttrAggregate:    &types.AttributeValueMemberS{Value: first.Aggregate},
+			AttrWindowStart:  &types.AttributeValueMemberS{Value: first.WindowStart.UTC().Format(time.RFC3339)},
+			AttrGroup:        groupAV(first.Group),
+			AttrFence:        &types.AttributeValueMemberB{Value: last},
+		}
+		for i, m := range measures {
+			if st[i] == nil {
+				continue
+			}
+			if err := st[i].check(); err != nil {
+				res.Err = fmt.Errorf("aggregate item %q/%q: measure %s %w", first.Key, first.Shard, m.Name, err)
+				return res
+			}
+			item[m.Name] = &types.AttributeValueMemberN{Value: st[i].String()}
+		}
+		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
+			ExpressionAttributeNames: map[string]string{"#f": AttrFence}}
+		if exists {
+			// Compare-and-swap on the fence: the item is still what was read.
+			in.ConditionExpression = aws.String("#f = :f")
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":f": &types.AttributeValueMemberB{Value: fence}}
+		} else {
+			in.ConditionExpression = aws.String("attribute_not_exists(#f)")
+		}
+		_, err = s.DB.PutItem(ctx, in)
+		switch {
+		case err == nil:
+			res.Applied, res.Already, res.Writes = applied, already, 1
+			return res
+		case isConditionFailed(err):
+			res.Conflicts++
+			if res.Conflicts >= maxConflicts {
+				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", res.Conflicts, err)
+				return res
+			}
+		case s.retry(ctx, err, attempt):
+		default:
+			res.Err = fmt.Errorf("write aggregate item: %w", err)
+			return res
+		}
+	}
+}
+
+// retry reports whether a failed request may be sent again, after waiting.
+func (s *Store) retry(ctx context.Context, err error, attempt int) bool {
+	maxAttempts := s.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 20
+	}
+	if !retryable(ctx, err) || attempt+1 >= maxAttempts {
+		return false
+	}
+	base := s.BackoffBase
+	if base <= 0 {
+		base = 25 * time.Millisecond
+	}
+	d := min(base<<min(attempt, 10), time.Second)
+	d = rand.N(d + 1)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+20*time.Millisecond {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func isConditionFailed(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalCheckFailedException"
+}
+
+// retryable reports whether a request failing with err may succeed if sent again: throttling, server faults,
+// network errors.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return true
+	}
+	switch ae.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+		"InternalServerError", "ServiceUnavailable", "LimitExceededException":
+		return true
+	}
+	return ae.ErrorFault() == smithy.FaultServer
+}

@@ -1,0 +1,137 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
+)
+
+// contribution is what a record adds to one aggregate item.
+type contribution = aggr.Contribution
+
+// aggregates is the processor's compiled Config.Aggregates and the store it applies them to.
+type aggregates struct {
+	list  []*compiledAggregate
+	store *aggr.Store
+}
+
+// aggregateDB is what the aggregate store needs of db.
+type aggregateDB interface {
+	DB
+	ItemReader
+}
+
+// checkAggregateOptions reports what New needs for Config.Aggregates and lacks.
+func checkAggregateOptions(db DB, o *Options) []error {
+	if len(o.Config.Aggregates) == 0 || o.SkipAggregates {
+		return nil
+	}
+	var errs []error
+	if o.AggregateTableName == "" {
+		errs = append(errs, fmt.Errorf("aggregate table name is empty, but the config has %d aggregates (set %s)", len(o.Config.Aggregates), EnvAggregateTableName))
+	} else if o.AggregateTableName == o.TableName || o.AggregateTableName == o.ErrorTableName {
+		errs = append(errs, fmt.Errorf("aggregate table name %q is also the data or error table's", o.AggregateTableName))
+	}
+	if _, ok := db.(ItemReader); db != nil && !ok {
+		errs = append(errs, errors.New("aggregates: db cannot read items (it needs a GetItem method: see ItemReader)"))
+	}
+	return errs
+}
+
+// newAggregates compiles o.Config.Aggregates (already validated): nil when there are none.
+func newAggregates(db DB, o *Options) (*aggregates, error) {
+	if len(o.Config.Aggregates) == 0 || o.SkipAggregates {
+		return nil, nil
+	}
+	list, errs := compileAggregates(o.Config.Aggregates)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	measures := make(map[string][]aggr.Measure, len(list))
+	for _, a := range list {
+		measures[a.name] = a.measures
+	}
+	return &aggregates{list: list, store: &aggr.Store{DB: db.(aggregateDB), Table: o.AggregateTableName,
+		Measures: measures, MaxInFlight: o.MaxInFlight}}, nil
+}
+
+// contribute computes record i's contributions, nil without aggregates.
+func (b *batch) contribute(ctx context.Context, i int, data map[string]any) ([]aggr.Contribution, error) {
+	if b.p.aggs == nil {
+		return nil, nil
+	}
+	return b.p.contributions(ctx, &b.recs[i].rec, data, i)
+}
+
+// applyAggregates applies the contributions of the batch's stored records to the aggregate table, per shard only
+// up to the first record that is not done (stored, skipped or in the error table): Lambda retries from that record,
+// so the ones after it come again (the contiguity rule of runtime/aggregate). A record whose contributions are not
+// all applied fails: the lowest one is reported, and its data items are rewritten on the retry.
+func (b *batch) applyAggregates(ctx context.Context) {
+	if b.p.aggs == nil {
+		return
+	}
+	cut := map[string]bool{}
+	var cs []aggr.Contribution
+	for i := range b.recs {
+		r := &b.recs[i]
+		if cut[r.rec.ShardID] {
+			continue
+		}
+		switch r.out {
+		case outStored:
+			cs = append(cs, r.contribs...)
+		case outSkipped, outErrorStored:
+		default:
+			cut[r.rec.ShardID] = true
+		}
+	}
+	if len(cs) == 0 {
+		return
+	}
+	var writes, conflicts, failures int
+	for _, res := range b.p.aggs.store.Apply(ctx, cs) {
+		writes += res.Writes
+		conflicts += res.Conflicts
+		if res.Err == nil {
+			continue
+		}
+		failures++
+		b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregate item not updated, its records reported for retry",
+			slog.String("shardId", res.Shard), slog.Int("records", len(res.Refs)), slog.String("error", res.Err.Error()))
+		for _, ref := range res.Refs {
+			r := &b.recs[ref]
+			if r.out == outStored {
+				r.out, r.err = outFailed, safeReason("aggregates not updated")
+			}
+		}
+	}
+	b.p.emitAggregateMetrics(writes, conflicts, failures)
+}
+
+// emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures int) {
+	fn := p.functionName
+	if fn == "" {
+		fn = "unknown"
+	}
+	b := make([]byte, 0, 384)
+	b = append(b, `{"_aws":{"Timestamp":`...)
+	b = strconv.AppendInt(b, p.opts.Now().UnixMilli(), 10)
+	b = append(b, `,"CloudWatchMetrics":[{"Namespace":"`+MetricNamespace+`","Dimensions":[["`+MetricDimensionFunctionName+`"]],"Metrics":[`+
+		`{"Name":"`+MetricAggregateWrites+`","Unit":"Count"},`+
+		`{"Name":"`+MetricAggregateConflicts+`","Unit":"Count"},`+
+		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}]}]},"`+MetricDimensionFunctionName+`":`...)
+	b = strconv.AppendQuote(b, fn)
+	b = appendMetric(b, MetricAggregateWrites, int64(writes))
+	b = appendMetric(b, MetricAggregateConflicts, int64(conflicts))
+	b = appendMetric(b, MetricAggregateFailures, int64(failures))
+	b = append(b, "}\n"...)
+	p.metricsMu.Lock()
+	defer p.metricsMu.Unlock()
+	_, _ = p.opts.MetricsWriter.Write(b)
+}
