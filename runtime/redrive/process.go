@@ -1,9 +1,7 @@
 package redrive
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/emfcount"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -26,12 +25,12 @@ import (
 // like verified).
 type runner struct {
 	verified, unverified *processor.Processor
-	metrics              *metricsCapture
+	metrics              *emfcount.Capture
 	db                   *recordingDB
 }
 
 func newRunner(db DB, o Options) (*runner, error) {
-	mc := &metricsCapture{}
+	mc := &emfcount.Capture{}
 	build := func(insertOnly bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
@@ -92,7 +91,7 @@ func (b batchResult) ok() bool {
 
 // handle runs ev through the verified processor when verified, else through the unverified one.
 func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bool) (batchResult, error) {
-	r.metrics.reset()
+	r.metrics.Reset()
 	r.db.reset()
 	p := r.unverified
 	if verified {
@@ -102,7 +101,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 	if err != nil {
 		return batchResult{}, fmt.Errorf("handle batch: %w", err)
 	}
-	m, ok := r.metrics.last()
+	m, ok := r.metrics.Last()
 	if !ok {
 		return batchResult{}, fmt.Errorf("handle batch: the processor wrote no metrics line")
 	}
@@ -118,55 +117,6 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 		res.reported = resp.BatchItemFailures[0].ItemIdentifier
 	}
 	return res, nil
-}
-
-// metricsCapture keeps the counts of the processor's last Embedded Metric Format line.
-type metricsCapture struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	count map[string]int
-}
-
-// Write keeps the processor's metric lines.
-func (m *metricsCapture) Write(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.buf.Write(p)
-	for {
-		line, err := m.buf.ReadBytes('\n')
-		if err != nil { // no full line yet: keep the rest
-			rest := append([]byte(nil), line...)
-			m.buf.Reset()
-			m.buf.Write(rest)
-			break
-		}
-		var v map[string]any
-		if json.Unmarshal(line, &v) != nil {
-			continue
-		}
-		c := map[string]int{}
-		for _, name := range []string{processor.MetricRecordsWritten, processor.MetricRecordsSkipped,
-			processor.MetricRecordsToErrorTable, processor.MetricRecordsFailed, processor.MetricRecordsRefused} {
-			if f, ok := v[name].(float64); ok {
-				c[name] = int(f)
-			}
-		}
-		m.count = c
-	}
-	return len(p), nil
-}
-
-func (m *metricsCapture) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.buf.Reset()
-	m.count = nil
-}
-
-func (m *metricsCapture) last() (map[string]int, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.count, m.count != nil
 }
 
 // recordingDB passes writes on and notes the reason of every error item written to the error table. It reads items

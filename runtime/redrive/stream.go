@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisretry"
 )
 
 // Stream reading limits.
@@ -21,9 +22,6 @@ const (
 	maxEmptyPolls   = 300                    // empty GetRecords pages in a row before giving up on a range
 	emptyPollPause  = 200 * time.Millisecond // Kinesis allows 5 GetRecords per second per shard
 	maxIteratorRuns = 20                     // fresh iterators after ExpiredIteratorException
-	maxThrottled    = 12                     // throttled calls in a row before giving up on a range
-	throttleBase    = 100 * time.Millisecond // the first wait after a throttled call; doubled each time
-	throttleCap     = 5 * time.Second        // the longest wait after a throttled call
 )
 
 // errExpired marks a range that cannot be read in full any more.
@@ -321,33 +319,11 @@ func (r *Redriver) shardIterator(ctx context.Context, ref StreamRef, shard strin
 	return out.ShardIterator, nil
 }
 
-// throttled calls call until it returns anything but a throttling error, waiting a growing, jittered pause after
-// each throttled call (at most maxThrottled in a row), and returns its last error.
+// throttled calls call while Kinesis throttles it (kinesisretry.Throttled), logging each throttled call.
 func (r *Redriver) throttled(ctx context.Context, call func() error) error {
-	d := throttleBase
-	for n := 0; ; n++ {
-		err := call()
-		if err == nil || !throttling(err) || n >= maxThrottled {
-			return err
-		}
-		r.opts.Logger.Info("stream read throttled, retrying", "attempt", n+1, "error", err.Error())
-		pause := d/2 + rand.N(d/2+1)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (after: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-		d = min(2*d, throttleCap)
-	}
-}
-
-// throttling reports whether err is Kinesis throttling the read.
-func throttling(err error) bool {
-	var pt *ktypes.ProvisionedThroughputExceededException
-	var le *ktypes.LimitExceededException
-	return errors.As(err, &pt) || errors.As(err, &le)
+	return kinesisretry.Throttled(ctx, func(attempt int, err error) {
+		r.opts.Logger.Info("stream read throttled, retrying", "attempt", attempt, "error", err.Error())
+	}, call)
 }
 
 func optionalARN(ref StreamRef) *string {

@@ -3,7 +3,6 @@ package replay
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/emfcount"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -21,7 +21,7 @@ import (
 // mix their counts. Calls must not overlap.
 type shardProcessor struct {
 	p       *processor.Processor
-	metrics *metricsCapture
+	metrics *emfcount.Capture
 	db      *countingDB
 }
 
@@ -41,7 +41,7 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 		base = &dryRunDB{real: r.c.DB, table: o.TableName, keys: keys, older: older}
 	}
 	cdb := &countingDB{DB: base, table: o.TableName, keys: keys, older: older, retry: !o.DryRun}
-	mc := &metricsCapture{}
+	mc := &emfcount.Capture{}
 	fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
 	fns = append(fns, func(po *processor.Options) {
 		po.TableName, po.ErrorTableName, po.Config, po.Logger = o.TableName, o.ErrorTableName, o.Config, o.Logger
@@ -62,7 +62,7 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 // handle runs recs through the processor and counts what became of them. An error means the processor could not
 // run the batch at all (its records count as failed).
 func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEventRecord) (Counts, error) {
-	sp.metrics.reset()
+	sp.metrics.Reset()
 	sp.db.reset()
 	c := Counts{Read: len(recs)}
 	_, err := sp.p.Handle(ctx, events.KinesisEvent{Records: recs})
@@ -70,7 +70,7 @@ func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEvent
 		c.Failed = len(recs)
 		return c, fmt.Errorf("handle batch: %w", err)
 	}
-	m, ok := sp.metrics.last()
+	m, ok := sp.metrics.Last()
 	if !ok {
 		c.Failed = len(recs)
 		return c, errors.New("handle batch: the processor wrote no metrics line")
@@ -254,53 +254,4 @@ func wouldWrite(stored, pos []byte) bool {
 	}
 	prefix := pos[:1+int(pos[0])]
 	return bytes.HasPrefix(stored, prefix) && bytes.Compare(stored, pos) <= 0
-}
-
-// metricsCapture keeps the counts of the processor's last Embedded Metric Format line.
-type metricsCapture struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	count map[string]int
-}
-
-// Write keeps the processor's metric lines.
-func (m *metricsCapture) Write(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.buf.Write(p)
-	for {
-		line, err := m.buf.ReadBytes('\n')
-		if err != nil { // no full line yet: keep the rest
-			rest := append([]byte(nil), line...)
-			m.buf.Reset()
-			m.buf.Write(rest)
-			break
-		}
-		var v map[string]any
-		if json.Unmarshal(line, &v) != nil {
-			continue
-		}
-		c := map[string]int{}
-		for _, name := range []string{processor.MetricRecordsWritten, processor.MetricRecordsSkipped,
-			processor.MetricRecordsToErrorTable, processor.MetricRecordsFailed, processor.MetricRecordsRefused} {
-			if f, ok := v[name].(float64); ok {
-				c[name] = int(f)
-			}
-		}
-		m.count = c
-	}
-	return len(p), nil
-}
-
-func (m *metricsCapture) reset() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.buf.Reset()
-	m.count = nil
-}
-
-func (m *metricsCapture) last() (map[string]int, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.count, m.count != nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisretry"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
@@ -22,9 +22,6 @@ const (
 	maxGetRecords   = 10000                  // GetRecords' largest Limit
 	maxEmptyPages   = 600                    // empty pages in a row, not at the tip, before giving up on a shard
 	maxIteratorRuns = 20                     // fresh iterators after ExpiredIteratorException
-	maxThrottled    = 12                     // throttled calls in a row before giving up
-	throttleBase    = 100 * time.Millisecond // the first wait after a throttled call; doubled each time
-	throttleCap     = 5 * time.Second        // the longest wait after a throttled call
 )
 
 // Why a shard's reading ended.
@@ -228,28 +225,11 @@ func (r *Replayer) iterator(ctx context.Context, shard string, typ ktypes.ShardI
 	return out.ShardIterator, nil
 }
 
-// throttled calls call until it returns anything but a throttling error, waiting a growing, jittered pause after
-// each throttled call (at most maxThrottled in a row), and returns its last error.
+// throttled calls call while Kinesis throttles it (kinesisretry.Throttled), logging each throttled call.
 func (r *Replayer) throttled(ctx context.Context, call func() error) error {
-	d := throttleBase
-	for n := 0; ; n++ {
-		err := call()
-		if err == nil || !throttling(err) || n >= maxThrottled {
-			return err
-		}
-		r.opts.Logger.Info("stream read throttled, backing off", "attempt", n+1, "error", redrive.Escape(err.Error()))
-		if serr := sleep(ctx, d/2+rand.N(d/2+1)); serr != nil {
-			return fmt.Errorf("%w (after: %w)", serr, err)
-		}
-		d = min(2*d, throttleCap)
-	}
-}
-
-// throttling reports whether err is Kinesis throttling the read.
-func throttling(err error) bool {
-	var pt *ktypes.ProvisionedThroughputExceededException
-	var le *ktypes.LimitExceededException
-	return errors.As(err, &pt) || errors.As(err, &le)
+	return kinesisretry.Throttled(ctx, func(attempt int, err error) {
+		r.opts.Logger.Info("stream read throttled, backing off", "attempt", attempt, "error", redrive.Escape(err.Error()))
+	}, call)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

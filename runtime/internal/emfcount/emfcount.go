@@ -1,0 +1,71 @@
+// Package emfcount reads the record counts of the processor's Embedded Metric Format lines, for the operator tools
+// (redrive, replay) that run the processor in process and report what it did with each batch.
+package emfcount
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+)
+
+// counted are the processor's record counts a Capture keeps.
+var counted = []string{processor.MetricRecordsWritten, processor.MetricRecordsSkipped, processor.MetricRecordsToErrorTable,
+	processor.MetricRecordsFailed, processor.MetricRecordsRefused, processor.MetricSelfTestRecordsToErrorTable}
+
+// Capture is an io.Writer for processor.Options.MetricsWriter that keeps the counts of the last complete metrics
+// line holding record counts (other lines, such as the aggregates' metrics, are passed over). Self-test records stored in the error table (processor.MetricSelfTestRecordsToErrorTable) are added to
+// processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other.
+type Capture struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	count map[string]int
+}
+
+// Write keeps the counts of each complete line of p; a partial line waits for the rest.
+func (c *Capture) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	for {
+		line, err := c.buf.ReadBytes('\n')
+		if err != nil { // no full line yet: keep the rest
+			rest := append([]byte(nil), line...)
+			c.buf.Reset()
+			c.buf.Write(rest)
+			return len(p), nil
+		}
+		var v map[string]any
+		if json.Unmarshal(line, &v) != nil {
+			continue
+		}
+		m := map[string]int{}
+		for _, name := range counted {
+			if f, ok := v[name].(float64); ok {
+				m[name] = int(f)
+			}
+		}
+		if len(m) == 0 { // another line (the aggregates' metrics)
+			continue
+		}
+		m[processor.MetricRecordsToErrorTable] += m[processor.MetricSelfTestRecordsToErrorTable]
+		delete(m, processor.MetricSelfTestRecordsToErrorTable)
+		c.count = m
+	}
+}
+
+// Reset forgets what was written, before the next batch.
+func (c *Capture) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Reset()
+	c.count = nil
+}
+
+// Last returns the counts of the last complete metrics line, and false when there was none since Reset.
+func (c *Capture) Last() (map[string]int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count, c.count != nil
+}
