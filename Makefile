@@ -62,8 +62,8 @@ test: setup vet
 	$(GO) test -count=1 -tags integration -timeout $(TEST_TIMEOUT) ./...
 	@echo "== go test -tags e2e ./internal/e2e (end to end: local event source mapping, bootstrap under aws-lambda-rie)"
 	$(GO) test -count=1 -tags e2e -timeout $(E2E_TIMEOUT) ./internal/e2e
-	@echo "== go test -tags kdp_noexpr ./runtime/processor (the processor as bundled without expressions)"
-	$(GO) test -count=1 -tags kdp_noexpr -timeout $(NOEXPR_TIMEOUT) ./runtime/processor
+	@echo "== go test -tags kdp_noexpr ./runtime/... (the processor and the tools as bundled without expressions)"
+	$(GO) test -count=1 -tags kdp_noexpr -timeout $(NOEXPR_TIMEOUT) ./runtime/...
 	@echo "== template tests without feature flags (KDP_TEST_FEATURE_FLAGS=none: an app older than the recommended flags)"
 	KDP_TEST_FEATURE_FLAGS=none $(GO) test -count=1 -timeout $(FLAGS_TIMEOUT) $(TEMPLATE_PACKAGES)
 	$(MAKE) synth

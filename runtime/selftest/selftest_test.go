@@ -39,7 +39,6 @@ func TestConfigValidate(t *testing.T) {
 		{name: "sort key from the payload is derived", give: Config{Pipeline: processor.Config{SortKey: &processor.KeyAttribute{Name: "at", Type: processor.AttributeTypeNumber}}}},
 		{name: "schema needs the user's record", give: Config{Pipeline: withSchema}, wantIs: ErrRecordRequired, wantErr: "schema"},
 		{name: "filter needs the user's record", give: Config{Pipeline: withFilter}, wantIs: ErrRecordRequired, wantErr: "filter"},
-		{name: "schema with the user's record", give: Config{Pipeline: withSchema, Record: `{"a":1}`}},
 		{name: "business key needs the user's record", give: Config{Pipeline: business}, wantIs: ErrRecordRequired, wantErr: "business key"},
 		{name: "business key from the user's record", give: Config{Pipeline: business, Record: `{"order":{"id":"canary-1"}}`}},
 		{name: "business key missing from the user's record", give: Config{Pipeline: business, Record: `{"order":{}}`}, wantErr: "payload field order.id is missing"},
