@@ -19,9 +19,9 @@ import (
 
 // Reading limits.
 const (
-	maxGetRecords   = 10000                  // GetRecords' largest Limit
-	maxEmptyPages   = 600                    // empty pages in a row, not at the tip, before giving up on a shard
-	maxIteratorRuns = 20                     // fresh iterators after ExpiredIteratorException
+	maxGetRecords   = 10000 // GetRecords' largest Limit
+	maxEmptyPages   = 600   // empty pages in a row, not at the tip, before giving up on a shard
+	maxIteratorRuns = 20    // fresh iterators after ExpiredIteratorException
 )
 
 // Why a shard's reading ended.
