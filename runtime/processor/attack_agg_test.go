@@ -55,7 +55,7 @@ func attackEvent(recs []attackRec) events.KinesisEvent {
 }
 
 // attackProc returns a processor with aggregates aggs over a fresh stand-in (faults as given), and the stand-in.
-func attackProc(t *testing.T, so dynamostandin.Options, aggs []processor.AggregateConfig, opt func(o *processor.Options)) (*processor.Processor, *dynamostandin.Server) {
+func attackProc(t testing.TB, so dynamostandin.Options, aggs []processor.AggregateConfig, opt func(o *processor.Options)) (*processor.Processor, *dynamostandin.Server) {
 	t.Helper()
 	so.KeyAttributes = map[string][]string{aggTable: {"pk", "sk"}}
 	s := dynamostandin.New(so)
@@ -123,7 +123,7 @@ func rawTotals(t *testing.T, s *dynamostandin.Server, kinds map[string]string) m
 	return got
 }
 
-func rat(t *testing.T, s string) *big.Rat {
+func rat(t testing.TB, s string) *big.Rat {
 	t.Helper()
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
@@ -132,7 +132,7 @@ func rat(t *testing.T, s string) *big.Rat {
 	return r
 }
 
-func mustHandle(t *testing.T, p *processor.Processor, recs []attackRec) events.KinesisEventResponse {
+func mustHandle(t testing.TB, p *processor.Processor, recs []attackRec) events.KinesisEventResponse {
 	t.Helper()
 	resp, err := p.Handle(context.Background(), attackEvent(recs))
 	if err != nil {
