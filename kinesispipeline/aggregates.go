@@ -100,10 +100,11 @@ func aggregatesConfig(in *KinesisDynamoPipelineProps) ([]processor.AggregateConf
 			c.WindowSeconds = 60
 		default:
 			s := seconds(a.Window)
+			c.WindowSeconds = int64(s)
 			if s != math.Trunc(s) {
 				problems = append(problems, fmt.Sprintf("Aggregates[%d] (%s): Window must be whole seconds", i, c.Name))
+				c.WindowSeconds = 60 // reported once, here
 			}
-			c.WindowSeconds = int64(s)
 		}
 		if isTrue(a.TimeInMilliseconds) {
 			c.TimeUnit = "milliseconds"

@@ -291,6 +291,9 @@ func recordTime(v any, millis bool) (time.Time, error) {
 		}
 		return t, nil
 	case json.Number:
+		if t, ok := extremeTime(string(x)); ok {
+			return t.t, t.err
+		}
 		r, ok := new(big.Rat).SetString(string(x))
 		if !ok {
 			return time.Time{}, errors.New("not a number")
@@ -308,6 +311,44 @@ func recordTime(v any, millis bool) (time.Time, error) {
 		return time.Unix(0, ns.Int64()), nil
 	}
 	return time.Time{}, fmt.Errorf("%s, not a time", jsonKind(v))
+}
+
+// extremeResult is extremeTime's answer.
+type extremeResult struct {
+	t   time.Time
+	err error
+}
+
+// extremeTime answers for a JSON number whose exponent puts it far out of range (an error) or far below a
+// nanosecond (the Unix epoch: the conversion truncates toward zero) without computing its power of ten, which
+// big.Rat would do exactly (megabytes for "1e999999"). ok is false for every other number.
+func extremeTime(s string) (extremeResult, bool) {
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return extremeResult{}, false
+	}
+	mant := s[:i]
+	exp, err := strconv.Atoi(s[i+1:])
+	if err != nil { // beyond an int: as far out as it gets
+		exp = math.MaxInt32
+		if strings.HasPrefix(s[i+1:], "-") {
+			exp = math.MinInt32
+		}
+	}
+	if !strings.ContainsAny(mant, "123456789") {
+		if err != nil || exp > 40 || exp < -40 {
+			return extremeResult{t: time.Unix(0, 0)}, true // zero
+		}
+		return extremeResult{}, false
+	}
+	// |mantissa| is at least 10^-len(mant) and below 10^len(mant).
+	switch {
+	case exp-len(mant) > 40:
+		return extremeResult{err: errors.New("out of range")}, true
+	case exp+len(mant) < -40:
+		return extremeResult{t: time.Unix(0, 0)}, true
+	}
+	return extremeResult{}, false
 }
 
 // measureNumber converts a measure's value: nil (no value), a JSON number or an expression's number.

@@ -67,6 +67,18 @@ func (b *batch) contribute(ctx context.Context, i int, data map[string]any) ([]a
 	return b.p.contributions(ctx, &b.recs[i].rec, data, i)
 }
 
+// aggregateReserve returns wctx with a deadline earlier by a reserve for the aggregate writes that follow the data
+// and error writes (as transformContext reserves time for writes: a quarter of the time left, at most
+// maxWriteReserve). Without it a data table slow enough to use the whole write budget would leave the aggregate
+// writes no time on every retry: the stored records would all fail, and the shard would never move. Without
+// aggregates (or without a deadline) it is wctx.
+func (p *Processor) aggregateReserve(wctx context.Context) (context.Context, context.CancelFunc) {
+	if p.aggs == nil {
+		return context.WithCancel(wctx)
+	}
+	return transformContext(wctx)
+}
+
 // applyAggregates applies the contributions of the batch's stored records to the aggregate table, per shard only
 // up to the first record that is not done (stored, skipped or in the error table): Lambda retries from that record,
 // so the ones after it come again (the contiguity rule of runtime/aggregate). A record whose contributions are not

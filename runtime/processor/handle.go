@@ -115,7 +115,9 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	// instead of timing out and retrying the whole batch.
 	wctx, cancel := writeContext(ctx)
 	defer cancel()
-	tctx, tcancel := transformContext(wctx)
+	dctx, dcancel := p.aggregateReserve(wctx) // the data and error writes; the aggregate writes get the rest of wctx
+	defer dcancel()
+	tctx, tcancel := transformContext(dctx)
 	defer tcancel()
 	for i := range b.recs {
 		b.transform(tctx, i)
@@ -134,10 +136,10 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 		jobs = append(jobs, errJob)
 	}
 	jobs = append(jobs, writeJob{table: p.opts.TableName, keys: p.keys, entries: b.entries, mode: mode, unmatched: &b.unmatched})
-	p.writeAll(wctx, jobs)
+	p.writeAll(dctx, jobs)
 	b.resolveData()
 	if errJob, ok := b.queueErrors(ctx); ok {
-		p.writeAll(wctx, []writeJob{errJob})
+		p.writeAll(dctx, []writeJob{errJob})
 	}
 	b.resolveErrors()
 	b.applyAggregates(wctx)
