@@ -71,7 +71,9 @@ type AggregateMeasure struct {
 	//
 	// Default: - none.
 	Path *string
-	// Expression computes the number a sum, min or max reads (as Transform.Computed's expressions).
+	// Expression computes the number a sum, min or max reads (as Transform.Computed's expressions). Expressions
+	// compute in float64 and int64, so their numbers are not exact: a value beyond 15-17 significant digits is
+	// rounded and int64 arithmetic wraps. Use Path where a measure must be exact.
 	//
 	// Default: - none.
 	Expression *string
