@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,12 @@ func TestNewChecksOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "DB is nil") || !strings.Contains(err.Error(), "rate -1 is negative") ||
 		!strings.Contains(err.Error(), "batch size -1 is negative") {
 		t.Errorf("error = %v", err)
+	}
+	// A rate that is not a finite number would turn into a negative GetRecords Limit (found in kdp replay's copy).
+	for _, rate := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, err := redrive.New(redrive.Clients{}, func(o *redrive.Options) { o.Rate = rate }); err == nil ||
+			!strings.Contains(err.Error(), "not a finite number") {
+			t.Errorf("rate %v: error = %v", rate, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -140,8 +141,8 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	if c.DB == nil {
 		errs = append(errs, errors.New("clients: DB is nil"))
 	}
-	if o.Rate < 0 {
-		errs = append(errs, fmt.Errorf("rate %v is negative", o.Rate))
+	if err := kinesisread.CheckRate(o.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch size %d is negative", o.BatchSize))

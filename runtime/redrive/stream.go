@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisretry"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 )
 
 // Stream reading limits.
@@ -177,8 +176,8 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 	if bi.BatchSize > 0 && bi.BatchSize < maxGetRecords {
 		limit = int32(bi.BatchSize)
 	}
-	if pace && r.opts.Rate > 0 {
-		limit = min(limit, int32(max(1, math.Ceil(r.opts.Rate))))
+	if pace {
+		limit = kinesisread.ReadLimit(r.opts.Rate, limit)
 	}
 	var (
 		first   string // the first sequence number read in the range
@@ -319,9 +318,9 @@ func (r *Redriver) shardIterator(ctx context.Context, ref StreamRef, shard strin
 	return out.ShardIterator, nil
 }
 
-// throttled calls call while Kinesis throttles it (kinesisretry.Throttled), logging each throttled call.
+// throttled calls call while Kinesis throttles it (kinesisread.Throttled), logging each throttled call.
 func (r *Redriver) throttled(ctx context.Context, call func() error) error {
-	return kinesisretry.Throttled(ctx, func(attempt int, err error) {
+	return kinesisread.Throttled(ctx, func(attempt int, err error) {
 		r.opts.Logger.Info("stream read throttled, retrying", "attempt", attempt, "error", err.Error())
 	}, call)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisretry"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
 
@@ -89,10 +88,7 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 		return fmt.Errorf("get shard iterator: %w", err)
 	}
 	res.Start = start
-	limit := int32(maxGetRecords)
-	if r.opts.Rate > 0 && r.opts.Rate < maxGetRecords { // compared as floats: a larger rate does not fit an int32
-		limit = int32(max(1, math.Ceil(r.opts.Rate)))
-	}
+	limit := kinesisread.ReadLimit(r.opts.Rate, maxGetRecords)
 	var (
 		inWindow = start == "AT_TIMESTAMP" // AT_TIMESTAMP starts in the window; TRIM_HORIZON skips to it
 		last     string
@@ -225,9 +221,9 @@ func (r *Replayer) iterator(ctx context.Context, shard string, typ ktypes.ShardI
 	return out.ShardIterator, nil
 }
 
-// throttled calls call while Kinesis throttles it (kinesisretry.Throttled), logging each throttled call.
+// throttled calls call while Kinesis throttles it (kinesisread.Throttled), logging each throttled call.
 func (r *Replayer) throttled(ctx context.Context, call func() error) error {
-	return kinesisretry.Throttled(ctx, func(attempt int, err error) {
+	return kinesisread.Throttled(ctx, func(attempt int, err error) {
 		r.opts.Logger.Info("stream read throttled, backing off", "attempt", attempt, "error", redrive.Escape(err.Error()))
 	}, call)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
 )
@@ -271,11 +271,8 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 	if o.TableName == "" {
 		errs = append(errs, errors.New("table name is required"))
 	}
-	switch {
-	case math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
-		errs = append(errs, fmt.Errorf("rate %v is not a finite number", o.Rate))
-	case o.Rate < 0:
-		errs = append(errs, fmt.Errorf("rate %v is negative", o.Rate))
+	if err := kinesisread.CheckRate(o.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch size %d is negative", o.BatchSize))

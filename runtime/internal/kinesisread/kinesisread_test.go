@@ -1,14 +1,16 @@
-package kinesisretry_test
+package kinesisread_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisretry"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 )
 
 func TestThrottled(t *testing.T) {
@@ -33,9 +35,9 @@ func TestThrottled(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			calls, heard := 0, 0
-			err := kinesisretry.Throttled(ctx, func(attempt int, err error) {
+			err := kinesisread.Throttled(ctx, func(attempt int, err error) {
 				heard++
-				if attempt != heard || !kinesisretry.IsThrottling(err) {
+				if attempt != heard || !kinesisread.IsThrottling(err) {
 					t.Errorf("onThrottle(%d, %v) after %d", attempt, err, heard-1)
 				}
 				if tt.cancel {
@@ -69,8 +71,45 @@ func TestIsThrottling(t *testing.T) {
 		{errors.New("ProvisionedThroughputExceededException"), false},
 		{nil, false},
 	} {
-		if got := kinesisretry.IsThrottling(tt.err); got != tt.want {
+		if got := kinesisread.IsThrottling(tt.err); got != tt.want {
 			t.Errorf("IsThrottling(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	for _, tt := range []struct {
+		rate  float64
+		limit int32
+		want  int32
+	}{
+		{0, 10000, 10000},       // no cap
+		{-1, 10000, 10000},      // never reaches here (CheckRate), but no negative Limit either
+		{0.2, 10000, 1},         // at least one record a read
+		{2.5, 10000, 3},         // whole records
+		{500, 100, 100},         // the batch size is smaller
+		{3e9, 10000, 10000},     // beyond an int32
+		{1e300, 10000, 10000},   // far beyond
+		{math.NaN(), 100, 100},  // not a number: no cap
+		{math.Inf(1), 100, 100}, // infinite: no cap
+	} {
+		if got := kinesisread.ReadLimit(tt.rate, tt.limit); got != tt.want {
+			t.Errorf("ReadLimit(%v, %d) = %d, want %d", tt.rate, tt.limit, got, tt.want)
+		}
+	}
+}
+
+func TestCheckRate(t *testing.T) {
+	for _, tt := range []struct {
+		rate    float64
+		wantErr string
+	}{
+		{0, ""}, {0.5, ""}, {3e9, ""},
+		{-1, "negative"}, {math.NaN(), "not a finite number"}, {math.Inf(1), "not a finite number"}, {math.Inf(-1), "not a finite number"},
+	} {
+		err := kinesisread.CheckRate(tt.rate)
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("CheckRate(%v) = %v, want %q", tt.rate, err, tt.wantErr)
 		}
 	}
 }

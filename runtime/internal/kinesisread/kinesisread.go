@@ -1,11 +1,12 @@
-// Package kinesisretry retries the operator tools' Kinesis reads (redrive, replay) while Kinesis throttles them:
-// without enhanced fan-out they share each shard's read limits with the live pipeline.
-package kinesisretry
+// Package kinesisread paces the operator tools' Kinesis reads (redrive, replay) and retries them while Kinesis
+// throttles them: without enhanced fan-out they share each shard's read limits with the live pipeline.
+package kinesisread
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -48,4 +49,25 @@ func IsThrottling(err error) bool {
 	var pt *ktypes.ProvisionedThroughputExceededException
 	var le *ktypes.LimitExceededException
 	return errors.As(err, &pt) || errors.As(err, &le)
+}
+
+// ReadLimit returns the GetRecords Limit for reading at most rate records per second: limit, or less when rate is
+// positive and below it (at least 1). Rates are compared as floats: one beyond an int32 (or NaN, or +Inf) never
+// turns into a negative Limit.
+func ReadLimit(rate float64, limit int32) int32 {
+	if rate > 0 && rate < float64(limit) {
+		return int32(max(1, math.Ceil(rate)))
+	}
+	return limit
+}
+
+// CheckRate returns a problem with rate, a records-per-second cap where 0 means none, or nil.
+func CheckRate(rate float64) error {
+	switch {
+	case math.IsNaN(rate) || math.IsInf(rate, 0):
+		return fmt.Errorf("rate %v is not a finite number", rate)
+	case rate < 0:
+		return fmt.Errorf("rate %v is negative", rate)
+	}
+	return nil
 }
