@@ -289,7 +289,8 @@ type KinesisDynamoPipelineProps struct {
 	AlarmsEnabled *bool
 	// DisabledAlarms lists alarms not to create.
 	//
-	// Default: - every alarm of PipelineAlarm is created.
+	// Default: - every alarm of PipelineAlarm that applies is created (TABLE_WRITE_THROTTLES needs capped table writes
+	// or its threshold, SELF_TEST a SelfTestSchedule).
 	DisabledAlarms *[]PipelineAlarm
 	// AlarmAction is notified when an alarm fires and when it recovers, for example an SNS topic action
 	// (awscloudwatchactions.NewSnsAction).
@@ -306,8 +307,9 @@ type KinesisDynamoPipelineProps struct {
 	//
 	// Default: 1 - any record that could not be written.
 	ErrorTableAlarmThreshold *float64
-	// OutputsEnabled adds stack outputs naming the stream, the tables and the on-failure destination, and the
-	// redrive commands (runtime/cmd/redrive) ready to run against them.
+	// OutputsEnabled adds stack outputs naming the stream, the tables and the on-failure destination, the redrive
+	// commands (runtime/cmd/redrive) and the kdp replay command ready to run against them (none with a
+	// ProcessorEntry), and the self-test function (with SelfTestEnabled).
 	//
 	// Default: true.
 	OutputsEnabled *bool

@@ -60,6 +60,7 @@ type pipeline struct {
 // usageError is an error in what the user asked for (exit status 2).
 type usageError struct{ msg string }
 
+// Error returns the usage problem.
 func (e *usageError) Error() string { return e.msg }
 
 // loadStack reads the stack named name from the cloud assembly in dir (manifest.json), following nested assemblies

@@ -143,8 +143,9 @@ type TTLConfig struct {
 	Seconds int64 `json:"seconds"`
 }
 
-// Attribute names the processor writes. Metadata attributes are added to every item of the default transform;
-// error attributes make up the error table's items.
+// Attribute names the processor writes. The metadata attributes Config.Metadata lists (by default only
+// AttrArrivalTime) are added to every item of the default transform; error attributes make up the error table's
+// items.
 const (
 	// ErrorTablePartitionKey is the error table's partition key (S): the failed record's event id, plus
 	// "#<n>" for the n-th user record of a de-aggregated record.
@@ -235,7 +236,7 @@ func (k KeyAttribute) validate(what string) []error {
 	case k.Name == "":
 		errs = append(errs, fmt.Errorf("%s: name is empty", what))
 	case k.Name == AttrPosition:
-		errs = append(errs, fmt.Errorf("%s: name %s is reserved (the processor sets it on every item)", what, AttrPosition))
+		errs = append(errs, fmt.Errorf("%s: name %s is reserved (the processor's position attribute)", what, AttrPosition))
 	case len(k.Name) > maxKeyNameBytes:
 		errs = append(errs, fmt.Errorf("%s: name is %d bytes, more than DynamoDB's %d for a key attribute", what, len(k.Name), maxKeyNameBytes))
 	case !utf8.ValidString(k.Name):

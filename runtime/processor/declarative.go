@@ -58,7 +58,7 @@ func compileTransform(c Config) (*declarative, []error) {
 			owners[k.Name] = [...]string{"the partition key", "the sort key"}[i]
 		}
 	}
-	owners[AttrPosition] = "the reserved position attribute (the processor sets it on every item)"
+	owners[AttrPosition] = "the reserved position attribute (the processor's, see AttrPosition)"
 	for _, m := range d.meta.names() {
 		if _, ok := owners[m]; !ok {
 			owners[m] = "a metadata attribute written on every item (see metadata)"

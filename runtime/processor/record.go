@@ -88,7 +88,8 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// Metadata attributes the default transform adds to every item (strings).
+// Metadata attributes the default transform can add to every item (strings): those Config.Metadata lists, by
+// default only AttrArrivalTime.
 const (
 	// AttrSequenceNumber holds the record's sequence number.
 	AttrSequenceNumber = "_kinesisSequenceNumber"

@@ -103,4 +103,7 @@
 // behind. Idempotency comes from the processor: item keys are deterministic, so a record processed twice (by the
 // pipeline and by a redrive, or by two redrives) rewrites the same item, and every write is conditional on the item's
 // position as described above.
+//
+// A redrive writes data and error items only, never aggregate contributions (processor.Options.SkipAggregates): it
+// runs records out of the stream's order, which the aggregates' fences rely on (see package runtime/aggregate).
 package redrive

@@ -53,4 +53,7 @@
 // Records older than the stream's retention period are gone. A window that starts before now minus the retention
 // (DescribeStreamSummary) is reported (Summary.PastRetention): whatever the stream still holds of it is replayed,
 // but the run is not complete.
+//
+// A replay writes data and error items only, never aggregate contributions (processor.Options.SkipAggregates): it
+// runs records out of the stream's order, which the aggregates' fences rely on (see package runtime/aggregate).
 package replay

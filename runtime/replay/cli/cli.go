@@ -97,6 +97,7 @@ func defaultClients(ctx context.Context, streamRegion string) (clients, error) {
 // stringList is a repeatable flag.
 type stringList []string
 
+// String returns the values, comma-separated (flag.Value).
 func (l *stringList) String() string { return strings.Join(*l, ",") }
 
 // Set adds a value (a comma-separated list adds each).
@@ -256,6 +257,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 // problemsError lists what is wrong with the flags.
 type problemsError string
 
+// Error returns the problems.
 func (e problemsError) Error() string { return string(e) }
 
 // parseTime reads an RFC 3339 time, or a duration before now ("24h"); "" gives the zero time.
