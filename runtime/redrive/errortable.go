@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
@@ -268,7 +269,7 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		res.Outcome, res.Reason = OutcomeInvalid, err.Error()
 		return res
 	}
-	if err := r.limiter.wait(ctx, 1); err != nil {
+	if err := r.limiter.Wait(ctx, 1); err != nil {
 		res.Outcome, res.Reason = OutcomeFailed, err.Error()
 		return res
 	}
@@ -390,7 +391,7 @@ func (r *Redriver) readParts(ctx context.Context, e ErrorEntry) ([]byte, error) 
 				if attempt > 10 {
 					return nil, &partsReadError{fmt.Errorf("read the payload's parts: keys still unprocessed after %d attempts", attempt)}
 				}
-				if err := sleep(ctx, time.Duration(50<<min(attempt, 6))*time.Millisecond); err != nil {
+				if err := kinesisread.Sleep(ctx, time.Duration(50<<min(attempt, 6))*time.Millisecond); err != nil {
 					return nil, &partsReadError{err}
 				}
 			}
@@ -471,18 +472,6 @@ func (r *Redriver) deleteParts(ctx context.Context, e ErrorEntry) error {
 		}
 	}
 	return nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // consistent reports, as an error, how the entry fails to name one record of a Kinesis shard: its id must be

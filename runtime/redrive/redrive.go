@@ -114,7 +114,7 @@ type Redriver struct {
 	opts    Options
 	pin     *StreamRef // Options.StreamARN parsed; nil without it
 	run     *runner
-	limiter limiter
+	limiter kinesisread.Limiter
 	sum     Summary
 	began   time.Time
 }
@@ -158,7 +158,7 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new redriver: %w", err)
 	}
-	r := &Redriver{c: c, opts: o, pin: pin, limiter: limiter{rate: o.Rate, now: o.Now}}
+	r := &Redriver{c: c, opts: o, pin: pin, limiter: kinesisread.Limiter{Rate: o.Rate, Now: o.Now}}
 	run, err := newRunner(c.DB, o)
 	if err != nil {
 		return nil, fmt.Errorf("new redriver: %w", err)
@@ -327,35 +327,4 @@ func (r *Redriver) record(res Result) {
 func (r *Redriver) finish() Summary {
 	r.sum.Elapsed = r.opts.Now().Sub(r.began)
 	return r.sum.clone()
-}
-
-// limiter paces records to a rate. The first records go at once; each call books its records' time.
-type limiter struct {
-	rate float64
-	now  func() time.Time
-	next time.Time
-}
-
-// wait blocks until n more records may go, or ctx is done.
-func (l *limiter) wait(ctx context.Context, n int) error {
-	if l.rate <= 0 || n <= 0 {
-		return ctx.Err()
-	}
-	now := l.now()
-	if l.next.Before(now) {
-		l.next = now
-	}
-	d := l.next.Sub(now)
-	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("rate limit: %w", ctx.Err())
-	case <-t.C:
-		return nil
-	}
 }

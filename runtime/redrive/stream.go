@@ -62,7 +62,7 @@ func (b *batcher) flush(ctx context.Context) error {
 func (b *batcher) flushN(ctx context.Context, n int) error {
 	chunk := b.pending[:n]
 	if !b.paced {
-		if err := b.r.limiter.wait(ctx, n); err != nil {
+		if err := b.r.limiter.Wait(ctx, n); err != nil {
 			return err
 		}
 	}
@@ -244,7 +244,7 @@ func (r *Redriver) readRange(ctx context.Context, ref StreamRef, bi KinesisBatch
 		if len(page) > 0 {
 			empty = 0
 			if pace {
-				if err := r.limiter.wait(ctx, len(page)); err != nil {
+				if err := r.limiter.Wait(ctx, len(page)); err != nil {
 					return fmt.Errorf("%s: %w", where, err)
 				}
 			}

@@ -98,7 +98,7 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 	)
 	for {
 		if wait := r.opts.ReadInterval - r.opts.Now().Sub(lastCall); !lastCall.IsZero() && wait > 0 {
-			if err := sleep(ctx, wait); err != nil {
+			if err := kinesisread.Sleep(ctx, wait); err != nil {
 				return err
 			}
 		}
@@ -143,7 +143,7 @@ func (r *Replayer) readShard(ctx context.Context, shard string, until time.Time,
 		}
 		if len(page) > 0 {
 			empty = 0
-			if err := r.limiter.wait(ctx, len(page)); err != nil {
+			if err := r.limiter.Wait(ctx, len(page)); err != nil {
 				return err
 			}
 			if err := fn(page); err != nil {
@@ -226,42 +226,4 @@ func (r *Replayer) throttled(ctx context.Context, call func() error) error {
 	return kinesisread.Throttled(ctx, func(attempt int, err error) {
 		r.opts.Logger.Info("stream read throttled, backing off", "attempt", attempt, "error", redrive.Escape(err.Error()))
 	}, call)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// limiter paces records to a rate over all shards. The first records go at once; each call books its records' time.
-type limiter struct {
-	mu   sync.Mutex
-	rate float64
-	now  func() time.Time
-	next time.Time
-}
-
-// wait blocks until n more records may go, or ctx is done.
-func (l *limiter) wait(ctx context.Context, n int) error {
-	if l.rate <= 0 || n <= 0 {
-		return ctx.Err()
-	}
-	l.mu.Lock()
-	now := l.now()
-	if l.next.Before(now) {
-		l.next = now
-	}
-	d := l.next.Sub(now)
-	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
-	l.mu.Unlock()
-	if d <= 0 {
-		return ctx.Err()
-	}
-	return sleep(ctx, d)
 }

@@ -217,7 +217,7 @@ type Replayer struct {
 	c       Clients
 	opts    Options
 	ref     redrive.StreamRef
-	limiter *limiter
+	limiter *kinesisread.Limiter
 }
 
 // New returns a Replayer. It sets the defaults, applies optFns in order, then checks the options and builds a
@@ -285,7 +285,7 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 			errs = append(errs, fmt.Errorf("shard %q is not a shard id (shardId- and 12 digits)", s))
 		}
 	}
-	r := &Replayer{c: c, opts: o, ref: ref, limiter: &limiter{rate: o.Rate, now: o.Now}}
+	r := &Replayer{c: c, opts: o, ref: ref, limiter: &kinesisread.Limiter{Rate: o.Rate, Now: o.Now}}
 	if len(errs) == 0 {
 		if _, err := r.newShardProcessor(nil); err != nil {
 			errs = append(errs, err)

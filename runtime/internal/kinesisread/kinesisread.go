@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -70,4 +71,52 @@ func CheckRate(rate float64) error {
 		return fmt.Errorf("rate %v is negative", rate)
 	}
 	return nil
+}
+
+// Limiter paces records to Rate records per second, for any number of goroutines. The first records go at once;
+// each Wait books its records' time. A Rate of 0 or less means no limit.
+type Limiter struct {
+	Rate float64
+	Now  func() time.Time // the clock; nil means time.Now
+
+	mu   sync.Mutex
+	next time.Time
+}
+
+// Wait blocks until n more records may go, or ctx is done.
+func (l *Limiter) Wait(ctx context.Context, n int) error {
+	if l.Rate <= 0 || n <= 0 {
+		return ctx.Err()
+	}
+	now := time.Now
+	if l.Now != nil {
+		now = l.Now
+	}
+	l.mu.Lock()
+	t := now()
+	if l.next.Before(t) {
+		l.next = t
+	}
+	d := l.next.Sub(t)
+	l.next = l.next.Add(time.Duration(float64(n) / l.Rate * float64(time.Second)))
+	l.mu.Unlock()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if err := Sleep(ctx, d); err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	return nil
+}
+
+// Sleep waits d, or until ctx is done (then it returns ctx's error).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -111,5 +112,32 @@ func TestCheckRate(t *testing.T) {
 		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("CheckRate(%v) = %v, want %q", tt.rate, err, tt.wantErr)
 		}
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	l := &kinesisread.Limiter{Rate: 10, Now: func() time.Time { return clock }}
+	ctx := context.Background()
+	if err := l.Wait(ctx, 5); err != nil { // the first records go at once
+		t.Fatalf("first Wait = %v", err)
+	}
+	// 5 records at 10 a second are booked until 0.5 s: the next Wait must wait that long, so a context that ends
+	// sooner stops it.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(short, 1); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "rate limit") {
+		t.Errorf("second Wait = %v, want the deadline, as a rate limit", err)
+	}
+	clock = clock.Add(10 * time.Second) // past every booking: no wait
+	if err := l.Wait(short, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait with an ended context = %v", err)
+	}
+	if err := l.Wait(ctx, 1); err != nil {
+		t.Errorf("Wait after the bookings = %v", err)
+	}
+	none := &kinesisread.Limiter{}
+	if err := none.Wait(ctx, 1000); err != nil {
+		t.Errorf("no rate: Wait = %v", err)
 	}
 }
