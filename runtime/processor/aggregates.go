@@ -28,6 +28,9 @@ const (
 	// MetricAggregateFailures counts aggregate items not updated in the batch: their records are reported for retry
 	// (Count).
 	MetricAggregateFailures = "AggregateFailures"
+	// MetricAggregateRecounted counts records a redrive or replay counted into the aggregates because the
+	// pipeline had not (Options.RecountAggregates) (Count).
+	MetricAggregateRecounted = "AggregateRecounted"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

@@ -88,6 +88,12 @@ type Options struct {
 	// source mapping's order, such as redrive and replay: applying their records could move a fence past records
 	// the pipeline has not applied yet (see runtime/aggregate). Default: false.
 	SkipAggregates bool
+	// RecountAggregates runs the processor as a redrive or replay does: records come outside the event source
+	// mapping's order, so fences are never moved; each stored record is counted only where the aggregate table's
+	// ledger shows the pipeline did not count it (sent to the error table, given up by the mapping, or delivered
+	// and not acknowledged), exactly once (see runtime/aggregate). It needs AggregateTableName like the pipeline.
+	// SkipAggregates wins over it. Default: false.
+	RecountAggregates bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.
