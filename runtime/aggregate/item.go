@@ -190,11 +190,7 @@ func decodeState(item map[string]types.AttributeValue, measures []Measure) (stat
 		if !ok {
 			continue
 		}
-		n, ok := av.(*types.AttributeValueMemberN)
-		if !ok {
-			return nil, fmt.Errorf("measure %s is not a number", m.Name)
-		}
-		v, err := parseDecimal(n.Value)
+		v, err := measureValue(av)
 		if err != nil {
 			return nil, fmt.Errorf("measure %s: %w", m.Name, err)
 		}

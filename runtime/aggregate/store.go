@@ -184,11 +184,7 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution) Result {
 			if st[i] == nil {
 				continue
 			}
-			if err := st[i].check(); err != nil {
-				res.Err = fmt.Errorf("aggregate item %q/%q: measure %s %w", first.Key, first.Shard, m.Name, err)
-				return res
-			}
-			item[m.Name] = &types.AttributeValueMemberN{Value: st[i].String()}
+			item[m.Name] = measureAttr(st[i])
 		}
 		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
 			ExpressionAttributeNames: map[string]string{"#f": AttrFence}}
