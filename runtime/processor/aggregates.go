@@ -359,6 +359,8 @@ func measureNumber(v any) (*aggr.Number, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
+	case *aggr.Number: // an aggregate expression's exact result, checked
+		return x, nil
 	case json.Number:
 		return aggr.ParseNumber(string(x))
 	case int:

@@ -150,19 +150,24 @@ func (d *declarative) transform(ctx context.Context, r *Record) ([]Item, error) 
 
 // fillEnv sets the variables of r's expressions.
 func (d *declarative) fillEnv(ctx context.Context, st *exprState, r *Record) {
+	d.fillEnvWith(ctx, st, r, toExprValue)
+}
+
+// fillEnvWith sets the variables of r's expressions, converting payload values with conv.
+func (d *declarative) fillEnvWith(ctx context.Context, st *exprState, r *Record, conv func(any) any) {
 	if d.allVars {
 		for k, v := range r.Data {
-			st.env[k] = toExprValue(v)
+			st.env[k] = conv(v)
 		}
 	} else {
 		for _, name := range d.vars {
 			if v, ok := r.Data[name]; ok {
-				st.env[name] = toExprValue(v)
+				st.env[name] = conv(v)
 			}
 		}
 	}
 	if d.payload {
-		st.env[exprPayloadVar] = toExprValue(r.Data)
+		st.env[exprPayloadVar] = conv(r.Data)
 	}
 	st.rec = exprRecord{
 		EventID:        r.EventID,

@@ -1,0 +1,405 @@
+//go:build !kdp_noexpr
+
+package processor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// decimal is an exact decimal number, coef × 10^exp, with no trailing zeros in coef (zero has exp 0): the value of
+// every number an aggregate expression computes (see exactPatcher). Immutable once made.
+type decimal struct {
+	coef big.Int
+	exp  int
+}
+
+// Bounds of the numbers aggregate expressions compute with. DynamoDB's numbers have 38 significant digits and
+// magnitudes from 1E-130 to 1E+126, so a sum or product of two of them needs at most a few hundred digits; the bounds
+// only stop a record (1e99999 + 1, x ** 100000) from costing megabytes.
+const (
+	maxDecimalDigits = 1000
+	maxDecimalExp    = 100_000
+)
+
+var errDecimalSize = fmt.Errorf("needs more than %d digits (or an exponent beyond ±%d) to compute exactly", maxDecimalDigits, maxDecimalExp)
+
+var (
+	bigTen  = big.NewInt(10)
+	bigFive = big.NewInt(5)
+	bigOne  = big.NewInt(1)
+)
+
+// newDecimal returns coef × 10^exp, normalized, or errDecimalSize when out of the bounds.
+func newDecimal(coef *big.Int, exp int) (*decimal, error) {
+	d := &decimal{exp: exp}
+	d.coef.Set(coef)
+	if d.coef.Sign() == 0 {
+		d.exp = 0
+		return d, nil
+	}
+	var q, r big.Int
+	for d.coef.Bit(0) == 0 { // a multiple of 10 is even
+		q.QuoRem(&d.coef, bigTen, &r)
+		if r.Sign() != 0 {
+			break
+		}
+		d.coef.Set(&q)
+		d.exp++
+	}
+	if digitsBound(&d.coef) > maxDecimalDigits+1 || d.exp > maxDecimalExp || d.exp < -maxDecimalExp {
+		return nil, errDecimalSize
+	}
+	return d, nil
+}
+
+// digitsBound is an upper bound of x's decimal digits (at most one more than the count).
+func digitsBound(x *big.Int) int { return x.BitLen()*30103/100000 + 1 }
+
+// digits is the number of decimal digits of d's coefficient (0 for zero).
+func (d *decimal) digits() int {
+	if d.coef.Sign() == 0 {
+		return 0
+	}
+	return len(strings.TrimPrefix(d.coef.String(), "-"))
+}
+
+// parseExactNumber parses a JSON number or an expression's float literal ("12", "-0.5", "1.5e3", ".5", "1_000.5")
+// exactly.
+func parseExactNumber(s string) (*decimal, error) {
+	bad := fmt.Errorf("%q is not a decimal number", s)
+	mant, expText, hasExp := strings.Cut(strings.ReplaceAll(strings.ToLower(s), "_", ""), "e")
+	exp := 0
+	if hasExp {
+		e, err := strconv.Atoi(expText)
+		if err != nil && !errors.Is(err, strconv.ErrRange) || expText == "" {
+			return nil, bad
+		}
+		if err != nil || e > maxDecimalExp || e < -maxDecimalExp {
+			return nil, errDecimalSize
+		}
+		exp = e
+	}
+	neg := strings.HasPrefix(mant, "-")
+	mant = strings.TrimPrefix(strings.TrimPrefix(mant, "-"), "+")
+	whole, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(whole+frac, "0")
+	if whole+frac == "" || strings.Trim(whole+frac, "0123456789") != "" {
+		return nil, bad
+	}
+	if len(digits) > maxDecimalDigits {
+		return nil, errDecimalSize
+	}
+	var coef big.Int
+	if digits != "" {
+		coef.SetString(digits, 10)
+	}
+	if neg {
+		coef.Neg(&coef)
+	}
+	return newDecimal(&coef, exp-len(frac))
+}
+
+// String formats d as a decimal: plain digits for moderate exponents, else with an exponent ("1E+200", "5E-50").
+// String is what fmt (and so expr's string()) shows.
+func (d *decimal) String() string {
+	if d.coef.Sign() == 0 {
+		return "0"
+	}
+	digits := d.coef.String()
+	sign := ""
+	if strings.HasPrefix(digits, "-") {
+		sign, digits = "-", digits[1:]
+	}
+	switch {
+	case d.exp >= 0 && d.exp <= 20:
+		return sign + digits + strings.Repeat("0", d.exp)
+	case d.exp < 0 && -d.exp <= 40:
+		k := -d.exp
+		if k >= len(digits) {
+			return sign + "0." + strings.Repeat("0", k-len(digits)) + digits
+		}
+		return sign + digits[:len(digits)-k] + "." + digits[len(digits)-k:]
+	case d.exp > 0:
+		return sign + digits + "E+" + strconv.Itoa(d.exp)
+	}
+	return sign + digits + "E" + strconv.Itoa(d.exp)
+}
+
+// MarshalJSON writes d as a JSON number (for expr's toJSON).
+func (d *decimal) MarshalJSON() ([]byte, error) { return []byte(d.String()), nil }
+
+// asDecimal returns v's exact value when v is a number: a *decimal, a json.Number (a payload number), an integer or
+// a float64 (a builtin's result, read as its shortest decimal form, as the processor stores float64 values: 0.1 is
+// 0.1). ok is false for anything else (strings, times, durations, nil, ...).
+func asDecimal(v any) (d *decimal, ok bool, err error) {
+	switch x := v.(type) {
+	case *decimal:
+		return x, true, nil
+	case json.Number:
+		d, err := parseExactNumber(string(x))
+		return d, true, err
+	case int:
+		return decimalInt(new(big.Int).SetInt64(int64(x)))
+	case int8:
+		return decimalInt(new(big.Int).SetInt64(int64(x)))
+	case int16:
+		return decimalInt(new(big.Int).SetInt64(int64(x)))
+	case int32:
+		return decimalInt(new(big.Int).SetInt64(int64(x)))
+	case int64:
+		return decimalInt(new(big.Int).SetInt64(x))
+	case uint:
+		return decimalInt(new(big.Int).SetUint64(uint64(x)))
+	case uint8:
+		return decimalInt(new(big.Int).SetUint64(uint64(x)))
+	case uint16:
+		return decimalInt(new(big.Int).SetUint64(uint64(x)))
+	case uint32:
+		return decimalInt(new(big.Int).SetUint64(uint64(x)))
+	case uint64:
+		return decimalInt(new(big.Int).SetUint64(x))
+	case float32:
+		return decimalFloat(float64(x), 32)
+	case float64:
+		return decimalFloat(x, 64)
+	}
+	return nil, false, nil
+}
+
+func decimalInt(i *big.Int) (*decimal, bool, error) {
+	d, err := newDecimal(i, 0)
+	return d, true, err
+}
+
+func decimalFloat(f float64, bits int) (*decimal, bool, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, true, fmt.Errorf("%v is not a finite number", f)
+	}
+	d, err := parseExactNumber(strconv.FormatFloat(f, 'g', -1, bits))
+	return d, true, err
+}
+
+// align returns a's and b's coefficients scaled to their smaller exponent, and that exponent.
+func align(a, b *decimal) (x, y *big.Int, exp int, err error) {
+	lo := min(a.exp, b.exp)
+	scale := func(d *decimal) (*big.Int, error) {
+		n := d.exp - lo
+		if n == 0 {
+			return &d.coef, nil
+		}
+		if digitsBound(&d.coef)+n > maxDecimalDigits+1 {
+			return nil, errDecimalSize
+		}
+		p := new(big.Int).Exp(bigTen, big.NewInt(int64(n)), nil)
+		return p.Mul(p, &d.coef), nil
+	}
+	if x, err = scale(a); err != nil {
+		return nil, nil, 0, err
+	}
+	if y, err = scale(b); err != nil {
+		return nil, nil, 0, err
+	}
+	return x, y, lo, nil
+}
+
+func decAdd(a, b *decimal) (*decimal, error) {
+	x, y, exp, err := align(a, b)
+	if err != nil {
+		return nil, err
+	}
+	return newDecimal(new(big.Int).Add(x, y), exp)
+}
+
+func decSub(a, b *decimal) (*decimal, error) {
+	x, y, exp, err := align(a, b)
+	if err != nil {
+		return nil, err
+	}
+	return newDecimal(new(big.Int).Sub(x, y), exp)
+}
+
+func decMul(a, b *decimal) (*decimal, error) {
+	if digitsBound(&a.coef)+digitsBound(&b.coef) > 2*maxDecimalDigits+2 {
+		return nil, errDecimalSize
+	}
+	return newDecimal(new(big.Int).Mul(&a.coef, &b.coef), a.exp+b.exp)
+}
+
+func decNeg(a *decimal) *decimal {
+	out := &decimal{exp: a.exp}
+	out.coef.Neg(&a.coef)
+	return out
+}
+
+var errDivZero = errors.New("division by zero")
+
+// decQuo returns a / b exactly: an error when b is zero or the quotient has no finite decimal form (1/3).
+func decQuo(a, b *decimal) (*decimal, error) {
+	if b.coef.Sign() == 0 {
+		return nil, errDivZero
+	}
+	if a.coef.Sign() == 0 {
+		return &decimal{}, nil
+	}
+	num, den := new(big.Int).Set(&a.coef), new(big.Int).Abs(&b.coef)
+	g := new(big.Int).GCD(nil, nil, new(big.Int).Abs(num), den)
+	num.Quo(num, g)
+	den.Quo(den, g)
+	// The quotient is a finite decimal iff den is 2^t2 × 5^t5; then num/den = num × 2^(k-t2) × 5^(k-t5) / 10^k.
+	t2 := int(den.TrailingZeroBits())
+	den.Rsh(den, uint(t2))
+	t5 := 0
+	var q, r big.Int
+	for den.Cmp(bigOne) != 0 {
+		q.QuoRem(den, bigFive, &r)
+		if r.Sign() != 0 {
+			return nil, fmt.Errorf("%s / %s has no finite decimal form", a, b)
+		}
+		den.Set(&q)
+		t5++
+	}
+	k := max(t2, t5)
+	num.Lsh(num, uint(k-t2))
+	num.Mul(num, new(big.Int).Exp(bigFive, big.NewInt(int64(k-t5)), nil))
+	if b.coef.Sign() < 0 {
+		num.Neg(num)
+	}
+	return newDecimal(num, a.exp-b.exp-k)
+}
+
+// decMod returns a % b exactly, truncated as Go's % and math.Mod are (the sign of a): 7 % 3 = 1, -7.5 % 2 = -1.5.
+func decMod(a, b *decimal) (*decimal, error) {
+	if b.coef.Sign() == 0 {
+		return nil, errDivZero
+	}
+	x, y, exp, err := align(a, b)
+	if err != nil {
+		return nil, err
+	}
+	return newDecimal(new(big.Int).Rem(x, y), exp)
+}
+
+// decPow returns a ** b exactly for an integral b (a negative b divides: 2 ** -2 = 0.25, 3 ** -1 fails).
+func decPow(a, b *decimal) (*decimal, error) {
+	if b.exp < 0 {
+		return nil, fmt.Errorf("%s ** %s: an exact power needs an integral exponent", a, b)
+	}
+	if b.coef.Sign() == 0 {
+		return newDecimal(bigOne, 0)
+	}
+	if a.coef.Sign() == 0 {
+		if b.coef.Sign() < 0 {
+			return nil, errDivZero
+		}
+		return &decimal{}, nil
+	}
+	nb, _, _, err := align(b, &decimal{}) // b's integral value
+	if err != nil || !nb.IsInt64() {
+		return nil, errDecimalSize
+	}
+	n := nb.Int64()
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	if n > maxDecimalExp || int64(new(big.Int).Abs(&a.coef).BitLen()-1)*n > maxDecimalDigits*34/10 || int64(a.exp)*n > maxDecimalExp || int64(a.exp)*n < -maxDecimalExp {
+		return nil, errDecimalSize
+	}
+	p, err := newDecimal(new(big.Int).Exp(&a.coef, big.NewInt(n), nil), a.exp*int(n))
+	if err != nil || !neg {
+		return p, err
+	}
+	one, err := newDecimal(bigOne, 0)
+	if err != nil {
+		return nil, err
+	}
+	return decQuo(one, p)
+}
+
+// decCmp compares a and b: -1, 0 or +1. It never fails: magnitudes too far apart to align compare by their leading
+// digit's exponent.
+func decCmp(a, b *decimal) int {
+	sa, sb := a.coef.Sign(), b.coef.Sign()
+	if sa != sb || sa == 0 {
+		return cmpInt(sa, sb)
+	}
+	la, lb := a.exp+a.digits(), b.exp+b.digits() // the exponent after the leading digit
+	if la != lb {
+		if la > lb {
+			return sa
+		}
+		return -sa
+	}
+	x, y, _, err := align(a, b)
+	if err != nil { // cannot happen: equal leading exponents keep the scaling within the bounds
+		return 0
+	}
+	return x.Cmp(y)
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// toNative converts a value for expr's own functions and operators, which compute in int and float64: numbers
+// (deeply, in arrays and objects) become an int, or a float64 when not integral or beyond int64, only when that
+// holds the exact value; otherwise an error, never a rounded value.
+func toNative(v any) (any, error) {
+	switch x := v.(type) {
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			n, err := toNative(e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			n, err := toNative(e)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = n
+		}
+		return out, nil
+	case *decimal, json.Number:
+		d, _, err := asDecimal(v)
+		if err != nil {
+			return nil, err
+		}
+		return nativeNumber(d)
+	}
+	return v, nil
+}
+
+func nativeNumber(d *decimal) (any, error) {
+	if d.exp >= 0 && d.digits()+d.exp <= 19 {
+		i := new(big.Int).Exp(bigTen, big.NewInt(int64(d.exp)), nil)
+		if i.Mul(i, &d.coef); i.IsInt64() {
+			return int(i.Int64()), nil
+		}
+	}
+	f, err := strconv.ParseFloat(d.String(), 64)
+	if err == nil {
+		if back, _, err := decimalFloat(f, 64); err == nil && decCmp(back, d) == 0 {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("the number %s has no exact int or float64 form, which expr's functions compute with", d)
+}
