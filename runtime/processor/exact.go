@@ -106,7 +106,6 @@ func parseExactNumber(s string) (*decimal, error) {
 }
 
 // String formats d as a decimal: plain digits for moderate exponents, else with an exponent ("1E+200", "5E-50").
-// String is what fmt (and so expr's string()) shows.
 func (d *decimal) String() string {
 	if d.coef.Sign() == 0 {
 		return "0"
@@ -130,9 +129,6 @@ func (d *decimal) String() string {
 	}
 	return sign + digits + "E" + strconv.Itoa(d.exp)
 }
-
-// MarshalJSON writes d as a JSON number (for expr's toJSON).
-func (d *decimal) MarshalJSON() ([]byte, error) { return []byte(d.String()), nil }
 
 // asDecimal returns v's exact value when v is a number: a *decimal, a json.Number (a payload number), an integer or
 // a float64 (a builtin's result, read as its shortest decimal form, as the processor stores float64 values: 0.1 is

@@ -3,7 +3,10 @@
 package processor
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,6 +38,11 @@ const (
 	exactGe     = "$kdpGe"
 	exactIn     = "$kdpIn"
 	exactNative = "$kdpNative"
+	exactScalar = "$kdpScalar"
+	exactText   = "$kdpText"
+	exactSum    = "$kdpSum"
+	exactMean   = "$kdpMean"
+	exactMedian = "$kdpMedian"
 )
 
 // exactBinary maps expr's binary operators to the exact functions.
@@ -43,10 +51,21 @@ var exactBinary = map[string]string{
 	"==": exactEq, "!=": exactNe, "<": exactLt, "<=": exactLe, ">": exactGt, ">=": exactGe, "in": exactIn,
 }
 
-// nativeArgs lists expr builtins whose arguments are passed as they are: they format, count or pick values without
-// computing with them (string() and toJSON() write a decimal exactly).
-var nativeArgs = map[string]bool{"len": true, "string": true, "toJSON": true, "keys": true, "values": true,
-	"first": true, "last": true}
+// How the arguments of expr's builtins are passed (exactPatcher): builtins not listed get every argument converted
+// by toNative (deeply); those listed as scalarArgs only numbers passed directly (an index, a count: the arrays they
+// take pass as they are, their elements reach predicates and operators, which are exact); those listed as textArgs
+// get computed numbers as json.Number (they write it exactly; expr dereferences pointers passed to builtins, so a
+// *decimal cannot pass). sum, mean and median are replaced by exact ones.
+var (
+	textArgs   = map[string]bool{"string": true, "toJSON": true}
+	scalarArgs = map[string]bool{"len": true, "keys": true, "values": true, "first": true, "last": true, "get": true,
+		"take": true, "reverse": true, "concat": true, "flatten": true, "toPairs": true, "fromPairs": true,
+		"filter": true, "map": true, "reduce": true, "all": true, "any": true, "none": true, "one": true, "count": true,
+		"find": true, "findIndex": true, "findLast": true, "findLastIndex": true}
+	// keyPredicates are the builtins whose predicate gives keys that expr's code compares or hashes.
+	keyPredicates = map[string]bool{"sortBy": true, "groupBy": true}
+	exactBuiltins = map[string]string{"sum": exactSum, "mean": exactMean, "median": exactMedian}
+)
 
 // exactOptions are the compile options that make an expression (of source src) exact: the patcher and its functions.
 func exactOptions(src string) []expr.Option {
@@ -129,7 +148,99 @@ func exactOptions(src string) []expr.Option {
 			}
 			return v, nil
 		}, new(func(any, string) any)),
+		expr.Function(exactScalar, func(params ...any) (any, error) {
+			switch params[0].(type) {
+			case []any, map[string]any:
+				return params[0], nil
+			}
+			v, err := toNative(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", params[1], err)
+			}
+			return v, nil
+		}, new(func(any, string) any)),
+		expr.Function(exactText, func(params ...any) (any, error) {
+			return decimalsAsText(params[0]), nil
+		}, new(func(any, string) any)),
+		expr.Function(exactSum, func(params ...any) (any, error) {
+			nums, err := numbersOf("sum()", params[:1])
+			if err != nil {
+				return nil, err
+			}
+			return sumOf(nums)
+		}),
+		expr.Function(exactMean, func(params ...any) (any, error) {
+			nums, err := numbersOf("mean()", params)
+			if err != nil || len(nums) == 0 {
+				return 0.0, err
+			}
+			sum, err := sumOf(nums)
+			if err != nil {
+				return nil, err
+			}
+			n, _, _ := asDecimal(len(nums))
+			q, err := decQuo(sum, n)
+			if err != nil {
+				return nil, fmt.Errorf("mean(): %w", err)
+			}
+			return q, nil
+		}),
+		expr.Function(exactMedian, func(params ...any) (any, error) {
+			nums, err := numbersOf("median()", params)
+			if err != nil || len(nums) == 0 {
+				return 0.0, err
+			}
+			slices.SortFunc(nums, decCmp)
+			if len(nums)%2 == 1 {
+				return nums[len(nums)/2], nil
+			}
+			sum, err := decAdd(nums[len(nums)/2-1], nums[len(nums)/2])
+			if err != nil {
+				return nil, err
+			}
+			two, _, _ := asDecimal(2)
+			return decQuo(sum, two)
+		}),
 	}
+}
+
+// numbersOf collects the numbers in args, arrays flattened (as expr's mean and median take them).
+func numbersOf(fn string, args []any) ([]*decimal, error) {
+	var out []*decimal
+	for _, a := range args {
+		if v := reflect.ValueOf(a); a != nil && (v.Kind() == reflect.Slice || v.Kind() == reflect.Array) {
+			elems := make([]any, v.Len())
+			for i := range elems {
+				elems[i] = v.Index(i).Interface()
+			}
+			more, err := numbersOf(fn, elems)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+			continue
+		}
+		d, ok, err := asDecimal(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s: %s is not a number", fn, describeValue(a))
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func sumOf(nums []*decimal) (*decimal, error) {
+	sum := &decimal{}
+	for _, d := range nums {
+		var err error
+		if sum, err = decAdd(sum, d); err != nil {
+			return nil, err
+		}
+	}
+	return sum, nil
 }
 
 func firstErr(errs ...error) error {
@@ -164,32 +275,51 @@ func (p *exactPatcher) Visit(node *ast.Node) {
 		if fn, ok := exactBinary[n.Operator]; ok {
 			ast.Patch(node, call(fn, n.Left, n.Right))
 		} else if n.Operator == ".." {
-			n.Left, n.Right = native(n.Left, ".."), native(n.Right, "..")
+			n.Left, n.Right = wrap(exactScalar, n.Left, ".."), wrap(exactScalar, n.Right, "..")
 		}
 	case *ast.UnaryNode:
 		if n.Operator == "-" {
 			ast.Patch(node, call(exactNeg, n.Node))
 		}
 	case *ast.BuiltinNode:
-		if nativeArgs[n.Name] {
-			return
-		}
-		for i, a := range n.Arguments {
-			if pred, ok := a.(*ast.PredicateNode); ok {
-				pred.Node = native(pred.Node, n.Name+"()")
-				continue
-			}
-			n.Arguments[i] = native(a, n.Name+"()")
-		}
+		p.builtin(node, n)
 	case *ast.MemberNode:
-		n.Property = native(n.Property, "an index")
+		n.Property = wrap(exactScalar, n.Property, "an index")
 	case *ast.SliceNode:
 		if n.From != nil {
-			n.From = native(n.From, "a slice")
+			n.From = wrap(exactScalar, n.From, "a slice")
 		}
 		if n.To != nil {
-			n.To = native(n.To, "a slice")
+			n.To = wrap(exactScalar, n.To, "a slice")
 		}
+	}
+}
+
+// builtin rewrites a call of one of expr's builtins (see rawArgs).
+func (p *exactPatcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
+	if fn, ok := exactBuiltins[n.Name]; ok {
+		args := n.Arguments
+		if len(args) == 2 && n.Name == "sum" { // sum(array, predicate) is the sum of map(array, predicate)
+			args = []ast.Node{&ast.BuiltinNode{Name: "map", Arguments: args}}
+		}
+		ast.Patch(node, call(fn, args...))
+		return
+	}
+	fn := exactNative
+	switch {
+	case textArgs[n.Name]:
+		fn = exactText
+	case scalarArgs[n.Name]:
+		fn = exactScalar
+	}
+	for i, a := range n.Arguments {
+		if pred, ok := a.(*ast.PredicateNode); ok {
+			if keyPredicates[n.Name] {
+				pred.Node = wrap(exactNative, pred.Node, n.Name+"()")
+			}
+			continue
+		}
+		n.Arguments[i] = wrap(fn, a, n.Name+"()")
 	}
 }
 
@@ -214,13 +344,35 @@ func call(name string, args ...ast.Node) *ast.CallNode {
 	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: args}
 }
 
-// native wraps a value passed to expr's own code in a call of toNative; constants that are not decimals stay.
-func native(n ast.Node, what string) ast.Node {
+// wrap passes a value to expr's own code through fn (exactNative or exactScalar); constants that are not decimals
+// pass as they are.
+func wrap(fn string, n ast.Node, what string) ast.Node {
 	switch n.(type) {
 	case *ast.StringNode, *ast.IntegerNode, *ast.BoolNode, *ast.NilNode:
 		return n
 	}
-	out := call(exactNative, n, &ast.StringNode{Value: what})
+	out := call(fn, n, &ast.StringNode{Value: what})
 	out.SetLocation(n.Location())
 	return out
+}
+
+// decimalsAsText replaces the computed numbers in v (deeply) by their exact text, as json.Number.
+func decimalsAsText(v any) any {
+	switch x := v.(type) {
+	case *decimal:
+		return json.Number(x.String())
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = decimalsAsText(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = decimalsAsText(e)
+		}
+		return out
+	}
+	return v
 }
