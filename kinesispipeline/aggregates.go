@@ -38,7 +38,8 @@ type AggregateProps struct {
 	//
 	// Default: - none: one group.
 	GroupBy *[]*string
-	// GroupByExpressions adds groups computed by expressions (as in Transform.Computed), after GroupBy.
+	// GroupByExpressions adds groups computed by expressions (as in Transform.Computed, but with exact numbers, as
+	// a measure's Expression), after GroupBy.
 	//
 	// Default: - none.
 	GroupByExpressions *[]*string
@@ -71,9 +72,9 @@ type AggregateMeasure struct {
 	//
 	// Default: - none.
 	Path *string
-	// Expression computes the number a sum, min or max reads (as Transform.Computed's expressions). Expressions
-	// compute in float64 and int64, so their numbers are not exact: a value beyond 15-17 significant digits is
-	// rounded and int64 arithmetic wraps. Use Path where a measure must be exact.
+	// Expression computes the number a sum, min or max reads (as Transform.Computed's expressions, but exact:
+	// numbers are exact decimals; a value DynamoDB cannot hold, a quotient with no finite decimal form (1 / 3) or a
+	// number expr's functions cannot take exactly sends the record to the error table, never a rounded value).
 	//
 	// Default: - none.
 	Expression *string

@@ -62,7 +62,8 @@ type AggregateConfig struct {
 type AggregateValue struct {
 	// Path is a dot-separated payload path.
 	Path string `json:"path,omitempty"`
-	// Expression is an expression, seeing what Transform's expressions see.
+	// Expression is an expression, seeing what Transform's expressions see, with exact numbers (exact decimals; a
+	// value DynamoDB cannot hold, or a quotient with no finite decimal form, fails the record, never rounded).
 	Expression string `json:"expression,omitempty"`
 }
 
