@@ -41,7 +41,7 @@ func compileAggExpr(src string) (valueFn, error) {
 		if err != nil {
 			return nil, reason("expression failed", fmt.Sprintf("expression %q: %s", src, oneLine(err)))
 		}
-		if x, ok := out.(*decimal); ok {
+		if x, ok := out.(decimal); ok {
 			n, err := aggr.ParseNumber(x.String())
 			if err != nil {
 				return nil, reason("expression value not storable", fmt.Sprintf("expression %q: its value %s", src, err))

@@ -13,11 +13,15 @@ import (
 )
 
 // decimal is an exact decimal number, coef × 10^exp, with no trailing zeros in coef (zero has exp 0): the value of
-// every number an aggregate expression computes (see exactPatcher). Immutable once made.
+// every number an aggregate expression computes (see exactPatcher). A value, not a pointer: expr dereferences
+// pointers in places (array literals, ??), which would copy a struct holding a big.Int.
 type decimal struct {
-	coef big.Int
+	coef *big.Int // never nil, never modified
 	exp  int
 }
+
+// zeroDecimal is 0.
+var zeroDecimal = decimal{coef: new(big.Int)}
 
 // Bounds of the numbers aggregate expressions compute with. DynamoDB's numbers have 38 significant digits and
 // magnitudes from 1E-130 to 1E+126, so a sum or product of two of them needs at most a few hundred digits; the bounds
@@ -36,24 +40,22 @@ var (
 )
 
 // newDecimal returns coef × 10^exp, normalized, or errDecimalSize when out of the bounds.
-func newDecimal(coef *big.Int, exp int) (*decimal, error) {
-	d := &decimal{exp: exp}
-	d.coef.Set(coef)
+func newDecimal(coef *big.Int, exp int) (decimal, error) {
+	d := decimal{coef: new(big.Int).Set(coef), exp: exp}
 	if d.coef.Sign() == 0 {
-		d.exp = 0
-		return d, nil
+		return zeroDecimal, nil
 	}
 	var q, r big.Int
 	for d.coef.Bit(0) == 0 { // a multiple of 10 is even
-		q.QuoRem(&d.coef, bigTen, &r)
+		q.QuoRem(d.coef, bigTen, &r)
 		if r.Sign() != 0 {
 			break
 		}
 		d.coef.Set(&q)
 		d.exp++
 	}
-	if digitsBound(&d.coef) > maxDecimalDigits+1 || d.exp > maxDecimalExp || d.exp < -maxDecimalExp {
-		return nil, errDecimalSize
+	if digitsBound(d.coef) > maxDecimalDigits+1 || d.exp > maxDecimalExp || d.exp < -maxDecimalExp {
+		return decimal{}, errDecimalSize
 	}
 	return d, nil
 }
@@ -62,7 +64,7 @@ func newDecimal(coef *big.Int, exp int) (*decimal, error) {
 func digitsBound(x *big.Int) int { return x.BitLen()*30103/100000 + 1 }
 
 // digits is the number of decimal digits of d's coefficient (0 for zero).
-func (d *decimal) digits() int {
+func (d decimal) digits() int {
 	if d.coef.Sign() == 0 {
 		return 0
 	}
@@ -71,17 +73,17 @@ func (d *decimal) digits() int {
 
 // parseExactNumber parses a JSON number or an expression's float literal ("12", "-0.5", "1.5e3", ".5", "1_000.5")
 // exactly.
-func parseExactNumber(s string) (*decimal, error) {
+func parseExactNumber(s string) (decimal, error) {
 	bad := fmt.Errorf("%q is not a decimal number", s)
 	mant, expText, hasExp := strings.Cut(strings.ReplaceAll(strings.ToLower(s), "_", ""), "e")
 	exp := 0
 	if hasExp {
 		e, err := strconv.Atoi(expText)
 		if err != nil && !errors.Is(err, strconv.ErrRange) || expText == "" {
-			return nil, bad
+			return decimal{}, bad
 		}
 		if err != nil || e > maxDecimalExp || e < -maxDecimalExp {
-			return nil, errDecimalSize
+			return decimal{}, errDecimalSize
 		}
 		exp = e
 	}
@@ -90,10 +92,10 @@ func parseExactNumber(s string) (*decimal, error) {
 	whole, frac, _ := strings.Cut(mant, ".")
 	digits := strings.TrimLeft(whole+frac, "0")
 	if whole+frac == "" || strings.Trim(whole+frac, "0123456789") != "" {
-		return nil, bad
+		return decimal{}, bad
 	}
 	if len(digits) > maxDecimalDigits {
-		return nil, errDecimalSize
+		return decimal{}, errDecimalSize
 	}
 	var coef big.Int
 	if digits != "" {
@@ -106,7 +108,7 @@ func parseExactNumber(s string) (*decimal, error) {
 }
 
 // String formats d as a decimal: plain digits for moderate exponents, else with an exponent ("1E+200", "5E-50").
-func (d *decimal) String() string {
+func (d decimal) String() string {
 	if d.coef.Sign() == 0 {
 		return "0"
 	}
@@ -130,12 +132,12 @@ func (d *decimal) String() string {
 	return sign + digits + "E" + strconv.Itoa(d.exp)
 }
 
-// asDecimal returns v's exact value when v is a number: a *decimal, a json.Number (a payload number), an integer or
+// asDecimal returns v's exact value when v is a number: a decimal, a json.Number (a payload number), an integer or
 // a float64 (a builtin's result, read as its shortest decimal form, as the processor stores float64 values: 0.1 is
 // 0.1). ok is false for anything else (strings, times, durations, nil, ...).
-func asDecimal(v any) (d *decimal, ok bool, err error) {
+func asDecimal(v any) (d decimal, ok bool, err error) {
 	switch x := v.(type) {
-	case *decimal:
+	case decimal:
 		return x, true, nil
 	case json.Number:
 		d, err := parseExactNumber(string(x))
@@ -165,35 +167,35 @@ func asDecimal(v any) (d *decimal, ok bool, err error) {
 	case float64:
 		return decimalFloat(x, 64)
 	}
-	return nil, false, nil
+	return decimal{}, false, nil
 }
 
-func decimalInt(i *big.Int) (*decimal, bool, error) {
+func decimalInt(i *big.Int) (decimal, bool, error) {
 	d, err := newDecimal(i, 0)
 	return d, true, err
 }
 
-func decimalFloat(f float64, bits int) (*decimal, bool, error) {
+func decimalFloat(f float64, bits int) (decimal, bool, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, true, fmt.Errorf("%v is not a finite number", f)
+		return decimal{}, true, fmt.Errorf("%v is not a finite number", f)
 	}
 	d, err := parseExactNumber(strconv.FormatFloat(f, 'g', -1, bits))
 	return d, true, err
 }
 
 // align returns a's and b's coefficients scaled to their smaller exponent, and that exponent.
-func align(a, b *decimal) (x, y *big.Int, exp int, err error) {
+func align(a, b decimal) (x, y *big.Int, exp int, err error) {
 	lo := min(a.exp, b.exp)
-	scale := func(d *decimal) (*big.Int, error) {
+	scale := func(d decimal) (*big.Int, error) {
 		n := d.exp - lo
 		if n == 0 {
-			return &d.coef, nil
+			return d.coef, nil
 		}
-		if digitsBound(&d.coef)+n > maxDecimalDigits+1 {
+		if digitsBound(d.coef)+n > maxDecimalDigits+1 {
 			return nil, errDecimalSize
 		}
 		p := new(big.Int).Exp(bigTen, big.NewInt(int64(n)), nil)
-		return p.Mul(p, &d.coef), nil
+		return p.Mul(p, d.coef), nil
 	}
 	if x, err = scale(a); err != nil {
 		return nil, nil, 0, err
@@ -204,46 +206,42 @@ func align(a, b *decimal) (x, y *big.Int, exp int, err error) {
 	return x, y, lo, nil
 }
 
-func decAdd(a, b *decimal) (*decimal, error) {
+func decAdd(a, b decimal) (decimal, error) {
 	x, y, exp, err := align(a, b)
 	if err != nil {
-		return nil, err
+		return decimal{}, err
 	}
 	return newDecimal(new(big.Int).Add(x, y), exp)
 }
 
-func decSub(a, b *decimal) (*decimal, error) {
+func decSub(a, b decimal) (decimal, error) {
 	x, y, exp, err := align(a, b)
 	if err != nil {
-		return nil, err
+		return decimal{}, err
 	}
 	return newDecimal(new(big.Int).Sub(x, y), exp)
 }
 
-func decMul(a, b *decimal) (*decimal, error) {
-	if digitsBound(&a.coef)+digitsBound(&b.coef) > 2*maxDecimalDigits+2 {
-		return nil, errDecimalSize
+func decMul(a, b decimal) (decimal, error) {
+	if digitsBound(a.coef)+digitsBound(b.coef) > 2*maxDecimalDigits+2 {
+		return decimal{}, errDecimalSize
 	}
-	return newDecimal(new(big.Int).Mul(&a.coef, &b.coef), a.exp+b.exp)
+	return newDecimal(new(big.Int).Mul(a.coef, b.coef), a.exp+b.exp)
 }
 
-func decNeg(a *decimal) *decimal {
-	out := &decimal{exp: a.exp}
-	out.coef.Neg(&a.coef)
-	return out
-}
+func decNeg(a decimal) decimal { return decimal{coef: new(big.Int).Neg(a.coef), exp: a.exp} }
 
 var errDivZero = errors.New("division by zero")
 
 // decQuo returns a / b exactly: an error when b is zero or the quotient has no finite decimal form (1/3).
-func decQuo(a, b *decimal) (*decimal, error) {
+func decQuo(a, b decimal) (decimal, error) {
 	if b.coef.Sign() == 0 {
-		return nil, errDivZero
+		return decimal{}, errDivZero
 	}
 	if a.coef.Sign() == 0 {
-		return &decimal{}, nil
+		return zeroDecimal, nil
 	}
-	num, den := new(big.Int).Set(&a.coef), new(big.Int).Abs(&b.coef)
+	num, den := new(big.Int).Set(a.coef), new(big.Int).Abs(b.coef)
 	g := new(big.Int).GCD(nil, nil, new(big.Int).Abs(num), den)
 	num.Quo(num, g)
 	den.Quo(den, g)
@@ -255,7 +253,7 @@ func decQuo(a, b *decimal) (*decimal, error) {
 	for den.Cmp(bigOne) != 0 {
 		q.QuoRem(den, bigFive, &r)
 		if r.Sign() != 0 {
-			return nil, fmt.Errorf("%s / %s has no finite decimal form", a, b)
+			return decimal{}, fmt.Errorf("%s / %s has no finite decimal form", a, b)
 		}
 		den.Set(&q)
 		t5++
@@ -270,57 +268,57 @@ func decQuo(a, b *decimal) (*decimal, error) {
 }
 
 // decMod returns a % b exactly, truncated as Go's % and math.Mod are (the sign of a): 7 % 3 = 1, -7.5 % 2 = -1.5.
-func decMod(a, b *decimal) (*decimal, error) {
+func decMod(a, b decimal) (decimal, error) {
 	if b.coef.Sign() == 0 {
-		return nil, errDivZero
+		return decimal{}, errDivZero
 	}
 	x, y, exp, err := align(a, b)
 	if err != nil {
-		return nil, err
+		return decimal{}, err
 	}
 	return newDecimal(new(big.Int).Rem(x, y), exp)
 }
 
 // decPow returns a ** b exactly for an integral b (a negative b divides: 2 ** -2 = 0.25, 3 ** -1 fails).
-func decPow(a, b *decimal) (*decimal, error) {
+func decPow(a, b decimal) (decimal, error) {
 	if b.exp < 0 {
-		return nil, fmt.Errorf("%s ** %s: an exact power needs an integral exponent", a, b)
+		return decimal{}, fmt.Errorf("%s ** %s: an exact power needs an integral exponent", a, b)
 	}
 	if b.coef.Sign() == 0 {
 		return newDecimal(bigOne, 0)
 	}
 	if a.coef.Sign() == 0 {
 		if b.coef.Sign() < 0 {
-			return nil, errDivZero
+			return decimal{}, errDivZero
 		}
-		return &decimal{}, nil
+		return zeroDecimal, nil
 	}
-	nb, _, _, err := align(b, &decimal{}) // b's integral value
+	nb, _, _, err := align(b, zeroDecimal) // b's integral value
 	if err != nil || !nb.IsInt64() {
-		return nil, errDecimalSize
+		return decimal{}, errDecimalSize
 	}
 	n := nb.Int64()
 	neg := n < 0
 	if neg {
 		n = -n
 	}
-	if n > maxDecimalExp || int64(new(big.Int).Abs(&a.coef).BitLen()-1)*n > maxDecimalDigits*34/10 || int64(a.exp)*n > maxDecimalExp || int64(a.exp)*n < -maxDecimalExp {
-		return nil, errDecimalSize
+	if n > maxDecimalExp || int64(new(big.Int).Abs(a.coef).BitLen()-1)*n > maxDecimalDigits*34/10 || int64(a.exp)*n > maxDecimalExp || int64(a.exp)*n < -maxDecimalExp {
+		return decimal{}, errDecimalSize
 	}
-	p, err := newDecimal(new(big.Int).Exp(&a.coef, big.NewInt(n), nil), a.exp*int(n))
+	p, err := newDecimal(new(big.Int).Exp(a.coef, big.NewInt(n), nil), a.exp*int(n))
 	if err != nil || !neg {
 		return p, err
 	}
 	one, err := newDecimal(bigOne, 0)
 	if err != nil {
-		return nil, err
+		return decimal{}, err
 	}
 	return decQuo(one, p)
 }
 
 // decCmp compares a and b: -1, 0 or +1. It never fails: magnitudes too far apart to align compare by their leading
 // digit's exponent.
-func decCmp(a, b *decimal) int {
+func decCmp(a, b decimal) int {
 	sa, sb := a.coef.Sign(), b.coef.Sign()
 	if sa != sb || sa == 0 {
 		return cmpInt(sa, sb)
@@ -374,7 +372,7 @@ func toNative(v any) (any, error) {
 			out[k] = n
 		}
 		return out, nil
-	case *decimal, json.Number:
+	case decimal, json.Number:
 		d, _, err := asDecimal(v)
 		if err != nil {
 			return nil, err
@@ -384,10 +382,10 @@ func toNative(v any) (any, error) {
 	return v, nil
 }
 
-func nativeNumber(d *decimal) (any, error) {
+func nativeNumber(d decimal) (any, error) {
 	if d.exp >= 0 && d.digits()+d.exp <= 19 {
 		i := new(big.Int).Exp(bigTen, big.NewInt(int64(d.exp)), nil)
-		if i.Mul(i, &d.coef); i.IsInt64() {
+		if i.Mul(i, d.coef); i.IsInt64() {
 			return int(i.Int64()), nil
 		}
 	}

@@ -55,7 +55,7 @@ var exactBinary = map[string]string{
 // by toNative (deeply); those listed as scalarArgs only numbers passed directly (an index, a count: the arrays they
 // take pass as they are, their elements reach predicates and operators, which are exact); those listed as textArgs
 // get computed numbers as json.Number (they write it exactly; expr dereferences pointers passed to builtins, so a
-// *decimal cannot pass). sum, mean and median are replaced by exact ones.
+// decimal cannot pass). sum, mean and median are replaced by exact ones.
 var (
 	textArgs   = map[string]bool{"string": true, "toJSON": true}
 	scalarArgs = map[string]bool{"len": true, "keys": true, "values": true, "first": true, "last": true, "get": true,
@@ -69,7 +69,7 @@ var (
 
 // exactOptions are the compile options that make an expression (of source src) exact: the patcher and its functions.
 func exactOptions(src string) []expr.Option {
-	arith := func(name string, op func(a, b *decimal) (*decimal, error), fallback func(a, b any) any) expr.Option {
+	arith := func(name string, op func(a, b decimal) (decimal, error), fallback func(a, b any) any) expr.Option {
 		return expr.Function(name, func(params ...any) (any, error) {
 			a, b := params[0], params[1]
 			x, xok, err := asDecimal(a)
@@ -205,8 +205,8 @@ func exactOptions(src string) []expr.Option {
 }
 
 // numbersOf collects the numbers in args, arrays flattened (as expr's mean and median take them).
-func numbersOf(fn string, args []any) ([]*decimal, error) {
-	var out []*decimal
+func numbersOf(fn string, args []any) ([]decimal, error) {
+	var out []decimal
 	for _, a := range args {
 		if v := reflect.ValueOf(a); a != nil && (v.Kind() == reflect.Slice || v.Kind() == reflect.Array) {
 			elems := make([]any, v.Len())
@@ -232,12 +232,12 @@ func numbersOf(fn string, args []any) ([]*decimal, error) {
 	return out, nil
 }
 
-func sumOf(nums []*decimal) (*decimal, error) {
-	sum := &decimal{}
+func sumOf(nums []decimal) (decimal, error) {
+	sum := zeroDecimal
 	for _, d := range nums {
 		var err error
 		if sum, err = decAdd(sum, d); err != nil {
-			return nil, err
+			return decimal{}, err
 		}
 	}
 	return sum, nil
@@ -359,7 +359,7 @@ func wrap(fn string, n ast.Node, what string) ast.Node {
 // decimalsAsText replaces the computed numbers in v (deeply) by their exact text, as json.Number.
 func decimalsAsText(v any) any {
 	switch x := v.(type) {
-	case *decimal:
+	case decimal:
 		return json.Number(x.String())
 	case []any:
 		out := make([]any, len(x))

@@ -11,12 +11,12 @@ import (
 )
 
 // ratOfDecimal is d's value as math/big computes it from the coefficient and exponent (the oracle's reading).
-func ratOfDecimal(d *decimal) *big.Rat {
+func ratOfDecimal(d decimal) *big.Rat {
 	p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(d.exp, -d.exp))), nil)
 	if d.exp >= 0 {
-		return new(big.Rat).SetInt(new(big.Int).Mul(&d.coef, p))
+		return new(big.Rat).SetInt(new(big.Int).Mul(d.coef, p))
 	}
-	return new(big.Rat).SetFrac(&d.coef, p)
+	return new(big.Rat).SetFrac(d.coef, p)
 }
 
 // finiteDecimal reports whether r has a finite decimal form: its reduced denominator is 2^i × 5^j.
@@ -60,7 +60,7 @@ func FuzzDecimalArith(f *testing.F) {
 		if ratOfDecimal(a).Cmp(ra) != 0 || ratOfDecimal(b).Cmp(rb) != 0 {
 			t.Fatalf("parse %s, %s = %s, %s", at, bt, a, b)
 		}
-		check := func(name string, got *decimal, err error, want *big.Rat) {
+		check := func(name string, got decimal, err error, want *big.Rat) {
 			t.Helper()
 			if want == nil {
 				if err == nil {
@@ -71,8 +71,8 @@ func FuzzDecimalArith(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%s %s %s: %v, want %s", at, name, bt, err, want.RatString())
 			}
-			if got.coef.Sign() == 0 && got.exp != 0 || got.coef.Sign() != 0 && new(big.Int).Rem(&got.coef, big.NewInt(10)).Sign() == 0 {
-				t.Fatalf("%s %s %s = %v×10^%d, not normalized", at, name, bt, &got.coef, got.exp)
+			if got.coef.Sign() == 0 && got.exp != 0 || got.coef.Sign() != 0 && new(big.Int).Rem(got.coef, big.NewInt(10)).Sign() == 0 {
+				t.Fatalf("%s %s %s = %v×10^%d, not normalized", at, name, bt, got.coef, got.exp)
 			}
 			if r := ratOfDecimal(got); r.Cmp(want) != 0 {
 				t.Fatalf("%s %s %s = %s, want %s", at, name, bt, got, want.RatString())

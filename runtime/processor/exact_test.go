@@ -5,6 +5,7 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -190,4 +191,88 @@ func TestAggExprCompile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAggExprAgreesWithTransform: on numbers float64 and int64 hold exactly, an aggregate expression gives what the
+// same expression gives in Transform (expr's own arithmetic, the oracle), for expr's operators, functions, predicates,
+// pipes and member access: the rewrite changes how numbers are computed, not what expressions mean.
+func TestAggExprAgreesWithTransform(t *testing.T) {
+	payload := `{"v":2.5,"w":4,"n":3,"s":"a,b","items":[3,1,2],"objs":[{"v":0.5,"k":"x"},{"v":1.5,"k":"y"}],"o":{"a":{"b":7}},"z":null}`
+	exprs := []string{
+		"v + w", "v - w", "v * w", "w / 2", "v / w", "w % 3", "v ** 2", "w ^ 2", "-v", "+w", "v == 2.5", "v != w",
+		"v < w", "v <= 2.5", "v > w", "w >= 4", "v > 1 && w < 5", "v > 1 and not (w > 5)", "!(v > 1)", "v ?? 0",
+		"z ?? 1.5", "z == nil", "v in [1, 2.5]", "w not in items", "n in 1..3", `s + "!"`, `s contains ","`,
+		`s startsWith "a"`, `s matches "^a"`, "upper(s)", `split(s, ",")[1]`, "len(s)", "s[1:2]", "items[1]",
+		"items[-1]", "items[n - 2]", "items[1:]", "items[:n - 1]", "o.a.b + 1", `o["a"].b`, "payload.v", "$env.w",
+		"abs(-v)", "ceil(v)", "floor(v)", "round(v)", "int(v)", "float(w)", "max(v, w)", "min(items)", "max(items)",
+		"sum(items)", "sum(items, # * 2)", "sum(objs, .v)", "mean(items)", "mean(v, w)", "median(items)",
+		"median(1, 2, 3, 4)", "sort(items)", `sortBy(objs, .v, "desc")[0].k`, "reverse(items)", "first(items)",
+		"last(items)", "get(items, 1)", "take(items, 2)", "uniq([1, 1, 2])", "flatten([[1], [2.5]])",
+		"concat(items, [v])", "all(items, # > 0)", "any(items, # > 2.5)", "none(items, # > 3)", "one(items, # == 2)",
+		"filter(items, # >= 2)", "map(items, # * v)", "count(items, # > 1)", "find(items, # > 1)",
+		"findIndex(items, # > 1)", "findLast(items, # < 3)", "findLastIndex(items, # < 3)",
+		"reduce(items, #acc + #, 0.5)", "groupBy(objs, .v > 1)[true][0].k", "items | filter(# > 1) | map(# * 2) | sum()",
+		"len(keys(o))", "type(v)", "type(w)", "string(w)", "toJSON(items)", "bitand(w, 6)", "let x = v * 2; x + w",
+		"v > 2 ? w : v", `objs[0]?.k`, "z?.a", "1..n", "[1, 2.5][1]", `{"a": 0.5}.a + v`,
+		`unixMillis(record.arrivalTime) % 1000`, `iso8601(record.arrivalTime)`, "record.arrivalTime < record.processedAt",
+		"date(\"2024-01-02\").Year() + 1", "duration(\"1h\").Hours() * v",
+	}
+	r := &Record{EventID: "s:1", ShardID: "s", SequenceNumber: "1", ArrivalTime: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)}
+	dec := json.NewDecoder(strings.NewReader(payload))
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range exprs {
+		t.Run(src, func(t *testing.T) {
+			prog, err := compileExpr(src, false)
+			if err != nil {
+				t.Fatalf("Transform: %v", err)
+			}
+			d := &declarative{}
+			d.addVars(prog)
+			st := exprStates.Get().(*exprState)
+			rec := *r
+			rec.Data = data
+			d.fillEnv(context.Background(), st, &rec)
+			want, err := st.vm.Run(prog, st.env)
+			clear(st.env)
+			if err != nil {
+				t.Fatalf("Transform: %v", err)
+			}
+			got, err := evalAggExpr(t, src, payload)
+			if err != nil {
+				t.Fatalf("aggregate: %v (Transform gives %#v)", err, want)
+			}
+			if g, w := canonical(got), canonical(want); g != w {
+				t.Errorf("aggregate gives %s, Transform %s", g, w)
+			}
+		})
+	}
+}
+
+// canonical formats an expression's result with numbers by value (an int, a float64, a json.Number and an exact
+// result print alike when equal).
+func canonical(v any) string {
+	switch x := decimalsAsText(v).(type) {
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = canonical(e)
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	case []int:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = canonical(e)
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	case map[string]any:
+		return fmt.Sprint(x)
+	}
+	if n, err := measureNumber(decimalsAsText(v)); err == nil && n != nil {
+		return "number " + n.String()
+	}
+	return fmt.Sprintf("%T %v", v, v)
 }
