@@ -142,6 +142,13 @@
 // (MetricAggregateWrites, MetricAggregateConflicts, MetricAggregateFailures) go on their own EMF line, only when
 // aggregates are configured. Options.SkipAggregates turns them off for tools that replay records out of order.
 //
+// Aggregate expressions (AggregateValue.Expression, AggregateMeasure.Expression) see what Transform's see, but
+// compute exactly: payload numbers reach them as json.Number, float literals are read from their source text, and
+// +, -, *, /, %, **, unary minus, the comparisons, in, sum, mean and median compute in exact decimals; expr's other
+// functions get a number as an int or float64 only when that holds it exactly. A value DynamoDB cannot hold, a
+// quotient with no finite decimal form (1 / 3), or a number a function cannot take exactly sends the record to the
+// error table with the expression in the reason. Transform's expressions are unchanged.
+//
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
 //
