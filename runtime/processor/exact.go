@@ -39,20 +39,30 @@ var (
 	bigOne  = big.NewInt(1)
 )
 
-// newDecimal returns coef × 10^exp, normalized, or errDecimalSize when out of the bounds.
+// newDecimal returns coef × 10^exp, normalized, or errDecimalSize when out of the bounds. coef is not kept.
 func newDecimal(coef *big.Int, exp int) (decimal, error) {
-	d := decimal{coef: new(big.Int).Set(coef), exp: exp}
-	if d.coef.Sign() == 0 {
+	if coef.Sign() == 0 {
 		return zeroDecimal, nil
 	}
-	var q, r big.Int
-	for d.coef.Bit(0) == 0 { // a multiple of 10 is even
-		q.QuoRem(d.coef, bigTen, &r)
-		if r.Sign() != 0 {
-			break
+	var d decimal
+	if coef.IsInt64() { // the common case, without big divisions
+		c := coef.Int64()
+		for c%10 == 0 {
+			c /= 10
+			exp++
 		}
-		d.coef.Set(&q)
-		d.exp++
+		d = decimal{coef: big.NewInt(c), exp: exp}
+	} else {
+		d = decimal{coef: new(big.Int).Set(coef), exp: exp}
+		var q, r big.Int
+		for d.coef.Bit(0) == 0 { // a multiple of 10 is even
+			q.QuoRem(d.coef, bigTen, &r)
+			if r.Sign() != 0 {
+				break
+			}
+			d.coef.Set(&q)
+			d.exp++
+		}
 	}
 	if digitsBound(d.coef) > maxDecimalDigits+1 || d.exp > maxDecimalExp || d.exp < -maxDecimalExp {
 		return decimal{}, errDecimalSize
@@ -65,8 +75,12 @@ func digitsBound(x *big.Int) int { return x.BitLen()*30103/100000 + 1 }
 
 // digits is the number of decimal digits of d's coefficient (0 for zero).
 func (d decimal) digits() int {
-	if d.coef.Sign() == 0 {
-		return 0
+	if d.coef.IsInt64() {
+		n := 0
+		for c := d.coef.Int64(); c != 0; c /= 10 {
+			n++
+		}
+		return n
 	}
 	return len(strings.TrimPrefix(d.coef.String(), "-"))
 }
@@ -74,13 +88,19 @@ func (d decimal) digits() int {
 // parseExactNumber parses a JSON number or an expression's float literal ("12", "-0.5", "1.5e3", ".5", "1_000.5")
 // exactly.
 func parseExactNumber(s string) (decimal, error) {
-	bad := fmt.Errorf("%q is not a decimal number", s)
-	mant, expText, hasExp := strings.Cut(strings.ReplaceAll(strings.ToLower(s), "_", ""), "e")
+	text := s
+	if strings.Contains(text, "_") {
+		text = strings.ReplaceAll(text, "_", "")
+	}
+	mant, expText := text, ""
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		mant, expText = text[:i], text[i+1:]
+	}
 	exp := 0
-	if hasExp {
+	if len(mant) < len(text) {
 		e, err := strconv.Atoi(expText)
 		if err != nil && !errors.Is(err, strconv.ErrRange) || expText == "" {
-			return decimal{}, bad
+			return decimal{}, fmt.Errorf("%q is not a decimal number", s)
 		}
 		if err != nil || e > maxDecimalExp || e < -maxDecimalExp {
 			return decimal{}, errDecimalSize
@@ -90,16 +110,26 @@ func parseExactNumber(s string) (decimal, error) {
 	neg := strings.HasPrefix(mant, "-")
 	mant = strings.TrimPrefix(strings.TrimPrefix(mant, "-"), "+")
 	whole, frac, _ := strings.Cut(mant, ".")
-	digits := strings.TrimLeft(whole+frac, "0")
-	if whole+frac == "" || strings.Trim(whole+frac, "0123456789") != "" {
-		return decimal{}, bad
-	}
-	if len(digits) > maxDecimalDigits {
-		return decimal{}, errDecimalSize
+	if whole+frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" {
+		return decimal{}, fmt.Errorf("%q is not a decimal number", s)
 	}
 	var coef big.Int
-	if digits != "" {
-		coef.SetString(digits, 10)
+	if len(whole)+len(frac) <= 18 { // fits an int64: no big parsing
+		var c int64
+		for _, part := range []string{whole, frac} {
+			for i := 0; i < len(part); i++ {
+				c = c*10 + int64(part[i]-'0')
+			}
+		}
+		coef.SetInt64(c)
+	} else {
+		digits := strings.TrimLeft(whole+frac, "0")
+		if len(digits) > maxDecimalDigits {
+			return decimal{}, errDecimalSize
+		}
+		if digits != "" {
+			coef.SetString(digits, 10)
+		}
 	}
 	if neg {
 		coef.Neg(&coef)

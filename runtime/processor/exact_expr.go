@@ -72,32 +72,35 @@ func exactOptions(src string) []expr.Option {
 	arith := func(name string, op func(a, b decimal) (decimal, error), fallback func(a, b any) any) expr.Option {
 		return expr.Function(name, func(params ...any) (any, error) {
 			a, b := params[0], params[1]
-			x, xok, err := asDecimal(a)
+			if !isNumber(a) || !isNumber(b) {
+				return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
+			}
+			x, _, err := asDecimal(a)
 			if err != nil {
 				return nil, err
 			}
-			y, yok, err := asDecimal(b)
+			y, _, err := asDecimal(b)
 			if err != nil {
 				return nil, err
 			}
-			if xok && yok {
-				return op(x, y)
-			}
-			return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
+			return op(x, y)
 		}, new(func(any, any) any))
 	}
 	compare := func(name string, test func(c int) bool, fallback func(a, b any) bool) expr.Option {
 		return expr.Function(name, func(params ...any) (any, error) {
 			a, b := params[0], params[1]
-			x, xok, errx := asDecimal(a)
-			y, yok, erry := asDecimal(b)
-			if xok && yok {
-				if err := firstErr(errx, erry); err != nil {
-					return nil, err
-				}
-				return test(decCmp(x, y)), nil
+			if !isNumber(a) || !isNumber(b) {
+				return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
 			}
-			return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
+			x, _, err := asDecimal(a)
+			if err != nil {
+				return nil, err
+			}
+			y, _, err := asDecimal(b)
+			if err != nil {
+				return nil, err
+			}
+			return test(decCmp(x, y)), nil
 		}, new(func(any, any) bool))
 	}
 	return []expr.Option{
@@ -126,16 +129,16 @@ func exactOptions(src string) []expr.Option {
 		}, new(func(any) any)),
 		expr.Function(exactIn, func(params ...any) (any, error) {
 			needle, list := params[0], params[1]
-			x, ok, err := asDecimal(needle)
+			lv := reflect.ValueOf(list)
+			if !isNumber(needle) || list == nil || lv.Kind() != reflect.Slice && lv.Kind() != reflect.Array {
+				return runtime.In(nativeOrSelf(needle), list), nil
+			}
+			x, _, err := asDecimal(needle)
 			if err != nil {
 				return nil, err
 			}
-			l, isList := list.([]any)
-			if !ok || !isList {
-				return runtime.In(nativeOrSelf(needle), list), nil
-			}
-			for _, e := range l {
-				if y, ok, err := asDecimal(e); ok && err == nil && decCmp(x, y) == 0 {
+			for i := range lv.Len() {
+				if y, ok, err := asDecimal(lv.Index(i).Interface()); ok && err == nil && decCmp(x, y) == 0 {
 					return true, nil
 				}
 			}
@@ -243,22 +246,24 @@ func sumOf(nums []decimal) (decimal, error) {
 	return sum, nil
 }
 
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
+// nativeOrSelf is a computed number as toNative makes it (or itself when it has no exact native form), for expr's
+// own operators: they then work, or report the operation with a type users know. Anything else passes as it is.
+func nativeOrSelf(v any) any {
+	if d, ok := v.(decimal); ok {
+		if n, err := nativeNumber(d); err == nil {
+			return n
 		}
 	}
-	return nil
+	return v
 }
 
-// nativeOrSelf is v as toNative makes it, or v itself when it has no exact native form (expr then reports the
-// operation as it would).
-func nativeOrSelf(v any) any {
-	if n, err := toNative(v); err == nil {
-		return n
+// isNumber reports whether v is a number the exact functions compute with (see asDecimal), without parsing it.
+func isNumber(v any) bool {
+	switch v.(type) {
+	case decimal, json.Number, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return true
 	}
-	return v
+	return false
 }
 
 // exactPatcher rewrites an expression's tree for exact arithmetic (see exactOptions).

@@ -85,6 +85,8 @@ func TestAggExprExact(t *testing.T) {
 		{name: "missing is nil", expr: "v == nil", payload: `{}`, wantVal: true},
 		{name: "number is not a string", expr: `v == "1"`, payload: `{"v":1}`, wantVal: false},
 		{name: "in a list", expr: "v in [1, 2.5]", payload: `{"v":2.50}`, wantVal: true},
+		{name: "in a range", expr: "v in 1..3", payload: `{"v":2.0}`, wantVal: true},
+		{name: "not in a range", expr: "v in 1..3", payload: `{"v":2.5}`, wantVal: false},
 		{name: "not in a list", expr: "v not in [1, 2.5]", payload: `{"v":2.51}`, wantVal: true},
 		{name: "conditional", expr: `v > 50 ? "high" : "low"`, payload: `{"v":50.000000000000000001}`, wantVal: "high"},
 		// Mixed integer and float literals.
