@@ -50,6 +50,7 @@ func TestAggExprExact(t *testing.T) {
 		{name: "nested", expr: "payload.a.b - a.c", payload: `{"a":{"b":1.05,"c":0.05}}`, wantNum: "1"},
 		{name: "unary minus", expr: "-v", payload: `{"v":1234567890.1234567891}`, wantNum: "-1234567890.1234567891"},
 		{name: "long literal", expr: "v + 0.12345678901234567890", payload: `{"v":1}`, wantNum: "1.1234567890123456789"},
+		{name: "long literal after multibyte text", expr: `s == "é€" ? v + 0.12345678901234567890 : 0`, payload: `{"s":"é€","v":1}`, wantNum: "1.1234567890123456789"},
 		{name: "literal with exponent", expr: "v * 1.5e3", payload: `{"v":2}`, wantNum: "3000"},
 		{name: "underscored literal", expr: "v + 1_000.5", payload: `{"v":0.5}`, wantNum: "1001"},
 		// Products.
