@@ -45,27 +45,71 @@ const (
 	exactMedian = "$kdpMedian"
 )
 
-// exactBinary maps expr's binary operators to the exact functions.
-var exactBinary = map[string]string{
-	"+": exactAdd, "-": exactSub, "*": exactMul, "/": exactQuo, "%": exactMod, "**": exactPow, "^": exactPow,
-	"==": exactEq, "!=": exactNe, "<": exactLt, "<=": exactLe, ">": exactGt, ">=": exactGe, "in": exactIn,
+// exactBinary returns the exact function replacing expr's binary operator op, if any.
+func exactBinary(op string) (string, bool) {
+	switch op {
+	case "+":
+		return exactAdd, true
+	case "-":
+		return exactSub, true
+	case "*":
+		return exactMul, true
+	case "/":
+		return exactQuo, true
+	case "%":
+		return exactMod, true
+	case "**", "^":
+		return exactPow, true
+	case "==":
+		return exactEq, true
+	case "!=":
+		return exactNe, true
+	case "<":
+		return exactLt, true
+	case "<=":
+		return exactLe, true
+	case ">":
+		return exactGt, true
+	case ">=":
+		return exactGe, true
+	case "in":
+		return exactIn, true
+	}
+	return "", false
 }
 
-// How the arguments of expr's builtins are passed (exactPatcher): builtins not listed get every argument converted
-// by toNative (deeply); those listed as scalarArgs only numbers passed directly (an index, a count: the arrays they
-// take pass as they are, their elements reach predicates and operators, which are exact); those listed as textArgs
-// get computed numbers as json.Number (they write it exactly; expr dereferences pointers passed to builtins, so a
-// decimal cannot pass). sum, mean and median are replaced by exact ones.
-var (
-	textArgs   = map[string]bool{"string": true, "toJSON": true}
-	scalarArgs = map[string]bool{"len": true, "keys": true, "values": true, "first": true, "last": true, "get": true,
-		"take": true, "reverse": true, "concat": true, "flatten": true, "toPairs": true, "fromPairs": true,
-		"filter": true, "map": true, "reduce": true, "all": true, "any": true, "none": true, "one": true, "count": true,
-		"find": true, "findIndex": true, "findLast": true, "findLastIndex": true}
-	// keyPredicates are the builtins whose predicate gives keys that expr's code compares or hashes.
-	keyPredicates = map[string]bool{"sortBy": true, "groupBy": true}
-	exactBuiltins = map[string]string{"sum": exactSum, "mean": exactMean, "median": exactMedian}
-)
+// builtinArgs returns the function that passes the arguments of expr's builtin name (exactPatcher): most get every
+// argument converted by toNative, deeply (exactNative); those that take arrays without computing with their
+// elements get only numbers passed directly, such as an index or a count (exactScalar: the arrays pass as they are,
+// and their elements reach predicates and operators, which are exact); string and toJSON get computed numbers as
+// json.Number, which they write exactly (exactText). sum, mean and median are replaced by exact ones (exactBuiltin).
+func builtinArgs(name string) string {
+	switch name {
+	case "string", "toJSON":
+		return exactText
+	case "len", "keys", "values", "first", "last", "get", "take", "reverse", "concat", "flatten", "toPairs",
+		"fromPairs", "filter", "map", "reduce", "all", "any", "none", "one", "count", "find", "findIndex", "findLast",
+		"findLastIndex":
+		return exactScalar
+	}
+	return exactNative
+}
+
+// keyPredicate reports whether builtin name's predicate gives keys that expr's code compares or hashes.
+func keyPredicate(name string) bool { return name == "sortBy" || name == "groupBy" }
+
+// exactBuiltin returns the exact function replacing expr's builtin name, if any.
+func exactBuiltin(name string) (string, bool) {
+	switch name {
+	case "sum":
+		return exactSum, true
+	case "mean":
+		return exactMean, true
+	case "median":
+		return exactMedian, true
+	}
+	return "", false
+}
 
 // exactOptions are the compile options that make an expression (of source src) exact: the patcher and its functions.
 func exactOptions(src string) []expr.Option {
@@ -277,7 +321,7 @@ func (p *exactPatcher) Visit(node *ast.Node) {
 	case *ast.FloatNode:
 		ast.Patch(node, &ast.ConstantNode{Value: p.literal(n)})
 	case *ast.BinaryNode:
-		if fn, ok := exactBinary[n.Operator]; ok {
+		if fn, ok := exactBinary(n.Operator); ok {
 			ast.Patch(node, call(fn, n.Left, n.Right))
 		} else if n.Operator == ".." {
 			n.Left, n.Right = wrap(exactScalar, n.Left, ".."), wrap(exactScalar, n.Right, "..")
@@ -300,9 +344,9 @@ func (p *exactPatcher) Visit(node *ast.Node) {
 	}
 }
 
-// builtin rewrites a call of one of expr's builtins (see rawArgs).
+// builtin rewrites a call of one of expr's builtins (see builtinArgs).
 func (p *exactPatcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
-	if fn, ok := exactBuiltins[n.Name]; ok {
+	if fn, ok := exactBuiltin(n.Name); ok {
 		args := n.Arguments
 		if len(args) == 2 && n.Name == "sum" { // sum(array, predicate) is the sum of map(array, predicate)
 			args = []ast.Node{&ast.BuiltinNode{Name: "map", Arguments: args}}
@@ -310,16 +354,10 @@ func (p *exactPatcher) builtin(node *ast.Node, n *ast.BuiltinNode) {
 		ast.Patch(node, call(fn, args...))
 		return
 	}
-	fn := exactNative
-	switch {
-	case textArgs[n.Name]:
-		fn = exactText
-	case scalarArgs[n.Name]:
-		fn = exactScalar
-	}
+	fn := builtinArgs(n.Name)
 	for i, a := range n.Arguments {
 		if pred, ok := a.(*ast.PredicateNode); ok {
-			if keyPredicates[n.Name] {
+			if keyPredicate(n.Name) {
 				pred.Node = wrap(exactNative, pred.Node, n.Name+"()")
 			}
 			continue
