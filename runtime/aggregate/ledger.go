@@ -42,6 +42,10 @@ const (
 	// AttrErrs holds positions (BS) this ledger marked as sent to the error table, at or after the last batch's
 	// first record.
 	AttrErrs = "errs"
+	// AttrUnstored holds positions (BS) delivered and never stored nor sent to the error table in any delivery
+	// that reached the ledger step (a transient failure each time): a later delivery sending one to the error
+	// table marks it, as a first delivery does.
+	AttrUnstored = "unstored"
 	// AttrGaps holds the give-up ranges (L of M{s: B, e: B}).
 	AttrGaps = "gaps"
 	// AttrMarkerShard and AttrMarkerPosition are an error marker's shard id (S) and position (B).
@@ -76,6 +80,8 @@ type ShardState struct {
 	Delivered []byte
 	// Errs are the positions marked as sent to the error table, at or after the last batch's first record.
 	Errs [][]byte
+	// Unstored are the positions delivered that no delivery stored or sent to the error table yet.
+	Unstored [][]byte
 	// Gaps are the give-up ranges detected, oldest first.
 	Gaps []Gap
 	// Version is the item's AttrVersion; 0 when there is no item.
@@ -166,6 +172,9 @@ func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardSt
 	if bs, ok := it[AttrErrs].(*types.AttributeValueMemberBS); ok {
 		st.Errs = sortedPositions(bs.Value)
 	}
+	if bs, ok := it[AttrUnstored].(*types.AttributeValueMemberBS); ok {
+		st.Unstored = sortedPositions(bs.Value)
+	}
 	if l, ok := it[AttrGaps].(*types.AttributeValueMemberL); ok {
 		for i, e := range l.Value {
 			m, ok := e.(*types.AttributeValueMemberM)
@@ -195,6 +204,9 @@ func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) 
 	}
 	if len(st.Errs) > 0 {
 		item[AttrErrs] = &types.AttributeValueMemberBS{Value: st.Errs}
+	}
+	if len(st.Unstored) > 0 {
+		item[AttrUnstored] = &types.AttributeValueMemberBS{Value: st.Unstored}
 	}
 	if len(st.Gaps) > 0 {
 		l := make([]types.AttributeValue, len(st.Gaps))
@@ -269,14 +281,39 @@ type Batch struct {
 // if it is stored now, its contributions must be applied with Contribution.Ledgered set.
 func (b *Batch) Ledgered(p []byte) bool { return b.errs[string(p)] }
 
-// BeginBatch is the ledger step before the pipeline applies a batch of shard's records (first to last, in stream
-// order). It reads the shard's state, detects a give-up range (the batch starts after the first record delivered
-// and not acknowledged: the mapping passed it), and writes the state (pending = first, delivered = the later of
-// delivered and last, the error-tabled positions, the gaps) conditionally on its version, re-reading on a
-// conflict. Then it writes an error marker for every record of errored (positions of the batch's records sent to
-// the error table) first delivered now or already marked. An error means nothing may be applied and none of the
-// batch's stored or error-tabled records may be acknowledged.
-func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte, errored [][]byte) (*Batch, error) {
+// Delivery is one delivery of a shard's records to the pipeline, as the ledger step before Apply sees it: the data
+// and error writes are done.
+type Delivery struct {
+	// Shard is the shard id.
+	Shard string
+	// First and Last are the positions of the delivery's first and last records of the shard.
+	First, Last []byte
+	// Errored are the positions of the records sent to the error table (self-test canaries left out).
+	Errored [][]byte
+	// Failed are the positions of the records neither stored, skipped nor sent to the error table (reported for
+	// retry).
+	Failed [][]byte
+}
+
+// MaxLedgerPositions bounds the positions a shard state holds (AttrErrs and AttrUnstored together), keeping the
+// item well under DynamoDB's 400 KB: a delivery sending more records to the error table than fit leaves the rest
+// unmarked (a recount then does not count them: never twice, but not at all).
+const MaxLedgerPositions = 5000
+
+// BeginBatch is the ledger step before the pipeline applies a delivery of a shard's records. It reads the shard's
+// state, detects a give-up range (the delivery starts after the first record delivered and not acknowledged: the
+// mapping passed it), and writes the state (pending = First, delivered = the later of delivered and Last, the
+// positions marked as error-tabled, those never stored yet, the gaps) conditionally on its version, re-reading on
+// a conflict. A record sent to the error table is marked when this is its first delivery (after delivered) or no
+// earlier delivery stored it or sent it to the error table (AttrUnstored). Then it writes an error marker for each
+// marked record of the delivery. An error means nothing may be applied and none of the delivery's stored or
+// error-tabled records may be acknowledged.
+func (s *Store) BeginBatch(ctx context.Context, d Delivery) (*Batch, error) {
+	shard, first, last := d.Shard, d.First, d.Last
+	failed := map[string]bool{}
+	for _, p := range d.Failed {
+		failed[string(p)] = true
+	}
 	for conflicts := 0; ; conflicts++ {
 		st, err := s.ReadShardState(ctx, shard)
 		if err != nil {
@@ -294,20 +331,45 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
 			}
 		}
+		unstored := map[string]bool{}
+		for _, p := range st.Unstored {
+			unstored[string(p)] = true
+		}
+		fresh := func(p []byte) bool {
+			return st.Delivered == nil || bytes.Compare(p, st.Delivered) > 0 || unstored[string(p)]
+		}
 		errs := map[string]bool{}
+		room := MaxLedgerPositions
 		for _, p := range st.Errs {
 			if bytes.Compare(p, first) >= 0 {
 				next.Errs = append(next.Errs, p)
 				errs[string(p)] = true
+				room--
 			}
 		}
-		for _, p := range errored {
-			if (st.Delivered == nil || bytes.Compare(p, st.Delivered) > 0) && !errs[string(p)] {
+		for _, p := range d.Errored {
+			if fresh(p) && !errs[string(p)] && room > 0 {
 				next.Errs = append(next.Errs, p)
 				errs[string(p)] = true
+				room--
+			}
+		}
+		// Never stored: kept while delivered again and failed again (or not delivered again yet), added when it
+		// fails on its first delivery.
+		for _, p := range st.Unstored {
+			if bytes.Compare(p, first) >= 0 && (bytes.Compare(p, last) > 0 || failed[string(p)]) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
+			}
+		}
+		for _, p := range d.Failed {
+			if !unstored[string(p)] && (st.Delivered == nil || bytes.Compare(p, st.Delivered) > 0) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
 			}
 		}
 		next.Errs = sortedPositions(next.Errs)
+		next.Unstored = sortedPositions(next.Unstored)
 		err = s.writeShardState(ctx, next, st.Version)
 		if errors.Is(err, errStateChanged) && conflicts+1 < maxConflicts {
 			continue
@@ -318,7 +380,7 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		b := &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: errs}
 		// The markers go after the state: a marker then always has its position in errs, so the pipeline can
 		// count that record only through the set rule (see the package documentation).
-		for _, p := range errored {
+		for _, p := range d.Errored {
 			if !errs[string(p)] {
 				continue
 			}

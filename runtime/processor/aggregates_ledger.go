@@ -15,6 +15,7 @@ type shardSpan struct {
 	shard       string
 	first, last []byte
 	errored     [][]byte // positions of the records sent to the error table (self-test canaries left out)
+	failed      [][]byte // positions of the records neither stored, skipped nor in the error table
 	recs        []int    // the shard's records, in batch order
 }
 
@@ -36,8 +37,14 @@ func (b *batch) shardSpans() []*shardSpan {
 		}
 		sp.last = pos
 		sp.recs = append(sp.recs, i)
-		if r.out == outErrorStored && !isSelfTest(&r.rec) {
-			sp.errored = append(sp.errored, pos)
+		switch r.out {
+		case outStored, outSkipped:
+		case outErrorStored:
+			if !isSelfTest(&r.rec) {
+				sp.errored = append(sp.errored, pos)
+			}
+		default:
+			sp.failed = append(sp.failed, pos)
 		}
 	}
 	return spans
@@ -50,7 +57,8 @@ func (b *batch) beginLedger(ctx context.Context) (map[string]*aggr.Batch, int) {
 	ledgers := map[string]*aggr.Batch{}
 	failures := 0
 	for _, sp := range b.shardSpans() {
-		l, err := b.p.aggs.store.BeginBatch(ctx, sp.shard, sp.first, sp.last, sp.errored)
+		l, err := b.p.aggs.store.BeginBatch(ctx, aggr.Delivery{Shard: sp.shard, First: sp.first, Last: sp.last,
+			Errored: sp.errored, Failed: sp.failed})
 		if err == nil {
 			ledgers[sp.shard] = l
 			continue
