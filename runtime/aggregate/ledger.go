@@ -263,7 +263,8 @@ func maxBytes(a, b []byte) []byte {
 	return a
 }
 
-// Batch is the ledger's view of one delivery of a shard's records to the pipeline, from BeginBatch to EndBatch.
+// Batch is the ledger's view of one delivery of a shard's records to the pipeline, from BeginBatch through
+// MarkErrors and Apply to EndBatch.
 type Batch struct {
 	// Shard is the shard id.
 	Shard string
@@ -273,7 +274,8 @@ type Batch struct {
 	Gaps []Gap
 	// Markers counts the error markers written.
 	Markers int
-	state   ShardState // as written by BeginBatch
+	prev    ShardState // as read by BeginBatch
+	state   ShardState // as last written
 	errs    map[string]bool
 }
 
@@ -281,39 +283,18 @@ type Batch struct {
 // if it is stored now, its contributions must be applied with Contribution.Ledgered set.
 func (b *Batch) Ledgered(p []byte) bool { return b.errs[string(p)] }
 
-// Delivery is one delivery of a shard's records to the pipeline, as the ledger step before Apply sees it: the data
-// and error writes are done.
-type Delivery struct {
-	// Shard is the shard id.
-	Shard string
-	// First and Last are the positions of the delivery's first and last records of the shard.
-	First, Last []byte
-	// Errored are the positions of the records sent to the error table (self-test canaries left out).
-	Errored [][]byte
-	// Failed are the positions of the records neither stored, skipped nor sent to the error table (reported for
-	// retry).
-	Failed [][]byte
-}
-
 // MaxLedgerPositions bounds the positions a shard state holds (AttrErrs and AttrUnstored together), keeping the
 // item well under DynamoDB's 400 KB: a delivery sending more records to the error table than fit leaves the rest
 // unmarked (a recount then does not count them: never twice, but not at all).
 const MaxLedgerPositions = 5000
 
-// BeginBatch is the ledger step before the pipeline applies a delivery of a shard's records. It reads the shard's
-// state, detects a give-up range (the delivery starts after the first record delivered and not acknowledged: the
-// mapping passed it), and writes the state (pending = First, delivered = the later of delivered and Last, the
-// positions marked as error-tabled, those never stored yet, the gaps) conditionally on its version, re-reading on
-// a conflict. A record sent to the error table is marked when this is its first delivery (after delivered) or no
-// earlier delivery stored it or sent it to the error table (AttrUnstored). Then it writes an error marker for each
-// marked record of the delivery. An error means nothing may be applied and none of the delivery's stored or
-// error-tabled records may be acknowledged.
-func (s *Store) BeginBatch(ctx context.Context, d Delivery) (*Batch, error) {
-	shard, first, last := d.Shard, d.First, d.Last
-	failed := map[string]bool{}
-	for _, p := range d.Failed {
-		failed[string(p)] = true
-	}
+// BeginBatch is the ledger's first step, before the pipeline processes a delivery of shard's records (first to
+// last, in stream order): it reads the shard's state, detects a give-up range (the delivery starts after the first
+// record delivered and not acknowledged: the mapping passed it), and writes pending = first, delivered = the later
+// of delivered and last, the gaps, and the marked and never-stored positions at or after first, conditionally on
+// the version (re-reading on a conflict). An error means none of the delivery's records may be written or
+// acknowledged.
+func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte) (*Batch, error) {
 	for conflicts := 0; ; conflicts++ {
 		st, err := s.ReadShardState(ctx, shard)
 		if err != nil {
@@ -331,45 +312,8 @@ func (s *Store) BeginBatch(ctx context.Context, d Delivery) (*Batch, error) {
 				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
 			}
 		}
-		unstored := map[string]bool{}
-		for _, p := range st.Unstored {
-			unstored[string(p)] = true
-		}
-		fresh := func(p []byte) bool {
-			return st.Delivered == nil || bytes.Compare(p, st.Delivered) > 0 || unstored[string(p)]
-		}
-		errs := map[string]bool{}
-		room := MaxLedgerPositions
-		for _, p := range st.Errs {
-			if bytes.Compare(p, first) >= 0 {
-				next.Errs = append(next.Errs, p)
-				errs[string(p)] = true
-				room--
-			}
-		}
-		for _, p := range d.Errored {
-			if fresh(p) && !errs[string(p)] && room > 0 {
-				next.Errs = append(next.Errs, p)
-				errs[string(p)] = true
-				room--
-			}
-		}
-		// Never stored: kept while delivered again and failed again (or not delivered again yet), added when it
-		// fails on its first delivery.
-		for _, p := range st.Unstored {
-			if bytes.Compare(p, first) >= 0 && (bytes.Compare(p, last) > 0 || failed[string(p)]) && room > 0 {
-				next.Unstored = append(next.Unstored, p)
-				room--
-			}
-		}
-		for _, p := range d.Failed {
-			if !unstored[string(p)] && (st.Delivered == nil || bytes.Compare(p, st.Delivered) > 0) && room > 0 {
-				next.Unstored = append(next.Unstored, p)
-				room--
-			}
-		}
-		next.Errs = sortedPositions(next.Errs)
-		next.Unstored = sortedPositions(next.Unstored)
+		next.Errs = atOrAfter(st.Errs, first)
+		next.Unstored = atOrAfter(st.Unstored, first)
 		err = s.writeShardState(ctx, next, st.Version)
 		if errors.Is(err, errStateChanged) && conflicts+1 < maxConflicts {
 			continue
@@ -377,23 +321,120 @@ func (s *Store) BeginBatch(ctx context.Context, d Delivery) (*Batch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
 		}
-		b := &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: errs}
-		// The markers go after the state: a marker then always has its position in errs, so the pipeline can
-		// count that record only through the set rule (see the package documentation).
-		for _, p := range d.Errored {
-			if !errs[string(p)] {
-				continue
-			}
-			if err := s.PutErrorMarker(ctx, shard, p); err != nil {
-				return nil, err
-			}
-			b.Markers++
-		}
-		return b, nil
+		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, prev: st, state: next, errs: positionSet(next.Errs)}, nil
 	}
 }
 
-// EndBatch is the ledger step once the batch's response is decided: pending becomes firstFailed, the position of
+// MarkErrors is the ledger's second step, after the delivery's data and error writes and before Apply. errored
+// are the positions of the delivery's records sent to the error table (self-test canaries left out), failed those
+// neither stored, skipped nor sent to the error table. A record sent to the error table is marked (AttrErrs, and an
+// error marker item) when this is its first delivery (after delivered before BeginBatch) or no earlier delivery
+// stored it or sent it to the error table (AttrUnstored); a failed record on its first delivery becomes unstored,
+// and a record stored now stops being unstored. The state is written (only when it changes) before the markers, so
+// a marker always has its position in errs: the pipeline then counts that record only through the set rule. An
+// error means nothing may be applied and none of the delivery's stored or error-tabled records may be
+// acknowledged.
+func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]byte) error {
+	isFailed := positionSet(failed)
+	prevUnstored := positionSet(b.prev.Unstored)
+	fresh := func(p []byte) bool {
+		return b.prev.Delivered == nil || bytes.Compare(p, b.prev.Delivered) > 0 || prevUnstored[string(p)]
+	}
+	st := b.state
+	for conflicts := 0; ; conflicts++ {
+		next := st
+		next.Version = st.Version + 1
+		errs := positionSet(st.Errs)
+		room := MaxLedgerPositions - len(st.Errs)
+		added := false
+		for _, p := range errored {
+			if fresh(p) && !errs[string(p)] && room > 0 {
+				next.Errs = append(append([][]byte(nil), next.Errs...), p)
+				errs[string(p)] = true
+				room--
+				added = true
+			}
+		}
+		// Never stored: kept while failed again (or not delivered again), added on a first delivery that failed.
+		next.Unstored = nil
+		for _, p := range st.Unstored {
+			if (bytes.Compare(p, b.Last) > 0 || isFailed[string(p)]) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
+			}
+		}
+		unstored := positionSet(st.Unstored)
+		for _, p := range failed {
+			if !unstored[string(p)] && (b.prev.Delivered == nil || bytes.Compare(p, b.prev.Delivered) > 0) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
+			}
+		}
+		next.Errs = sortedPositions(next.Errs)
+		next.Unstored = sortedPositions(next.Unstored)
+		if !added && samePositions(next.Unstored, st.Unstored) {
+			b.errs = errs
+			break
+		}
+		err := s.writeShardState(ctx, next, st.Version)
+		if err == nil {
+			b.state, b.errs = next, errs
+			break
+		}
+		if !errors.Is(err, errStateChanged) || conflicts+1 >= maxConflicts {
+			return fmt.Errorf("write shard state %q: %w", b.Shard, err)
+		}
+		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
+			return err
+		}
+		if !bytes.Equal(st.Pending, b.First) {
+			return fmt.Errorf("write shard state %q: another delivery began", b.Shard)
+		}
+	}
+	for _, p := range errored {
+		if !b.errs[string(p)] {
+			continue
+		}
+		if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
+			return err
+		}
+		b.Markers++
+	}
+	return nil
+}
+
+// atOrAfter returns the positions of ps at or after first.
+func atOrAfter(ps [][]byte, first []byte) [][]byte {
+	var out [][]byte
+	for _, p := range ps {
+		if bytes.Compare(p, first) >= 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func positionSet(ps [][]byte) map[string]bool {
+	m := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		m[string(p)] = true
+	}
+	return m
+}
+
+func samePositions(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// EndBatch is the ledger's last step, once the delivery's response is decided: pending becomes firstFailed, the position of
 // the first record of the shard reported for retry (nil when none is), conditionally on the version BeginBatch
 // wrote. If another writer changed the state since, it is re-read and written again only while its pending is still
 // b.First (no later batch has begun). An error is not fatal (see the package documentation: the next batch then sees

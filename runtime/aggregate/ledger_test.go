@@ -70,9 +70,12 @@ func runLedger(t *testing.T, steps []ledgerStep) (*fakeDB, *Store, []RecountResu
 					failed = append(failed, pos(q))
 				}
 			}
-			b, err := s.BeginBatch(ctx, Delivery{Shard: "shard-1", First: pos(st.first), Last: pos(st.last), Errored: errored, Failed: failed})
+			b, err := s.BeginBatch(ctx, "shard-1", pos(st.first), pos(st.last))
 			if err != nil {
 				t.Fatalf("step %d: BeginBatch: %v", i, err)
+			}
+			if err := s.MarkErrors(ctx, b, errored, failed); err != nil {
+				t.Fatalf("step %d: MarkErrors: %v", i, err)
 			}
 			var cs []Contribution
 			for _, q := range st.stored {
@@ -276,7 +279,7 @@ func TestLedgerOldFormatItem(t *testing.T) {
 	}
 	// A recount-made item of group b: no fence; the pipeline then applies record 3 and the recount's record 2
 	// stays counted once.
-	if _, err := s.BeginBatch(ctx, Delivery{Shard: "shard-1", First: pos(2), Last: pos(3)}); err != nil {
+	if _, err := s.BeginBatch(ctx, "shard-1", pos(2), pos(3)); err != nil {
 		t.Fatal(err)
 	}
 	if r := s.Recount(ctx, []Contribution{contrib(0, 2, "b", "7")}); r.Err != nil || r.Applied != 1 {

@@ -50,30 +50,54 @@ func (b *batch) shardSpans() []*shardSpan {
 	return spans
 }
 
-// beginLedger runs the ledger step before Apply (aggregate.Store.BeginBatch) for each shard of the batch. A shard
-// whose step fails has its stored and error-tabled records failed (reported for retry, nothing applied): the
-// returned map lacks it, and failures counts it.
-func (b *batch) beginLedger(ctx context.Context) (map[string]*aggr.Batch, int) {
-	ledgers := map[string]*aggr.Batch{}
-	failures := 0
+// beginLedger runs the ledger's first step (aggregate.Store.BeginBatch) for each shard of the batch, before its
+// records are processed; without aggregates, or when recounting, it does nothing. A shard whose step fails has its
+// records failed before anything is written (reported for retry).
+func (b *batch) beginLedger(ctx context.Context) {
+	if b.p.aggs == nil || b.p.aggs.recount {
+		return
+	}
+	b.ledgers = map[string]*aggr.Batch{}
 	for _, sp := range b.shardSpans() {
-		l, err := b.p.aggs.store.BeginBatch(ctx, aggr.Delivery{Shard: sp.shard, First: sp.first, Last: sp.last,
-			Errored: sp.errored, Failed: sp.failed})
+		l, err := b.p.aggs.store.BeginBatch(ctx, sp.shard, sp.first, sp.last)
 		if err == nil {
-			ledgers[sp.shard] = l
+			b.ledgers[sp.shard] = l
 			continue
 		}
-		failures++
+		b.ledgerFailures++
 		b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger not written, the shard's records reported for retry",
 			slog.String("shardId", sp.shard), slog.String("error", err.Error()))
 		for _, i := range sp.recs {
-			r := &b.recs[i]
-			if r.out == outStored || r.out == outErrorStored && !isSelfTest(&r.rec) {
-				r.out, r.err = outFailed, safeReason("aggregates ledger not written")
-			}
+			b.recs[i].fail(safeReason("aggregates ledger not written"))
 		}
 	}
-	return ledgers, failures
+}
+
+// markErrors runs the ledger's second step (aggregate.Store.MarkErrors) for each shard, after the data and error
+// writes: the error-tabled records first delivered (or never stored before) are marked. A shard whose step fails
+// has its stored and error-tabled records failed (nothing applied) and is left out of the returned ledgers.
+func (b *batch) markErrors(ctx context.Context) map[string]*aggr.Batch {
+	ledgers := map[string]*aggr.Batch{}
+	for _, sp := range b.shardSpans() {
+		l := b.ledgers[sp.shard]
+		if l == nil {
+			continue
+		}
+		if err := b.p.aggs.store.MarkErrors(ctx, l, sp.errored, sp.failed); err != nil {
+			b.ledgerFailures++
+			b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger not written, the shard's records reported for retry",
+				slog.String("shardId", sp.shard), slog.String("error", err.Error()))
+			for _, i := range sp.recs {
+				r := &b.recs[i]
+				if r.out == outStored || r.out == outErrorStored && !isSelfTest(&r.rec) {
+					r.out, r.err = outFailed, safeReason("aggregates ledger not written")
+				}
+			}
+			continue
+		}
+		ledgers[sp.shard] = l
+	}
+	return ledgers
 }
 
 // endLedger runs the ledger step once the batch's outcomes are decided (aggregate.Store.EndBatch): the shard's

@@ -85,10 +85,10 @@ func (p *Processor) aggregateReserve(wctx context.Context) (context.Context, con
 // so the ones after it come again (the contiguity rule of runtime/aggregate). A record whose contributions are not
 // all applied fails: the lowest one is reported, and its data items are rewritten on the retry.
 //
-// Around it run the ledger's steps (see runtime/aggregate): BeginBatch per shard before (the shard state, give-up
-// detection, error markers; the contributions of records an earlier delivery sent to the error table are applied
-// Ledgered), EndBatch after (the first record reported for retry). With Options.RecountAggregates it recounts
-// instead (recountAggregates).
+// Around it run the ledger's steps (see runtime/aggregate): BeginBatch per shard before the batch is processed
+// (beginLedger: the shard state, give-up detection), MarkErrors before Apply (error markers; the contributions of
+// records an earlier delivery sent to the error table are applied Ledgered), EndBatch after (the first record
+// reported for retry). With Options.RecountAggregates it recounts instead (recountAggregates).
 func (b *batch) applyAggregates(ctx context.Context) {
 	if b.p.aggs == nil {
 		return
@@ -97,7 +97,7 @@ func (b *batch) applyAggregates(ctx context.Context) {
 		b.recountAggregates(ctx)
 		return
 	}
-	ledgers, ledgerFailures := b.beginLedger(ctx)
+	ledgers := b.markErrors(ctx)
 	cut := map[string]bool{}
 	var cs []aggr.Contribution
 	var gaps []aggr.Gap
@@ -122,7 +122,7 @@ func (b *batch) applyAggregates(ctx context.Context) {
 		}
 	}
 	var writes, conflicts, failures int
-	failures += ledgerFailures
+	failures += b.ledgerFailures
 	for _, res := range b.p.aggs.store.Apply(ctx, cs, gaps...) {
 		writes += res.Writes
 		conflicts += res.Conflicts
@@ -140,7 +140,7 @@ func (b *batch) applyAggregates(ctx context.Context) {
 		}
 	}
 	failures += b.endLedger(ctx, ledgers)
-	if len(cs) == 0 && failures == 0 && len(ledgers) == 0 {
+	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
 		return
 	}
 	b.p.emitAggregateMetrics(writes, conflicts, failures, -1)
