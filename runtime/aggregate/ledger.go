@@ -37,8 +37,12 @@ const (
 	ErrorMarkerPrefix = "_error#"
 	// AttrPending holds the position (B) of the first record of the shard delivered and not acknowledged.
 	AttrPending = "pending"
-	// AttrDelivered holds the last position (B) of the last batch that reached the ledger step.
+	// AttrDelivered holds the last position (B) of the last batch that reached the ledger's first step
+	// (BeginBatch).
 	AttrDelivered = "delivered"
+	// AttrProcessed holds the last position (B) of the last batch whose records' outcomes reached the ledger
+	// (MarkErrors): a record after it was never stored by the pipeline.
+	AttrProcessed = "processed"
 	// AttrErrs holds positions (BS) this ledger marked as sent to the error table, at or after the last batch's
 	// first record.
 	AttrErrs = "errs"
@@ -76,8 +80,10 @@ type ShardState struct {
 	Shard string
 	// Pending is the first record delivered and not acknowledged; nil when all delivered records are.
 	Pending []byte
-	// Delivered is the last position of the last batch that reached the ledger step.
+	// Delivered is the last position of the last batch that reached BeginBatch.
 	Delivered []byte
+	// Processed is the last position of the last batch that reached MarkErrors.
+	Processed []byte
 	// Errs are the positions marked as sent to the error table, at or after the last batch's first record.
 	Errs [][]byte
 	// Unstored are the positions delivered that no delivery stored or sent to the error table yet.
@@ -169,6 +175,9 @@ func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardSt
 	if b, ok := it[AttrDelivered].(*types.AttributeValueMemberB); ok {
 		st.Delivered = b.Value
 	}
+	if b, ok := it[AttrProcessed].(*types.AttributeValueMemberB); ok {
+		st.Processed = b.Value
+	}
 	if bs, ok := it[AttrErrs].(*types.AttributeValueMemberBS); ok {
 		st.Errs = sortedPositions(bs.Value)
 	}
@@ -201,6 +210,9 @@ func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) 
 	}
 	if st.Delivered != nil {
 		item[AttrDelivered] = &types.AttributeValueMemberB{Value: st.Delivered}
+	}
+	if st.Processed != nil {
+		item[AttrProcessed] = &types.AttributeValueMemberB{Value: st.Processed}
 	}
 	if len(st.Errs) > 0 {
 		item[AttrErrs] = &types.AttributeValueMemberBS{Value: st.Errs}
@@ -274,7 +286,6 @@ type Batch struct {
 	Gaps []Gap
 	// Markers counts the error markers written.
 	Markers int
-	prev    ShardState // as read by BeginBatch
 	state   ShardState // as last written
 	errs    map[string]bool
 }
@@ -300,8 +311,8 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		if err != nil {
 			return nil, err
 		}
-		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Version: st.Version + 1,
-			Gaps: st.Gaps}
+		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
+			Version: st.Version + 1, Gaps: st.Gaps}
 		if st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
 			g := Gap{Shard: shard, Start: st.Pending, End: first}
 			known := false
@@ -321,29 +332,30 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		if err != nil {
 			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
 		}
-		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, prev: st, state: next, errs: positionSet(next.Errs)}, nil
+		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs)}, nil
 	}
 }
 
 // MarkErrors is the ledger's second step, after the delivery's data and error writes and before Apply. errored
 // are the positions of the delivery's records sent to the error table (self-test canaries left out), failed those
 // neither stored, skipped nor sent to the error table. A record sent to the error table is marked (AttrErrs, and an
-// error marker item) when this is its first delivery (after delivered before BeginBatch) or no earlier delivery
-// stored it or sent it to the error table (AttrUnstored); a failed record on its first delivery becomes unstored,
+// error marker item) when this is its first delivery to reach this step (after AttrProcessed) or no earlier
+// delivery stored it or sent it to the error table (AttrUnstored); a failed record on its first delivery becomes unstored,
 // and a record stored now stops being unstored. The state is written (only when it changes) before the markers, so
 // a marker always has its position in errs: the pipeline then counts that record only through the set rule. An
 // error means nothing may be applied and none of the delivery's stored or error-tabled records may be
 // acknowledged.
 func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]byte) error {
 	isFailed := positionSet(failed)
-	prevUnstored := positionSet(b.prev.Unstored)
-	fresh := func(p []byte) bool {
-		return b.prev.Delivered == nil || bytes.Compare(p, b.prev.Delivered) > 0 || prevUnstored[string(p)]
-	}
 	st := b.state
 	for conflicts := 0; ; conflicts++ {
+		unstored := positionSet(st.Unstored)
+		fresh := func(p []byte) bool {
+			return st.Processed == nil || bytes.Compare(p, st.Processed) > 0 || unstored[string(p)]
+		}
 		next := st
 		next.Version = st.Version + 1
+		next.Processed = maxBytes(st.Processed, b.Last)
 		errs := positionSet(st.Errs)
 		room := MaxLedgerPositions - len(st.Errs)
 		added := false
@@ -363,16 +375,15 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 				room--
 			}
 		}
-		unstored := positionSet(st.Unstored)
 		for _, p := range failed {
-			if !unstored[string(p)] && (b.prev.Delivered == nil || bytes.Compare(p, b.prev.Delivered) > 0) && room > 0 {
+			if !unstored[string(p)] && (st.Processed == nil || bytes.Compare(p, st.Processed) > 0) && room > 0 {
 				next.Unstored = append(next.Unstored, p)
 				room--
 			}
 		}
 		next.Errs = sortedPositions(next.Errs)
 		next.Unstored = sortedPositions(next.Unstored)
-		if !added && samePositions(next.Unstored, st.Unstored) {
+		if !added && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) {
 			b.errs = errs
 			break
 		}

@@ -179,6 +179,23 @@ func TestLedgerScenarios(t *testing.T) {
 			wantN: "3", wantSum: "6", classes: "marked marked",
 		},
 		{
+			name: "a fixed redelivery counts a marked record behind the fence, through the set",
+			steps: []ledgerStep{
+				{pipeline: true, first: 1, last: 3, stored: []uint64{1, 3}, errored: []uint64{2}, end: true},
+				{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2, 3}, end: true},
+			},
+			wantN: "3", wantSum: "6",
+		},
+		{
+			name: "stored and counted, then error-tabled by a redelivery (the verdict changed): no marker, once",
+			steps: []ledgerStep{
+				{pipeline: true, first: 1, last: 2, stored: []uint64{1, 2}, end: true},
+				{pipeline: true, first: 1, last: 2, stored: []uint64{1}, errored: []uint64{2}, end: true},
+				{recount: []uint64{2}},
+			},
+			wantN: "2", wantSum: "3", classes: "counted",
+		},
+		{
 			name: "recount first, then the fixed redelivery: once",
 			steps: []ledgerStep{
 				{pipeline: true, first: 1, last: 2, stored: []uint64{1}, errored: []uint64{2}, end: true, firstFail: 2},
