@@ -299,6 +299,10 @@ func (b *Batch) Ledgered(p []byte) bool { return b.errs[string(p)] }
 // unmarked (a recount then does not count them: never twice, but not at all).
 const MaxLedgerPositions = 5000
 
+// MaxLedgerGaps bounds the give-up ranges a shard state keeps: the oldest is dropped beyond it (its records, if
+// redriven after that, are not counted: never twice, but not at all).
+const MaxLedgerGaps = 100
+
 // BeginBatch is the ledger's first step, before the pipeline processes a delivery of shard's records (first to
 // last, in stream order): it reads the shard's state, detects a give-up range (the delivery starts after the first
 // record delivered and not acknowledged: the mapping passed it), and writes pending = first, delivered = the later
@@ -321,6 +325,9 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			}
 			if !known {
 				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
+				if len(next.Gaps) > MaxLedgerGaps {
+					next.Gaps = next.Gaps[len(next.Gaps)-MaxLedgerGaps:]
+				}
 			}
 		}
 		next.Errs = atOrAfter(st.Errs, first)
