@@ -20,8 +20,9 @@
 //	                 fence order; absent on an item only recounts wrote
 //	_kset (BS)       positions counted out of fence order (by a recount, or by the pipeline for a record it had
 //	                 sent to the error table); absent when none
-//	_kgaps (M)       per give-up range ("<hex start>-<hex end>"): the item's fence when its fence first moved past
-//	                 the range's end (B), or NULL when it had none; absent when none
+//	_kfirst (B)      the first position applied in fence order (every later one is after it)
+//	_kgaps (M)       per give-up range ("<hex start>-<hex end>") ending after _kfirst: the item's fence when its
+//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none
 //	_kver (N)        the item's version, one higher on every write (items written before it have only _kfence)
 //
 // The ledger keeps two more kinds of items in the same table (partition keys starting with '_': aggregate names
@@ -104,7 +105,8 @@
 //     the item's set, and added to it.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
-//     fence before (or the last position of the gap the write applies, if later), NULL if it had none.
+//     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
+//     ending at or before the item's _kfirst needs none (so a new item does not copy every old gap).
 //  4. EndBatch, once the response is decided: pending = the first record reported for retry (absent if none).
 //
 // Every state write is conditional on the state's version, every item write on the item's (or, for an item
@@ -114,8 +116,9 @@
 //
 //   - no state: the pipeline never ran the ledger there: nothing;
 //   - marker (marked): apply iff p is not in X's set;
-//   - p in a gap G: apply iff p is not in X's set and p is after X's crossing of G (NULL: nothing of G was
-//     counted in X), or, before X crossed G, after X's fence (or X does not exist);
+//   - p in a gap G: apply iff p is not in X's set and p is after X's crossing of G (NULL, or G ends at or
+//     before X's _kfirst: nothing of G was counted in X in fence order), or, before X crossed G, after X's fence
+//     (or X does not exist);
 //   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
 //     and p is after X's fence; the pipeline's retry then finds p in the set;
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.

@@ -26,6 +26,9 @@ const (
 	// AttrVersion is an item's version (N): every write sets it one higher, on the condition that it is still
 	// the version read.
 	AttrVersion = "_kver"
+	// AttrFirst is the first position (B) applied to an item in fence order: no record before it ever was, so a
+	// give-up range ending at or before it needs no crossing (absent on items written before it).
+	AttrFirst = "_kfirst"
 )
 
 // Items of the ledger in the aggregate table (their partition keys start with '_', aggregate names with a letter).
@@ -504,6 +507,7 @@ func (s *Store) HasErrorMarker(ctx context.Context, shard string, position []byt
 type itemLedger struct {
 	exists  bool
 	fence   []byte // nil: nothing counted in fence order
+	first   []byte // AttrFirst; nil when unknown (or no fence yet)
 	version int64  // 0: the format before versions (or no item)
 	set     map[string]bool
 	setList [][]byte
@@ -522,6 +526,9 @@ func decodeLedger(it map[string]types.AttributeValue) (itemLedger, error) {
 			return l, fmt.Errorf("%s is not a position", AttrFence)
 		}
 		l.fence = b.Value
+	}
+	if f, ok := it[AttrFirst].(*types.AttributeValueMemberB); ok && l.fence != nil {
+		l.first = f.Value
 	}
 	if v, ok := it[AttrVersion]; ok {
 		n, isN := v.(*types.AttributeValueMemberN)
@@ -591,6 +598,9 @@ func (l *itemLedger) decide(p []byte, ledgered bool, rc *recountRule) bool {
 		if cross, ok := l.crossing(rc.gap); ok {
 			return cross == nil || bytes.Compare(p, cross) > 0
 		}
+		if l.first != nil && bytes.Compare(rc.gap.End, l.first) <= 0 {
+			return true // the range ends before anything was applied in fence order
+		}
 		return l.fence == nil || bytes.Compare(p, l.fence) > 0
 	case RecountInFlight:
 		return l.fence == nil || bytes.Compare(p, l.fence) > 0
@@ -610,10 +620,23 @@ func (l *itemLedger) ledgerAttrs(item map[string]types.AttributeValue, added [][
 	for k, v := range l.gaps {
 		crossings[k] = v
 	}
+	first := l.first
+	if l.fence == nil && newFence != nil {
+		// The fence's first move: every position applied in fence order from now on is at or after first.
+		first = newFence
+		for _, p := range applied {
+			if bytes.Compare(p, first) < 0 {
+				first = p
+			}
+		}
+	}
+	if first != nil {
+		item[AttrFirst] = &types.AttributeValueMemberB{Value: first}
+	}
 	if newFence != nil && (l.fence == nil || bytes.Compare(newFence, l.fence) > 0) {
 		for _, g := range gaps {
 			if _, done := crossings[g.Key()]; done || l.fence != nil && bytes.Compare(l.fence, g.End) >= 0 ||
-				bytes.Compare(newFence, g.End) < 0 {
+				bytes.Compare(newFence, g.End) < 0 || first != nil && bytes.Compare(g.End, first) <= 0 {
 				continue
 			}
 			// The fence before, or the last position this write applies before the range's end if later: every
