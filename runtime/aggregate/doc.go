@@ -15,7 +15,9 @@
 //	aggregate (S)    the aggregate's name
 //	windowStart (S)  the window's start, RFC 3339 UTC
 //	group (L)        the group values, in GroupBy order
-//	<measure> (N)    each measure by its name: counts and sums exact, min and max absent until a value is seen
+//	<measure> (N/S)  each measure by its name: counts and sums exact, min and max absent until a value is seen; a
+//	                 number (N), or a string (S) holding the exact decimal when a sum needs more than DynamoDB's 38
+//	                 significant digits or leaves its range (Totals reads both)
 //	_kfence (B)      the position (shard, sequence number, sub-sequence number) of the last record applied in
 //	                 fence order; absent on an item only recounts wrote
 //	_kset (BS)       positions counted out of fence order (by a recount, or by the pipeline for a record it had
