@@ -18,8 +18,10 @@
 //	<measure> (N/S)  each measure by its name: counts and sums exact, min and max absent until a value is seen; a
 //	                 number (N), or a string (S) holding the exact decimal when a sum needs more than DynamoDB's 38
 //	                 significant digits or leaves its range (Totals reads both)
-//	_kfence (B)      the position (shard, sequence number, sub-sequence number) of the last record applied in
-//	                 fence order; absent on an item only recounts wrote
+//	_kfence (B)      the position (shard, sequence number, sub-sequence number) of the last record applied
+//
+// and the ledger's attributes (_kfence counts records applied in fence order; an item only recounts wrote has none):
+//
 //	_kset (BS)       positions counted out of fence order (by a recount, or by the pipeline for a record it had
 //	                 sent to the error table); absent when none
 //	_kfirst (B)      the first position applied in fence order (every later one is after it)
