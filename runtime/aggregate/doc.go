@@ -146,7 +146,8 @@
 //     keeps errs (only BeginBatch prunes them, below the new first record), so a record marked in a delivery whose
 //     response was lost after EndBatch is still Ledgered when the mapping delivers it again.
 //
-// Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice):
+// Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice, except through
+// the last one):
 //
 //   - A record stored in one delivery and sent to the error table in a redelivery of the same batch (only when
 //     the transform's verdict changes between the two: a deployment during a crash-retry) gets no marker.
@@ -154,9 +155,11 @@
 //     its first request to the aggregate table, or that table refused every one): the give-up is not detected.
 //   - More than MaxLedgerPositions marked and unstored records at once in a shard, or give-up ranges older than
 //     the newest MaxLedgerGaps, are dropped.
+//   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have
+//     no marker and lie in no gap.
 //   - Only the mapping may run the pipeline mode (Store.Apply with the ledger): a tool replaying records through
-//     it out of order could count a record whose mark was pruned in fence order. Redrive and replay use
-//     processor.Options.RecountAggregates.
+//     it out of order could count in fence order a record whose mark was pruned, and a recount would count it
+//     again. Redrive and replay use processor.Options.RecountAggregates.
 //
 // ParallelizationFactor above 1 keeps order per partition key, not per shard: two concurrent batches of one shard
 // would move one fence past each other's records. The construct refuses aggregates with a factor above 1 at synth.
