@@ -1,7 +1,10 @@
 // Package aggregate keeps windowed aggregates (count, sum, min, max per group and tumbling window) in a DynamoDB
-// table, counting each record exactly once under the replays Lambda's Kinesis event source mapping makes. The
-// processor (runtime/processor, Config.Aggregates) computes each record's contributions and calls Store.Apply after
-// the batch's data items are durable and before it answers; Totals reads a total back.
+// table, counting each record exactly once under the replays Lambda's Kinesis event source mapping makes, and
+// under the redrives and replays of this module's tools. The processor (runtime/processor, Config.Aggregates)
+// computes each record's contributions and calls Store.Apply after the batch's data items are durable and before
+// it answers, around the ledger's steps (Store.BeginBatch, Store.MarkErrors, Store.EndBatch); redrive and replay
+// run it with processor.Options.RecountAggregates, which calls Store.Recount per stored record. Totals reads a
+// total back.
 //
 // # Layout
 //
@@ -17,6 +20,30 @@
 //	                 significant digits or leaves its range (Totals reads both)
 //	_kfence (B)      the position (shard, sequence number, sub-sequence number) of the last record applied
 //
+// and the ledger's attributes (_kfence counts records applied in fence order; an item only recounts wrote has none):
+//
+//	_kset (BS)       positions counted out of fence order (by a recount, or by the pipeline for a record it had
+//	                 sent to the error table); absent when none
+//	_kfirst (B)      the first position applied in fence order (every later one is after it)
+//	_kgaps (M)       per give-up range ("<hex start>-<hex end>") ending after _kfirst: the item's fence when its
+//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none
+//	_kver (N)        the item's version, one higher on every write (items written before it have only _kfence)
+//
+// The ledger keeps two more kinds of items in the same table (partition keys starting with '_': aggregate names
+// start with a letter, so they never collide, and Totals never reads them):
+//
+//	pk "_shard", sk <shard id>: the shard's state
+//	  pending (B)    the first record delivered and not acknowledged (absent when all are)
+//	  delivered (B)  the last record of the last batch that began (BeginBatch)
+//	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors
+//	  errs (BS)      records marked as sent to the error table, at or after the last batch's first
+//	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
+//	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
+//	                 acknowledged, and passed by the mapping (at most MaxLedgerGaps, the newest)
+//	  _kver (N)      its version
+//	pk "_error#<hex position>", sk <shard id>: an error marker, attributes shard (S) and position (B): the
+//	  pipeline sent that record to the error table and did not count it
+//
 // The total of a group and window is the combination of its items (one per shard that saw records of it): counts
 // and sums add, minima and maxima take the smallest and largest. Totals does it with one Query on pk. Windows
 // start at whole multiples of the window since the Unix epoch; a record counts in the window of its own time (its
@@ -28,12 +55,13 @@
 // Write F(X) for item X's fence and "record r applies to X" for r's contribution being merged into X's measures.
 // The invariant, for every item X of shard S:
 //
-//	(I) the records of S applied to X are exactly the records of S that contribute to X, were stored (not skipped,
-//	    not sent to the error table) when processed, and lie at or before F(X).
+//	(I) the records of S applied to X in fence order (that is, not through X's set, below) are exactly the records
+//	    of S that contribute to X, were stored (not skipped, not sent to the error table) when processed, are not in
+//	    X's set, and lie at or before F(X) — up to the give-up ranges the ledger records (see Recounts).
 //
-// Apply keeps it: it reads X (strongly consistent), drops every contribution at or before F(X), merges the rest and
-// writes X back with F(X) set to the last one merged, on the condition that F(X) is still what it read (or that X
-// does not exist). The condition makes the read-merge-write atomic against any other writer (a redrive or replay
+// Apply keeps it: it reads X (strongly consistent), drops every contribution at or before F(X) or in X's set,
+// merges the rest and writes X back with F(X) set to the last one merged, on the condition that X's version is
+// still what it read (or that X does not exist). The condition makes the read-merge-write atomic against any other writer (a redrive or replay
 // running beside the pipeline, a duplicate invocation): a refused write is re-read and merged again (counted in
 // Result.Conflicts). A write that DynamoDB applied but whose answer was lost (a timeout) is retried the same way:
 // the re-read shows the new fence and nothing is merged twice.
@@ -51,33 +79,87 @@
 // records. So when a batch starting at checkpoint c applies to X, every record of S before c that contributes to X
 // is acknowledged, hence applied, hence at or before F(X) by (I); every record from c to the batch's cut is in the
 // batch. The contributions after F(X) are therefore exactly the ones missing, and (I) holds after the write.
-// Consequences, each tested (fence_sim_test.go, and the processor's and e2e tests):
+// Consequences, each tested (fence_sim_test.go, ledger_test.go, and the processor's and e2e tests):
 //
 //   - Partial-batch retries and bisection: Lambda retries from the reported record (or a half of the batch); what
 //     was applied before is at or before the fences and skipped, what was not is applied.
 //   - A crash or timeout between the data write and the aggregate write, or in the middle of the aggregate writes:
 //     nothing is acknowledged, the batch comes again, each item applies what it lacks.
-//   - Replays of records already counted (kdp replay of a window, redrive of a record the pipeline had stored, a
-//     duplicate delivery): at or before every fence, never counted twice, whatever their order ("out of order" is
-//     the normal case for a redrive: newer records were applied since).
-//   - Records sent to the error table or skipped are not counted (they contribute nothing, and the fence passes
-//     them). Redriving one later stores its data but does not count it: its position is at or before the fence,
-//     and the fence cannot tell it from a counted record. It is never counted twice, but it stays uncounted.
-//   - The redrive and replay commands run the processor with processor.Options.SkipAggregates: they write data
-//     items only. They run records outside the mapping's order (a replay window may start after records the
-//     pipeline has not applied yet; applying the window would move fences past those, and the pipeline would then
-//     skip them), so the premise above does not hold for them. Records they replay that were counted stay counted
-//     once; records the pipeline never counted (error table, given up) stay uncounted.
+//   - Records already counted that come again (a duplicate delivery): at or before every fence, or in the item's
+//     set, never counted twice.
 //   - Resharding: items are per shard; Lambda finishes a parent shard before its children, and a child's records
 //     go to the child's own items.
 //
-// The limit: a record Lambda gives up on (MaximumRetryAttempts or MaximumRecordAge exhausted; it goes to the
-// on-failure destination) breaks rule 2's premise, since the checkpoint then passes a record that is not
-// acknowledged. Its contributions may be applied to some of its items (those written before the failure was
-// reported) and not to others; the next batch moves the other items' fences past it. Redriving it then counts it
-// nowhere twice, but may leave it uncounted in those other items: aggregates can undercount by exactly the records
-// reported to the on-failure destination whose redrive found them at or before a fence. To avoid it, do not let
-// the mapping give up while aggregates matter (retry until the record expires, and alarm on IteratorAge).
+// # Recounts: redrive and replay
+//
+// The fence cannot tell "counted" from "passed without counting": a record sent to the error table, or one the
+// mapping gave up on (MaximumRetryAttempts or MaximumRecordAge; it goes to the on-failure destination), is at or
+// before the fences once later records are applied. Redrive and replay run records outside the mapping's order,
+// so they must never move a fence either. The ledger tells the cases apart, with GetItem and PutItem only (no
+// transactions, no Query). Per batch of a shard, the pipeline:
+//
+//  1. BeginBatch, before it writes anything: reads the shard state; if pending is set and the batch starts after
+//     it, the mapping gave up on [pending, first): a gap is added. It writes pending = first, delivered = the
+//     later of delivered and last, and prunes errs and unstored below first.
+//  2. MarkErrors, after the data and error writes: a record sent to the error table is marked when no earlier
+//     delivery can have stored it (it is after processed, or in unstored): its position goes to errs, the state
+//     is written (processed = the later of processed and last; unstored gains the records that failed on their
+//     first delivery and loses those stored or sent to the error table now), then its error marker. A record of
+//     errs that is stored now (the bug was fixed between two deliveries) contributes Ledgered: applied iff not in
+//     the item's set, and added to it.
+//  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
+//     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
+//     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
+//     ending at or before the item's _kfirst needs none (so a new item does not copy every old gap).
+//  4. EndBatch, once the response is decided: pending = the first record reported for retry (absent if none).
+//
+// Every state write is conditional on the state's version, every item write on the item's (or, for an item
+// written before versions, on having none and on its fence). A recount of the record at position p (Recount,
+// one record's contributions) reads the shard state and p's marker, then decides, per item X, in one conditional
+// write (p added to X's set, the fence unchanged):
+//
+//   - no state: the pipeline never ran the ledger there: nothing;
+//   - marker (marked): apply iff p is not in X's set;
+//   - p in a gap G: apply iff p is not in X's set and p is after X's crossing of G (NULL, or G ends at or
+//     before X's _kfirst: nothing of G was counted in X in fence order), or, before X crossed G, after X's fence
+//     (or X does not exist);
+//   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
+//     and p is after X's fence; the pipeline's retry then finds p in the set;
+//   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
+//
+// Why each record counts exactly once:
+//
+//   - A position counted out of fence order is in that item's set, and every writer checks the set first.
+//   - A position counted in fence order is at or before the fence; a recount applies only after the fence
+//     (in flight), after the crossing (a gap: the fence when the pipeline moved past the range, before any later
+//     record was applied; records of the range at or before it were counted then, by (I), none after), or a marked
+//     record, which the pipeline counts only through the set: its marker is written after its position is in errs,
+//     and a stored record of errs is Ledgered.
+//   - A record is marked only if no delivery stored it before (after processed, or in unstored, both written
+//     before Apply), so a marked record was never counted in fence order.
+//   - The conditional writes make each item's read-decide-write atomic against the pipeline, other recounts and a
+//     lost answer; items decide independently, so a crash between items leaves the rest to the next recount, which
+//     decides the same way.
+//   - EndBatch is not needed for safety: if it fails after a batch the mapping acknowledged, pending stays at the
+//     batch's first record and the next batch records a false gap over records the pipeline counted; their
+//     crossings are at or after them (they are at or before the fences), so a recount counts none of them. It
+//     keeps errs (only BeginBatch prunes them, below the new first record), so a record marked in a delivery whose
+//     response was lost after EndBatch is still Ledgered when the mapping delivers it again.
+//
+// Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice, except through
+// the last one):
+//
+//   - A record stored in one delivery and sent to the error table in a redelivery of the same batch (only when
+//     the transform's verdict changes between the two: a deployment during a crash-retry) gets no marker.
+//   - A batch the mapping gives up on though none of its attempts reached BeginBatch (every attempt died before
+//     its first request to the aggregate table, or that table refused every one): the give-up is not detected.
+//   - More than MaxLedgerPositions marked and unstored records at once in a shard, or give-up ranges older than
+//     the newest MaxLedgerGaps, are dropped.
+//   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have
+//     no marker and lie in no gap.
+//   - Only the mapping may run the pipeline mode (Store.Apply with the ledger): a tool replaying records through
+//     it out of order could count in fence order a record whose mark was pruned, and a recount would count it
+//     again. Redrive and replay use processor.Options.RecountAggregates.
 //
 // ParallelizationFactor above 1 keeps order per partition key, not per shard: two concurrent batches of one shard
 // would move one fence past each other's records. The construct refuses aggregates with a factor above 1 at synth.
@@ -87,5 +169,10 @@
 //
 // Per batch, each item a batch touches costs one strongly consistent read (0.5 read unit per 4 KB) and one write (a
 // write unit per started KB; items are well under 1 KB): with batches of 100 and a few groups per window, a few
-// writes per batch, against 100 data writes. A conflict adds one read and one write.
+// writes per batch, against 100 data writes. A conflict adds one read and one write. The ledger adds, per batch,
+// one strongly consistent read and two or three writes of the shard state (BeginBatch, MarkErrors when the batch
+// has records not seen before or errors, EndBatch), and one write per record sent to the error table (its marker).
+// A recount costs, per record, two strongly consistent reads (state and marker) and, when it may count, one read
+// and at most one write per item. Sets and crossings grow items by about 50 bytes per position recounted or
+// marked record stored, and per give-up range crossed.
 package aggregate

@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -11,8 +10,10 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// fakeDB is an in-memory table keyed by pk and sk that evaluates the two conditions Store sends the way DynamoDB
-// does ("#f = :f" on a binary attribute, "attribute_not_exists(#f)"); anything else fails the test's request. Hooks
+// fakeDB is an in-memory table keyed by pk and sk that answers as DynamoDB does on the wire (fakewire_test.go):
+// it evaluates condition expressions (AND, OR, NOT, comparisons, attribute_exists, attribute_not_exists) with
+// expression attribute names and values, rejects unused or undefined placeholders, empty or duplicated sets and
+// false NULLs with a ValidationException, and returns copies, sets in an order of its own. Hooks
 // inject faults: before (the request fails, nothing done) or after (the write is done, then the request fails, as a
 // timeout after DynamoDB applied it looks to the caller).
 type fakeDB struct {
@@ -43,11 +44,7 @@ func (f *fakeDB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func
 	if it == nil {
 		return &dynamodb.GetItemOutput{}, nil
 	}
-	cp := make(map[string]types.AttributeValue, len(it))
-	for k, v := range it {
-		cp[k] = v
-	}
-	return &dynamodb.GetItemOutput{Item: cp}, nil
+	return &dynamodb.GetItemOutput{Item: deepCopy(it)}, nil
 }
 
 func (f *fakeDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
@@ -60,24 +57,21 @@ func (f *fakeDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func
 	if fate == "before" {
 		return nil, throttled()
 	}
+	if err := validateItem(in.Item); err != nil {
+		return nil, err
+	}
 	k := keyOf(in.Item)
 	old := f.items[k]
-	name := in.ExpressionAttributeNames["#f"]
-	ok := false
-	switch *in.ConditionExpression {
-	case "attribute_not_exists(#f)":
-		_, has := old[name]
-		ok = !has
-	case "#f = :f":
-		a, isB := old[name].(*types.AttributeValueMemberB)
-		ok = isB && bytes.Equal(a.Value, in.ExpressionAttributeValues[":f"].(*types.AttributeValueMemberB).Value)
-	default:
-		panic("fakeDB: unexpected condition " + *in.ConditionExpression)
+	if in.ConditionExpression != nil {
+		ok, err := evalCondition(*in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues, old)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &smithy.GenericAPIError{Code: "ConditionalCheckFailedException", Message: "fake", Fault: smithy.FaultClient}
+		}
 	}
-	if !ok {
-		return nil, &smithy.GenericAPIError{Code: "ConditionalCheckFailedException", Message: "fake", Fault: smithy.FaultClient}
-	}
-	f.items[k] = in.Item
+	f.items[k] = deepCopy(in.Item)
 	f.puts++
 	if fate == "after" {
 		return nil, throttled()

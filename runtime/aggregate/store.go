@@ -44,6 +44,9 @@ type Contribution struct {
 	Values []*Number
 	// Ref is the caller's reference to the record, returned in Result.Refs.
 	Ref int
+	// Ledgered marks a contribution of a record the ledger marked as sent to the error table by an earlier
+	// delivery (Batch.Ledgered): it is applied iff its position is not in the item's AttrSet, and added to it.
+	Ledgered bool
 }
 
 // Store applies contributions to an aggregate table.
@@ -82,11 +85,18 @@ type Result struct {
 type itemID struct{ key, shard string }
 
 // Apply applies contributions to their items (one item per aggregate, group, window and shard), exactly once:
-// a contribution is applied iff its position is after the item's fence, and the fence moves to the last
-// contribution applied, in the same conditional write (see the package documentation for why that is exactly once).
+// a contribution is applied iff its position is not in the item's AttrSet and, unless it is Ledgered (then it is
+// added to the set), after the item's fence; the fence moves to the last contribution applied, in the same
+// conditional write (see the package documentation for why that is exactly once). gaps are the give-up ranges of
+// the contributions' shards (Batch.Gaps): a write moving an item's fence past one records the crossing.
 // Contributions of one item must come from one shard; Apply sorts them by position. Items are updated
 // concurrently; the result has one entry per item, in first-seen order. ctx bounds the retries.
-func (s *Store) Apply(ctx context.Context, contribs []Contribution) []Result {
+func (s *Store) Apply(ctx context.Context, contribs []Contribution, gaps ...Gap) []Result {
+	return s.update(ctx, contribs, gaps, nil)
+}
+
+// update applies contributions as Apply does (rc nil) or as a recount does (rc set: no fence moves).
+func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap, rc *recountRule) []Result {
 	var order []itemID
 	byItem := map[itemID][]Contribution{}
 	for _, c := range contribs {
@@ -107,7 +117,7 @@ func (s *Store) Apply(ctx context.Context, contribs []Contribution) []Result {
 		cs := byItem[id]
 		sort.SliceStable(cs, func(a, b int) bool { return bytes.Compare(cs[a].Position, cs[b].Position) < 0 })
 		g.Go(func() error {
-			results[i] = s.applyItem(ctx, cs)
+			results[i] = s.applyItem(ctx, cs, gaps, rc)
 			return nil
 		})
 	}
@@ -118,7 +128,7 @@ func (s *Store) Apply(ctx context.Context, contribs []Contribution) []Result {
 // maxConflicts bounds how often an item is re-read after another writer changed it.
 const maxConflicts = 10
 
-func (s *Store) applyItem(ctx context.Context, cs []Contribution) Result {
+func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, rc *recountRule) Result {
 	first := cs[0]
 	res := Result{Key: first.Key, Shard: first.Shard, Refs: make([]int, len(cs))}
 	for i, c := range cs {
@@ -142,31 +152,38 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution) Result {
 			res.Err = fmt.Errorf("read aggregate item: %w", err)
 			return res
 		}
-		var fence []byte
 		st := make(state, len(measures))
-		exists := len(out.Item) > 0
+		led, err := decodeLedger(out.Item)
+		if err != nil {
+			res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+			return res
+		}
+		exists, fence := led.exists, led.fence
 		if exists {
-			f, ok := out.Item[AttrFence].(*types.AttributeValueMemberB)
-			if !ok || len(f.Value) == 0 {
-				res.Err = fmt.Errorf("aggregate item %q/%q has no %s: not written by this package", first.Key, first.Shard, AttrFence)
-				return res
-			}
-			fence = f.Value
 			if st, err = decodeState(out.Item, measures); err != nil {
 				res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
 				return res
 			}
 		}
 		applied, already := 0, 0
-		var last []byte
+		last := fence
+		var added, inOrder [][]byte
 		for _, c := range cs {
-			if fence != nil && bytes.Compare(c.Position, fence) <= 0 {
+			if !led.decide(c.Position, c.Ledgered, rc) {
 				already++
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
-			last = c.Position
+			if rc != nil || c.Ledgered {
+				added = append(added, c.Position)
+				led.set[string(c.Position)] = true // a duplicate in cs applies once
+			} else {
+				inOrder = append(inOrder, c.Position)
+			}
+			if rc == nil {
+				last = maxBytes(last, c.Position)
+			}
 		}
 		if applied == 0 {
 			res.Already = already
@@ -178,23 +195,21 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution) Result {
 			AttrAggregate:    &types.AttributeValueMemberS{Value: first.Aggregate},
 			AttrWindowStart:  &types.AttributeValueMemberS{Value: first.WindowStart.UTC().Format(time.RFC3339)},
 			AttrGroup:        groupAV(first.Group),
-			AttrFence:        &types.AttributeValueMemberB{Value: last},
 		}
+		if last != nil {
+			item[AttrFence] = &types.AttributeValueMemberB{Value: last}
+		}
+		led.ledgerAttrs(item, added, shardGaps(gaps, first.Shard), last, inOrder)
 		for i, m := range measures {
 			if st[i] == nil {
 				continue
 			}
 			item[m.Name] = measureAttr(st[i])
 		}
-		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
-			ExpressionAttributeNames: map[string]string{"#f": AttrFence}}
-		if exists {
-			// Compare-and-swap on the fence: the item is still what was read.
-			in.ConditionExpression = aws.String("#f = :f")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":f": &types.AttributeValueMemberB{Value: fence}}
-		} else {
-			in.ConditionExpression = aws.String("attribute_not_exists(#f)")
-		}
+		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}
+		// Compare-and-swap on the version (or, for an item written before versions, the fence): the item is
+		// still what was read.
+		versionCondition(in, exists, led.version, fence)
 		_, err = s.DB.PutItem(ctx, in)
 		switch {
 		case err == nil:

@@ -15,8 +15,9 @@ type contribution = aggr.Contribution
 
 // aggregates is the processor's compiled Config.Aggregates and the store it applies them to.
 type aggregates struct {
-	list  []*compiledAggregate
-	store *aggr.Store
+	list    []*compiledAggregate
+	store   *aggr.Store
+	recount bool // Options.RecountAggregates: Store.Recount per stored record, no fences, no ledger state
 }
 
 // aggregateDB is what the aggregate store needs of db.
@@ -56,7 +57,7 @@ func newAggregates(db DB, o *Options) (*aggregates, error) {
 		measures[a.name] = a.measures
 	}
 	return &aggregates{list: list, store: &aggr.Store{DB: db.(aggregateDB), Table: o.AggregateTableName,
-		Measures: measures, MaxInFlight: o.MaxInFlight}}, nil
+		Measures: measures, MaxInFlight: o.MaxInFlight}, recount: o.RecountAggregates}, nil
 }
 
 // contribute computes record i's contributions, nil without aggregates.
@@ -83,12 +84,26 @@ func (p *Processor) aggregateReserve(wctx context.Context) (context.Context, con
 // up to the first record that is not done (stored, skipped or in the error table): Lambda retries from that record,
 // so the ones after it come again (the contiguity rule of runtime/aggregate). A record whose contributions are not
 // all applied fails: the lowest one is reported, and its data items are rewritten on the retry.
+//
+// Around it run the ledger's steps (see runtime/aggregate): BeginBatch per shard before the batch is processed
+// (beginLedger: the shard state, give-up detection), MarkErrors before Apply (error markers; the contributions of
+// records an earlier delivery sent to the error table are applied Ledgered), EndBatch after (the first record
+// reported for retry). With Options.RecountAggregates it recounts instead (recountAggregates).
 func (b *batch) applyAggregates(ctx context.Context) {
 	if b.p.aggs == nil {
 		return
 	}
+	if b.p.aggs.recount {
+		b.recountAggregates(ctx)
+		return
+	}
+	ledgers := b.markErrors(ctx)
 	cut := map[string]bool{}
 	var cs []aggr.Contribution
+	var gaps []aggr.Gap
+	for _, l := range ledgers {
+		gaps = append(gaps, l.Gaps...)
+	}
 	for i := range b.recs {
 		r := &b.recs[i]
 		if cut[r.rec.ShardID] {
@@ -96,17 +111,19 @@ func (b *batch) applyAggregates(ctx context.Context) {
 		}
 		switch r.out {
 		case outStored:
-			cs = append(cs, r.contribs...)
+			l := ledgers[r.rec.ShardID]
+			for _, c := range r.contribs {
+				c.Ledgered = l != nil && l.Ledgered(c.Position)
+				cs = append(cs, c)
+			}
 		case outSkipped, outErrorStored:
 		default:
 			cut[r.rec.ShardID] = true
 		}
 	}
-	if len(cs) == 0 {
-		return
-	}
 	var writes, conflicts, failures int
-	for _, res := range b.p.aggs.store.Apply(ctx, cs) {
+	failures += b.ledgerFailures
+	for _, res := range b.p.aggs.store.Apply(ctx, cs, gaps...) {
 		writes += res.Writes
 		conflicts += res.Conflicts
 		if res.Err == nil {
@@ -122,11 +139,16 @@ func (b *batch) applyAggregates(ctx context.Context) {
 			}
 		}
 	}
-	b.p.emitAggregateMetrics(writes, conflicts, failures)
+	failures += b.endLedger(ctx, ledgers)
+	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
+		return
+	}
+	b.p.emitAggregateMetrics(writes, conflicts, failures, -1)
 }
 
 // emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
-func (p *Processor) emitAggregateMetrics(writes, conflicts, failures int) {
+// recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted).
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted int) {
 	fn := p.functionName
 	if fn == "" {
 		fn = "unknown"
@@ -137,11 +159,18 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures int) {
 	b = append(b, `,"CloudWatchMetrics":[{"Namespace":"`+MetricNamespace+`","Dimensions":[["`+MetricDimensionFunctionName+`"]],"Metrics":[`+
 		`{"Name":"`+MetricAggregateWrites+`","Unit":"Count"},`+
 		`{"Name":"`+MetricAggregateConflicts+`","Unit":"Count"},`+
-		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}]}]},"`+MetricDimensionFunctionName+`":`...)
+		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}`...)
+	if recounted >= 0 {
+		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"}`...)
+	}
+	b = append(b, `]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
 	b = appendMetric(b, MetricAggregateWrites, int64(writes))
 	b = appendMetric(b, MetricAggregateConflicts, int64(conflicts))
 	b = appendMetric(b, MetricAggregateFailures, int64(failures))
+	if recounted >= 0 {
+		b = appendMetric(b, MetricAggregateRecounted, int64(recounted))
+	}
 	b = append(b, "}\n"...)
 	p.metricsMu.Lock()
 	defer p.metricsMu.Unlock()

@@ -85,7 +85,7 @@ func attackProc(t testing.TB, so dynamostandin.Options, aggs []processor.Aggrega
 func rawTotals(t *testing.T, s *dynamostandin.Server, kinds map[string]string) map[string]map[string]*big.Rat {
 	t.Helper()
 	got := map[string]map[string]*big.Rat{}
-	for _, it := range s.Items(aggTable) {
+	for _, it := range aggItems(s) {
 		pk := it["pk"].(*types.AttributeValueMemberS).Value
 		if got[pk] == nil {
 			got[pk] = map[string]*big.Rat{}
@@ -325,7 +325,7 @@ func TestAttackAggGroupKeys(t *testing.T) {
 	if fmt.Sprint(counts) != fmt.Sprint(wantCounts) {
 		t.Errorf("group sizes %v, want %v", counts, wantCounts)
 	}
-	for _, it := range s.Items(aggTable) {
+	for _, it := range aggItems(s) {
 		if pk := it["pk"].(*types.AttributeValueMemberS).Value; len(pk) > 2048 {
 			t.Errorf("partition key of %d bytes", len(pk))
 		}

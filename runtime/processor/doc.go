@@ -140,7 +140,10 @@
 // with runtime/aggregate's fenced writes, and a record whose contributions are not durable is reported like one
 // whose items are not. runtime/aggregate argues why that counts each stored record exactly once. Aggregate metrics
 // (MetricAggregateWrites, MetricAggregateConflicts, MetricAggregateFailures) go on their own EMF line, only when
-// aggregates are configured. Options.SkipAggregates turns them off for tools that replay records out of order.
+// aggregates are configured. Around the aggregate writes run the ledger's steps (BeginBatch before the batch's
+// writes, MarkErrors before Apply, EndBatch after), which let redrive and replay count exactly once:
+// Options.RecountAggregates counts each stored record only where the pipeline did not (aggregate.Store.Recount,
+// MetricAggregateRecounted), never moving a fence. Options.SkipAggregates turns aggregates off (data items only).
 //
 // Aggregate expressions (AggregateValue.Expression, AggregateMeasure.Expression) see what Transform's see, but
 // compute exactly: payload numbers reach them as json.Number, float literals are read from their source text, and

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/kpl"
 )
 
@@ -92,6 +93,9 @@ type batch struct {
 	byKey          map[string]*entry
 	errorEnts      []*entry
 	unmatched      atomic.Int64 // BatchWriteItem answers whose unprocessed items did not match the request
+
+	ledgers        map[string]*aggr.Batch // per shard: the aggregates ledger's view of this delivery (beginLedger)
+	ledgerFailures int                    // ledger steps that failed
 }
 
 // Handle processes one batch of Kinesis records: every record ends stored in the data table, skipped, or stored in
@@ -117,6 +121,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	defer cancel()
 	dctx, dcancel := p.aggregateReserve(wctx) // the data and error writes; the aggregate writes get the rest of wctx
 	defer dcancel()
+	b.beginLedger(dctx) // the aggregates ledger's first step, before anything is written
 	tctx, tcancel := transformContext(dctx)
 	defer tcancel()
 	for i := range b.recs {

@@ -1,0 +1,661 @@
+package aggregate
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Ledger attributes of aggregate items (see the package documentation).
+const (
+	// AttrSet holds the positions (BS) counted into an item out of fence order: by a recount (redrive, replay) or
+	// by the pipeline for a record it had sent to the error table. A position in it is counted in the item,
+	// whatever the fence says.
+	AttrSet = "_kset"
+	// AttrGapCrossings maps a give-up range (GapKey) to the item's fence when its fence first moved past the
+	// range's end (B), or NULL when the item had no fence then (M).
+	AttrGapCrossings = "_kgaps"
+	// AttrVersion is an item's version (N): every write sets it one higher, on the condition that it is still
+	// the version read.
+	AttrVersion = "_kver"
+	// AttrFirst is the first position (B) applied to an item in fence order: no record before it ever was, so a
+	// give-up range ending at or before it needs no crossing (absent on items written before it).
+	AttrFirst = "_kfirst"
+)
+
+// Items of the ledger in the aggregate table (their partition keys start with '_', aggregate names with a letter).
+const (
+	// ShardStatePartitionKey is the partition key of the shard state items; the sort key is the shard id.
+	ShardStatePartitionKey = "_shard"
+	// ErrorMarkerPrefix starts the partition key of an error marker: ErrorMarkerPrefix + hex of the record's
+	// position; the sort key is the shard id.
+	ErrorMarkerPrefix = "_error#"
+	// AttrPending holds the position (B) of the first record of the shard delivered and not acknowledged.
+	AttrPending = "pending"
+	// AttrDelivered holds the last position (B) of the last batch that reached the ledger's first step
+	// (BeginBatch).
+	AttrDelivered = "delivered"
+	// AttrProcessed holds the last position (B) of the last batch whose records' outcomes reached the ledger
+	// (MarkErrors): a record after it was never stored by the pipeline.
+	AttrProcessed = "processed"
+	// AttrErrs holds positions (BS) this ledger marked as sent to the error table, at or after the last batch's
+	// first record.
+	AttrErrs = "errs"
+	// AttrUnstored holds positions (BS) delivered and never stored nor sent to the error table in any delivery
+	// that reached the ledger step (a transient failure each time): a later delivery sending one to the error
+	// table marks it, as a first delivery does.
+	AttrUnstored = "unstored"
+	// AttrGaps holds the give-up ranges (L of M{s: B, e: B}).
+	AttrGaps = "gaps"
+	// AttrMarkerShard and AttrMarkerPosition are an error marker's shard id (S) and position (B).
+	AttrMarkerShard    = "shard"
+	AttrMarkerPosition = "position"
+)
+
+// Gap is a give-up range of a shard: records from Start up to, not including, End were delivered, never
+// acknowledged, and passed by the event source mapping (MaximumRetryAttempts or MaximumRecordAge).
+type Gap struct {
+	// Shard is the shard id.
+	Shard string
+	// Start and End are positions of the shard (the processor's EncodePosition): [Start, End).
+	Start, End []byte
+}
+
+// Key is the gap's key in an item's AttrGapCrossings: hex of Start, '-', hex of End.
+func (g Gap) Key() string { return hex.EncodeToString(g.Start) + "-" + hex.EncodeToString(g.End) }
+
+// contains reports whether p lies in [g.Start, g.End).
+func (g Gap) contains(p []byte) bool {
+	return bytes.Compare(g.Start, p) <= 0 && bytes.Compare(p, g.End) < 0
+}
+
+// ShardState is a shard's ledger state item.
+type ShardState struct {
+	// Shard is the shard id.
+	Shard string
+	// Pending is the first record delivered and not acknowledged; nil when all delivered records are.
+	Pending []byte
+	// Delivered is the last position of the last batch that reached BeginBatch.
+	Delivered []byte
+	// Processed is the last position of the last batch that reached MarkErrors.
+	Processed []byte
+	// Errs are the positions marked as sent to the error table, at or after the last batch's first record.
+	Errs [][]byte
+	// Unstored are the positions delivered that no delivery stored or sent to the error table yet.
+	Unstored [][]byte
+	// Gaps are the give-up ranges detected, oldest first.
+	Gaps []Gap
+	// Version is the item's AttrVersion; 0 when there is no item.
+	Version int64
+}
+
+// errStateChanged is a conditional write of the shard state refused: another writer changed it.
+var errStateChanged = errors.New("shard state changed by another writer")
+
+func shardStateKey(shard string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrPartitionKey: &types.AttributeValueMemberS{Value: ShardStatePartitionKey},
+		AttrSortKey:      &types.AttributeValueMemberS{Value: shard},
+	}
+}
+
+// MarkerKey returns the key of the error marker of the record at position in shard.
+func MarkerKey(shard string, position []byte) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrPartitionKey: &types.AttributeValueMemberS{Value: ErrorMarkerPrefix + hex.EncodeToString(position)},
+		AttrSortKey:      &types.AttributeValueMemberS{Value: shard},
+	}
+}
+
+// getItem reads an item strongly consistently, retrying retryable errors.
+func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key, ConsistentRead: aws.Bool(true)})
+		if err == nil {
+			return out.Item, nil
+		}
+		if !s.retry(ctx, err, attempt) {
+			return nil, err
+		}
+	}
+}
+
+// putItem writes an item, retrying retryable errors; a refused condition is errStateChanged.
+func (s *Store) putItem(ctx context.Context, in *dynamodb.PutItemInput) error {
+	in.TableName = aws.String(s.Table)
+	for attempt := 0; ; attempt++ {
+		_, err := s.DB.PutItem(ctx, in)
+		switch {
+		case err == nil:
+			return nil
+		case isConditionFailed(err):
+			return fmt.Errorf("%w: %w", errStateChanged, err)
+		case !s.retry(ctx, err, attempt):
+			return err
+		}
+	}
+}
+
+// ReadShardState reads shard's state item (strongly consistent). Without one, the state has Version 0 and nothing
+// else but Shard.
+func (s *Store) ReadShardState(ctx context.Context, shard string) (ShardState, error) {
+	it, err := s.getItem(ctx, shardStateKey(shard))
+	if err != nil {
+		return ShardState{}, fmt.Errorf("read shard state %q: %w", shard, err)
+	}
+	st, err := decodeShardState(shard, it)
+	if err != nil {
+		return ShardState{}, fmt.Errorf("shard state %q: %w", shard, err)
+	}
+	return st, nil
+}
+
+func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardState, error) {
+	st := ShardState{Shard: shard}
+	if len(it) == 0 {
+		return st, nil
+	}
+	v, ok := it[AttrVersion].(*types.AttributeValueMemberN)
+	if !ok {
+		return st, fmt.Errorf("no %s", AttrVersion)
+	}
+	n, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil || n < 1 {
+		return st, fmt.Errorf("%s %q is not a positive integer", AttrVersion, v.Value)
+	}
+	st.Version = n
+	if b, ok := it[AttrPending].(*types.AttributeValueMemberB); ok {
+		st.Pending = b.Value
+	}
+	if b, ok := it[AttrDelivered].(*types.AttributeValueMemberB); ok {
+		st.Delivered = b.Value
+	}
+	if b, ok := it[AttrProcessed].(*types.AttributeValueMemberB); ok {
+		st.Processed = b.Value
+	}
+	if bs, ok := it[AttrErrs].(*types.AttributeValueMemberBS); ok {
+		st.Errs = sortedPositions(bs.Value)
+	}
+	if bs, ok := it[AttrUnstored].(*types.AttributeValueMemberBS); ok {
+		st.Unstored = sortedPositions(bs.Value)
+	}
+	if l, ok := it[AttrGaps].(*types.AttributeValueMemberL); ok {
+		for i, e := range l.Value {
+			m, ok := e.(*types.AttributeValueMemberM)
+			if !ok {
+				return st, fmt.Errorf("%s[%d] is not a map", AttrGaps, i)
+			}
+			s, okS := m.Value["s"].(*types.AttributeValueMemberB)
+			e, okE := m.Value["e"].(*types.AttributeValueMemberB)
+			if !okS || !okE {
+				return st, fmt.Errorf("%s[%d] has no s or e", AttrGaps, i)
+			}
+			st.Gaps = append(st.Gaps, Gap{Shard: shard, Start: s.Value, End: e.Value})
+		}
+	}
+	return st, nil
+}
+
+// writeShardState writes st conditionally on the version prev (0: no item yet); st.Version must be prev+1.
+func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) error {
+	item := shardStateKey(st.Shard)
+	item[AttrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(st.Version, 10)}
+	if st.Pending != nil {
+		item[AttrPending] = &types.AttributeValueMemberB{Value: st.Pending}
+	}
+	if st.Delivered != nil {
+		item[AttrDelivered] = &types.AttributeValueMemberB{Value: st.Delivered}
+	}
+	if st.Processed != nil {
+		item[AttrProcessed] = &types.AttributeValueMemberB{Value: st.Processed}
+	}
+	if len(st.Errs) > 0 {
+		item[AttrErrs] = &types.AttributeValueMemberBS{Value: st.Errs}
+	}
+	if len(st.Unstored) > 0 {
+		item[AttrUnstored] = &types.AttributeValueMemberBS{Value: st.Unstored}
+	}
+	if len(st.Gaps) > 0 {
+		l := make([]types.AttributeValue, len(st.Gaps))
+		for i, g := range st.Gaps {
+			l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+				"s": &types.AttributeValueMemberB{Value: g.Start}, "e": &types.AttributeValueMemberB{Value: g.End}}}
+		}
+		item[AttrGaps] = &types.AttributeValueMemberL{Value: l}
+	}
+	in := &dynamodb.PutItemInput{Item: item}
+	versionCondition(in, prev > 0, prev, nil)
+	return s.putItem(ctx, in)
+}
+
+// versionCondition sets in's condition: the item does not exist (exists false), its version is still version, or,
+// for an item of the format before versions (version 0), it has no version and its fence is still fence.
+func versionCondition(in *dynamodb.PutItemInput, exists bool, version int64, fence []byte) {
+	switch {
+	case !exists:
+		in.ConditionExpression = aws.String("attribute_not_exists(#pk)")
+		in.ExpressionAttributeNames = map[string]string{"#pk": AttrPartitionKey}
+		in.ExpressionAttributeValues = nil
+	case version > 0:
+		in.ConditionExpression = aws.String("#v = :v")
+		in.ExpressionAttributeNames = map[string]string{"#v": AttrVersion}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(version, 10)}}
+	default:
+		in.ConditionExpression = aws.String("attribute_not_exists(#v) AND #f = :f")
+		in.ExpressionAttributeNames = map[string]string{"#v": AttrVersion, "#f": AttrFence}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":f": &types.AttributeValueMemberB{Value: fence}}
+	}
+}
+
+// sortedPositions returns ps sorted, without duplicates.
+func sortedPositions(ps [][]byte) [][]byte {
+	out := append([][]byte(nil), ps...)
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	k := 0
+	for i, p := range out {
+		if i > 0 && bytes.Equal(p, out[k-1]) {
+			continue
+		}
+		out[k] = p
+		k++
+	}
+	return out[:k]
+}
+
+// maxBytes returns the larger of a and b (nil is the smallest).
+func maxBytes(a, b []byte) []byte {
+	if a == nil || b != nil && bytes.Compare(b, a) > 0 {
+		return b
+	}
+	return a
+}
+
+// Batch is the ledger's view of one delivery of a shard's records to the pipeline, from BeginBatch through
+// MarkErrors and Apply to EndBatch.
+type Batch struct {
+	// Shard is the shard id.
+	Shard string
+	// First and Last are the positions of the batch's first and last records of the shard.
+	First, Last []byte
+	// Gaps are the shard's give-up ranges: pass them to Apply.
+	Gaps []Gap
+	// Markers counts the error markers written.
+	Markers int
+	state   ShardState // as last written
+	errs    map[string]bool
+}
+
+// Ledgered reports whether the record at position p is marked as sent to the error table by an earlier delivery:
+// if it is stored now, its contributions must be applied with Contribution.Ledgered set.
+func (b *Batch) Ledgered(p []byte) bool { return b.errs[string(p)] }
+
+// MaxLedgerPositions bounds the positions a shard state holds (AttrErrs and AttrUnstored together), keeping the
+// item well under DynamoDB's 400 KB: a delivery sending more records to the error table than fit leaves the rest
+// unmarked (a recount then does not count them: never twice, but not at all).
+const MaxLedgerPositions = 5000
+
+// MaxLedgerGaps bounds the give-up ranges a shard state keeps: the oldest is dropped beyond it (its records, if
+// redriven after that, are not counted: never twice, but not at all).
+const MaxLedgerGaps = 100
+
+// BeginBatch is the ledger's first step, before the pipeline processes a delivery of shard's records (first to
+// last, in stream order): it reads the shard's state, detects a give-up range (the delivery starts after the first
+// record delivered and not acknowledged: the mapping passed it), and writes pending = first, delivered = the later
+// of delivered and last, the gaps, and the marked and never-stored positions at or after first, conditionally on
+// the version (re-reading on a conflict). An error means none of the delivery's records may be written or
+// acknowledged.
+func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte) (*Batch, error) {
+	for conflicts := 0; ; conflicts++ {
+		st, err := s.ReadShardState(ctx, shard)
+		if err != nil {
+			return nil, err
+		}
+		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
+			Version: st.Version + 1, Gaps: st.Gaps}
+		if st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
+			g := Gap{Shard: shard, Start: st.Pending, End: first}
+			known := false
+			for _, o := range st.Gaps {
+				known = known || o.Key() == g.Key()
+			}
+			if !known {
+				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
+				if len(next.Gaps) > MaxLedgerGaps {
+					next.Gaps = next.Gaps[len(next.Gaps)-MaxLedgerGaps:]
+				}
+			}
+		}
+		next.Errs = atOrAfter(st.Errs, first)
+		next.Unstored = atOrAfter(st.Unstored, first)
+		err = s.writeShardState(ctx, next, st.Version)
+		if errors.Is(err, errStateChanged) && conflicts+1 < maxConflicts {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
+		}
+		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs)}, nil
+	}
+}
+
+// MarkErrors is the ledger's second step, after the delivery's data and error writes and before Apply. errored
+// are the positions of the delivery's records sent to the error table (self-test canaries left out), failed those
+// neither stored, skipped nor sent to the error table. A record sent to the error table is marked (AttrErrs, and an
+// error marker item) when this is its first delivery to reach this step (after AttrProcessed) or no earlier
+// delivery stored it or sent it to the error table (AttrUnstored); a failed record on its first delivery becomes unstored,
+// and a record stored now stops being unstored. The state is written (only when it changes) before the markers, so
+// a marker always has its position in errs: the pipeline then counts that record only through the set rule. An
+// error means nothing may be applied and none of the delivery's stored or error-tabled records may be
+// acknowledged.
+func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]byte) error {
+	isFailed := positionSet(failed)
+	st := b.state
+	for conflicts := 0; ; conflicts++ {
+		unstored := positionSet(st.Unstored)
+		fresh := func(p []byte) bool {
+			return st.Processed == nil || bytes.Compare(p, st.Processed) > 0 || unstored[string(p)]
+		}
+		next := st
+		next.Version = st.Version + 1
+		next.Processed = maxBytes(st.Processed, b.Last)
+		errs := positionSet(st.Errs)
+		room := MaxLedgerPositions - len(st.Errs)
+		added := false
+		for _, p := range errored {
+			if fresh(p) && !errs[string(p)] && room > 0 {
+				next.Errs = append(append([][]byte(nil), next.Errs...), p)
+				errs[string(p)] = true
+				room--
+				added = true
+			}
+		}
+		// Never stored: kept while failed again (or not delivered again), added on a first delivery that failed.
+		next.Unstored = nil
+		for _, p := range st.Unstored {
+			if (bytes.Compare(p, b.Last) > 0 || isFailed[string(p)]) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
+			}
+		}
+		for _, p := range failed {
+			if !unstored[string(p)] && (st.Processed == nil || bytes.Compare(p, st.Processed) > 0) && room > 0 {
+				next.Unstored = append(next.Unstored, p)
+				room--
+			}
+		}
+		next.Errs = sortedPositions(next.Errs)
+		next.Unstored = sortedPositions(next.Unstored)
+		if !added && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) {
+			b.errs = errs
+			break
+		}
+		err := s.writeShardState(ctx, next, st.Version)
+		if err == nil {
+			b.state, b.errs = next, errs
+			break
+		}
+		if !errors.Is(err, errStateChanged) || conflicts+1 >= maxConflicts {
+			return fmt.Errorf("write shard state %q: %w", b.Shard, err)
+		}
+		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
+			return err
+		}
+		if !bytes.Equal(st.Pending, b.First) {
+			return fmt.Errorf("write shard state %q: another delivery began", b.Shard)
+		}
+	}
+	for _, p := range errored {
+		if !b.errs[string(p)] {
+			continue
+		}
+		if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
+			return err
+		}
+		b.Markers++
+	}
+	return nil
+}
+
+// atOrAfter returns the positions of ps at or after first.
+func atOrAfter(ps [][]byte, first []byte) [][]byte {
+	var out [][]byte
+	for _, p := range ps {
+		if bytes.Compare(p, first) >= 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func positionSet(ps [][]byte) map[string]bool {
+	m := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		m[string(p)] = true
+	}
+	return m
+}
+
+func samePositions(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// EndBatch is the ledger's last step, once the delivery's response is decided: pending becomes firstFailed, the position of
+// the first record of the shard reported for retry (nil when none is), conditionally on the version BeginBatch
+// wrote. If another writer changed the state since, it is re-read and written again only while its pending is still
+// b.First (no later batch has begun). An error is not fatal (see the package documentation: the next batch then sees
+// a false give-up range, which never makes a recount count a record twice).
+func (s *Store) EndBatch(ctx context.Context, b *Batch, firstFailed []byte) error {
+	st := b.state
+	for conflicts := 0; ; conflicts++ {
+		next := st
+		next.Pending, next.Version = firstFailed, st.Version+1
+		err := s.writeShardState(ctx, next, st.Version)
+		if err == nil {
+			b.state = next
+			return nil
+		}
+		if !errors.Is(err, errStateChanged) || conflicts+1 >= maxConflicts {
+			return fmt.Errorf("write shard state %q: %w", b.Shard, err)
+		}
+		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
+			return err
+		}
+		if !bytes.Equal(st.Pending, b.First) {
+			return nil // a later batch has begun, or this write was applied and its answer lost
+		}
+	}
+}
+
+// PutErrorMarker writes the error marker of the record at position of shard (idempotent): the pipeline sent it to
+// the error table on its first delivery and did not count it.
+func (s *Store) PutErrorMarker(ctx context.Context, shard string, position []byte) error {
+	item := MarkerKey(shard, position)
+	item[AttrMarkerShard] = &types.AttributeValueMemberS{Value: shard}
+	item[AttrMarkerPosition] = &types.AttributeValueMemberB{Value: position}
+	if err := s.putItem(ctx, &dynamodb.PutItemInput{Item: item}); err != nil {
+		return fmt.Errorf("write error marker: %w", err)
+	}
+	return nil
+}
+
+// HasErrorMarker reports whether the record at position of shard has an error marker (strongly consistent read).
+func (s *Store) HasErrorMarker(ctx context.Context, shard string, position []byte) (bool, error) {
+	it, err := s.getItem(ctx, MarkerKey(shard, position))
+	if err != nil {
+		return false, fmt.Errorf("read error marker: %w", err)
+	}
+	return len(it) > 0, nil
+}
+
+// itemLedger is what an aggregate item holds besides its measures.
+type itemLedger struct {
+	exists  bool
+	fence   []byte // nil: nothing counted in fence order
+	first   []byte // AttrFirst; nil when unknown (or no fence yet)
+	version int64  // 0: the format before versions (or no item)
+	set     map[string]bool
+	setList [][]byte
+	gaps    map[string]types.AttributeValue // AttrGapCrossings
+}
+
+// decodeLedger reads an existing item's ledger attributes.
+func decodeLedger(it map[string]types.AttributeValue) (itemLedger, error) {
+	l := itemLedger{exists: len(it) > 0, set: map[string]bool{}, gaps: map[string]types.AttributeValue{}}
+	if !l.exists {
+		return l, nil
+	}
+	if f, ok := it[AttrFence]; ok {
+		b, ok := f.(*types.AttributeValueMemberB)
+		if !ok || len(b.Value) == 0 {
+			return l, fmt.Errorf("%s is not a position", AttrFence)
+		}
+		l.fence = b.Value
+	}
+	if f, ok := it[AttrFirst].(*types.AttributeValueMemberB); ok && l.fence != nil {
+		l.first = f.Value
+	}
+	if v, ok := it[AttrVersion]; ok {
+		n, isN := v.(*types.AttributeValueMemberN)
+		if !isN {
+			return l, fmt.Errorf("%s is not a number", AttrVersion)
+		}
+		x, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil || x < 1 {
+			return l, fmt.Errorf("%s %q is not a positive integer", AttrVersion, n.Value)
+		}
+		l.version = x
+	} else if l.fence == nil {
+		return l, fmt.Errorf("no %s and no %s: not written by this package", AttrFence, AttrVersion)
+	}
+	if v, ok := it[AttrSet]; ok {
+		bs, isBS := v.(*types.AttributeValueMemberBS)
+		if !isBS {
+			return l, fmt.Errorf("%s is not a binary set", AttrSet)
+		}
+		for _, p := range bs.Value {
+			l.set[string(p)] = true
+			l.setList = append(l.setList, p)
+		}
+	}
+	if v, ok := it[AttrGapCrossings]; ok {
+		m, isM := v.(*types.AttributeValueMemberM)
+		if !isM {
+			return l, fmt.Errorf("%s is not a map", AttrGapCrossings)
+		}
+		l.gaps = m.Value
+	}
+	return l, nil
+}
+
+// crossing returns the item's crossing of gap g: the fence when the item's fence first moved past g.End (nil: no
+// fence then), and whether it has one.
+func (l *itemLedger) crossing(g Gap) ([]byte, bool) {
+	v, ok := l.gaps[g.Key()]
+	if !ok {
+		return nil, false
+	}
+	if b, isB := v.(*types.AttributeValueMemberB); isB {
+		return b.Value, true
+	}
+	return nil, true
+}
+
+// recountRule is how a recount decides whether a position applies to an item.
+type recountRule struct {
+	class RecountClass
+	gap   Gap
+}
+
+// decide reports whether the contribution at p applies to an item with ledger l: the set rule, then the fence (or
+// the recount's rule).
+func (l *itemLedger) decide(p []byte, ledgered bool, rc *recountRule) bool {
+	if l.set[string(p)] {
+		return false
+	}
+	if rc == nil {
+		return ledgered || l.fence == nil || bytes.Compare(p, l.fence) > 0
+	}
+	switch rc.class {
+	case RecountMarked:
+		return true
+	case RecountGap:
+		if cross, ok := l.crossing(rc.gap); ok {
+			return cross == nil || bytes.Compare(p, cross) > 0
+		}
+		if l.first != nil && bytes.Compare(rc.gap.End, l.first) <= 0 {
+			return true // the range ends before anything was applied in fence order
+		}
+		return l.fence == nil || bytes.Compare(p, l.fence) > 0
+	case RecountInFlight:
+		return l.fence == nil || bytes.Compare(p, l.fence) > 0
+	}
+	return false
+}
+
+// ledgerAttrs adds the ledger attributes of the item to write: the set with added (positions applied out of fence
+// order), the crossings of gaps (gaps the fence moves past, from old to newFence; applied are the positions this
+// write applies in fence order) and the next version.
+func (l *itemLedger) ledgerAttrs(item map[string]types.AttributeValue, added [][]byte, gaps []Gap, newFence []byte, applied [][]byte) {
+	set := append(append([][]byte(nil), l.setList...), added...)
+	if len(set) > 0 {
+		item[AttrSet] = &types.AttributeValueMemberBS{Value: sortedPositions(set)}
+	}
+	crossings := make(map[string]types.AttributeValue, len(l.gaps))
+	for k, v := range l.gaps {
+		crossings[k] = v
+	}
+	first := l.first
+	if l.fence == nil && newFence != nil {
+		// The fence's first move: every position applied in fence order from now on is at or after first.
+		first = newFence
+		for _, p := range applied {
+			if bytes.Compare(p, first) < 0 {
+				first = p
+			}
+		}
+	}
+	if first != nil {
+		item[AttrFirst] = &types.AttributeValueMemberB{Value: first}
+	}
+	if newFence != nil && (l.fence == nil || bytes.Compare(newFence, l.fence) > 0) {
+		for _, g := range gaps {
+			if _, done := crossings[g.Key()]; done || l.fence != nil && bytes.Compare(l.fence, g.End) >= 0 ||
+				bytes.Compare(newFence, g.End) < 0 || first != nil && bytes.Compare(g.End, first) <= 0 {
+				continue
+			}
+			// The fence before, or the last position this write applies before the range's end if later: every
+			// record of the range at or before it is counted here, none after it (except through the set).
+			cross := l.fence
+			for _, p := range applied {
+				if bytes.Compare(p, g.End) < 0 {
+					cross = maxBytes(cross, p)
+				}
+			}
+			if cross == nil {
+				crossings[g.Key()] = &types.AttributeValueMemberNULL{Value: true}
+			} else {
+				crossings[g.Key()] = &types.AttributeValueMemberB{Value: cross}
+			}
+		}
+	}
+	if len(crossings) > 0 {
+		item[AttrGapCrossings] = &types.AttributeValueMemberM{Value: crossings}
+	}
+	item[AttrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(l.version+1, 10)}
+}

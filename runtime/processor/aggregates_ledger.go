@@ -1,0 +1,180 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
+)
+
+// shardSpan is one shard's records in a batch, for the ledger.
+type shardSpan struct {
+	shard       string
+	first, last []byte
+	errored     [][]byte // positions of the records sent to the error table (self-test canaries left out)
+	failed      [][]byte // positions of the records neither stored, skipped nor in the error table
+	recs        []int    // the shard's records, in batch order
+}
+
+// shardSpans groups the batch's records by shard, in first-seen order (Lambda's batches hold one shard).
+func (b *batch) shardSpans() []*shardSpan {
+	var spans []*shardSpan
+	byShard := map[string]*shardSpan{}
+	for i := range b.recs {
+		r := &b.recs[i]
+		pos, err := EncodePosition(r.rec.ShardID, r.rec.SequenceNumber, r.rec.SubSequenceNumber)
+		if err != nil {
+			continue // no position: it went to the error table (or failed) without contributions
+		}
+		sp := byShard[r.rec.ShardID]
+		if sp == nil {
+			sp = &shardSpan{shard: r.rec.ShardID, first: pos}
+			byShard[r.rec.ShardID] = sp
+			spans = append(spans, sp)
+		}
+		sp.last = pos
+		sp.recs = append(sp.recs, i)
+		switch r.out {
+		case outStored, outSkipped:
+		case outErrorStored:
+			if !isSelfTest(&r.rec) {
+				sp.errored = append(sp.errored, pos)
+			}
+		default:
+			sp.failed = append(sp.failed, pos)
+		}
+	}
+	return spans
+}
+
+// beginLedger runs the ledger's first step (aggregate.Store.BeginBatch) for each shard of the batch, before its
+// records are processed; without aggregates, or when recounting, it does nothing. A shard whose step fails has its
+// records failed before anything is written (reported for retry).
+func (b *batch) beginLedger(ctx context.Context) {
+	if b.p.aggs == nil || b.p.aggs.recount {
+		return
+	}
+	b.ledgers = map[string]*aggr.Batch{}
+	for _, sp := range b.shardSpans() {
+		l, err := b.p.aggs.store.BeginBatch(ctx, sp.shard, sp.first, sp.last)
+		if err == nil {
+			b.ledgers[sp.shard] = l
+			continue
+		}
+		b.ledgerFailures++
+		b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger not written, the shard's records reported for retry",
+			slog.String("shardId", sp.shard), slog.String("error", err.Error()))
+		for _, i := range sp.recs {
+			b.recs[i].fail(safeReason("aggregates ledger not written"))
+		}
+	}
+}
+
+// markErrors runs the ledger's second step (aggregate.Store.MarkErrors) for each shard, after the data and error
+// writes: the error-tabled records first delivered (or never stored before) are marked. A shard whose step fails
+// has its stored and error-tabled records failed (nothing applied) and is left out of the returned ledgers.
+func (b *batch) markErrors(ctx context.Context) map[string]*aggr.Batch {
+	ledgers := map[string]*aggr.Batch{}
+	for _, sp := range b.shardSpans() {
+		l := b.ledgers[sp.shard]
+		if l == nil {
+			continue
+		}
+		if err := b.p.aggs.store.MarkErrors(ctx, l, sp.errored, sp.failed); err != nil {
+			b.ledgerFailures++
+			b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger not written, the shard's records reported for retry",
+				slog.String("shardId", sp.shard), slog.String("error", err.Error()))
+			for _, i := range sp.recs {
+				r := &b.recs[i]
+				if r.out == outStored || r.out == outErrorStored && !isSelfTest(&r.rec) {
+					r.out, r.err = outFailed, safeReason("aggregates ledger not written")
+				}
+			}
+			continue
+		}
+		ledgers[sp.shard] = l
+	}
+	return ledgers
+}
+
+// endLedger runs the ledger step once the batch's outcomes are decided (aggregate.Store.EndBatch): the shard's
+// pending record becomes the first one reported for retry. A failure is logged and counted, not fatal (see
+// runtime/aggregate).
+func (b *batch) endLedger(ctx context.Context, ledgers map[string]*aggr.Batch) int {
+	failures := 0
+	for _, sp := range b.shardSpans() {
+		l := ledgers[sp.shard]
+		if l == nil {
+			continue
+		}
+		var firstFailed []byte
+		unknown := false
+		for _, i := range sp.recs {
+			r := &b.recs[i]
+			if r.out == outStored || r.out == outSkipped || r.out == outErrorStored {
+				continue
+			}
+			// Lambda retries from the reported sequence number: a KPL aggregate from its first user record.
+			pos, err := EncodePosition(r.rec.ShardID, r.rec.SequenceNumber, 0)
+			if err != nil {
+				unknown = true
+			}
+			firstFailed = pos
+			break
+		}
+		if unknown {
+			continue // the whole batch is retried: pending stays at its first record
+		}
+		if err := b.p.aggs.store.EndBatch(ctx, l, firstFailed); err != nil {
+			failures++
+			b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger state not updated after the batch (safe: the next batch sees a false give-up range)",
+				slog.String("shardId", sp.shard), slog.String("error", err.Error()))
+		}
+	}
+	return failures
+}
+
+// recountAggregates counts each stored record with contributions where the ledger shows the pipeline did not
+// (aggregate.Store.Recount), for Options.RecountAggregates: no fence moves, no ledger state is written. A record
+// whose recount fails is reported for retry (recounting it again decides the same way).
+func (b *batch) recountAggregates(ctx context.Context) {
+	var mu sync.Mutex
+	var writes, conflicts, failures, recounted, records int
+	limit := b.p.opts.MaxInFlight
+	if limit <= 0 {
+		limit = DefaultMaxInFlight
+	}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.out != outStored || len(r.contribs) == 0 {
+			continue
+		}
+		records++
+		g.Go(func() error {
+			res := b.p.aggs.store.Recount(ctx, r.contribs)
+			mu.Lock()
+			defer mu.Unlock()
+			writes += res.Writes
+			conflicts += res.Conflicts
+			if res.Counted() {
+				recounted++
+			}
+			if res.Err != nil {
+				failures++
+				b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates not recounted, the record reported for retry",
+					slog.String("eventId", r.rec.EventID), slog.String("error", res.Err.Error()))
+				r.out, r.err = outFailed, safeReason("aggregates not recounted")
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if records > 0 {
+		b.p.emitAggregateMetrics(writes, conflicts, failures, recounted)
+	}
+}
