@@ -140,7 +140,9 @@
 // with runtime/aggregate's fenced writes, and a record whose contributions are not durable is reported like one
 // whose items are not. runtime/aggregate argues why that counts each stored record exactly once. Aggregate metrics
 // (MetricAggregateWrites, MetricAggregateConflicts, MetricAggregateFailures) go on their own EMF line, only when
-// aggregates are configured. Options.SkipAggregates turns them off for tools that replay records out of order.
+// aggregates are configured. Tools that run records out of order (kdp redrive, kdp replay) never count in fence
+// order: they set Options.RecountAggregates, which counts only records the pipeline did not count, exactly once
+// (MetricAggregateRecounted), or Options.SkipAggregates, which leaves the aggregates out (data only).
 //
 // Start runs the default processor in Lambda; New and Handle let you build your own, with your own Transform. Each
 // batch logs a summary with log/slog and writes one CloudWatch Embedded Metric Format line with the Metric* metrics.
