@@ -166,9 +166,9 @@ func (p *KinesisDynamoPipeline) createAggregates(in *KinesisDynamoPipelineProps,
 	}
 	if !isTrue(in.UnlimitedRetries) {
 		awscdk.Annotations_Of(p).AddWarningV2(jsii.String("kinesispipeline:aggregatesWithFiniteRetries"),
-			jsii.String("Aggregates with finite retries: a record the event source mapping gives up on may stay uncounted "+
-				"in some aggregates even after it is redriven (see runtime/aggregate); set UnlimitedRetries where "+
-				"aggregates must be exact, and watch the on-failure destination"), nil)
+			jsii.String("Aggregates with finite retries: a record the event source mapping gives up on stays uncounted "+
+				"until it is redriven with the aggregate table (the stack outputs' redrive commands pass --aggregate-table; "+
+				"see runtime/aggregate); set UnlimitedRetries where aggregates must never lag, and watch the on-failure destination"), nil)
 	}
 	p.function.AddEnvironment(jsii.String(processor.EnvAggregateTableName), p.aggregateTable.TableName(), nil)
 	grant := p.aggregateTable.Grant(p.role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"))

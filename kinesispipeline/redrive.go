@@ -24,7 +24,9 @@ const redrivePackage = modulePath + "/runtime/cmd/redrive"
 // outputs run it) needs for this pipeline: reading and deleting on-failure messages or objects, reading the stream
 // ranges they point at (and the records error entries name), writing items to the table and reading the item an
 // insert-only write finds in its way, scanning, rewriting and deleting error-table entries, and reading the
-// function's code asset for its configuration, plus the matching use of customer-managed keys. A CDK bootstrap
+// function's code asset for its configuration, reading and writing aggregate items (dynamodb:GetItem,
+// dynamodb:PutItem on the aggregate table, with Aggregates: the records it stores are recounted there), plus the
+// matching use of customer-managed keys. A CDK bootstrap
 // bucket encrypted with a customer-managed key (cdk bootstrap --bootstrap-customer-key) needs kms:Decrypt on that
 // key too, which the construct cannot see.
 //
@@ -51,6 +53,7 @@ func (p *KinesisDynamoPipeline) GrantRedrive(grantee awsiam.IGrantable) awsiam.G
 			grant = grant.Combine(key.GrantEncryptDecrypt(grantee))
 		}
 	}
+	grant = p.grantAggregateRecount(grantee, grant)
 	if p.queue != nil {
 		grant = grant.Combine(p.queue.Grant(grantee, jsii.String("sqs:ReceiveMessage"), jsii.String("sqs:DeleteMessage"),
 			jsii.String("sqs:ChangeMessageVisibility")))
@@ -115,6 +118,9 @@ func (p *KinesisDynamoPipeline) createOutputs(in *KinesisDynamoPipelineProps) {
 	}
 	if asset := p.codeAsset(); asset != nil {
 		common += flag(cli.FlagConfig, "s3://"+*asset.S3BucketName()+"/"+*asset.S3ObjectKey())
+	}
+	if p.aggregateTable != nil {
+		common += flag(cli.FlagAggregateTable, *p.aggregateTable.TableName())
 	}
 	if p.errorTable != nil {
 		output("ErrorTableName", "DynamoDB table of records that could not be written, with payload and reason", p.errorTable.TableName())

@@ -17,8 +17,9 @@ const kdpPackage = modulePath + "/runtime/cmd/kdp"
 // this pipeline: reading the stream (kinesis:DescribeStreamSummary for its retention, kinesis:ListShards,
 // kinesis:GetShardIterator, kinesis:GetRecords), writing items to the table with conditional PutItem and reading
 // items (dynamodb:GetItem, for a dry run's predictions), writing error items (dynamodb:PutItem,
-// dynamodb:BatchWriteItem on the error table), and reading the function's code asset for its configuration, plus the
-// matching use of customer-managed keys. It deletes nothing. A CDK bootstrap bucket encrypted with a
+// dynamodb:BatchWriteItem on the error table), reading the function's code asset for its configuration, and
+// reading and writing aggregate items (dynamodb:GetItem, dynamodb:PutItem on the aggregate table, with Aggregates:
+// the records it stores are recounted there), plus the matching use of customer-managed keys. It deletes nothing. A CDK bootstrap bucket encrypted with a
 // customer-managed key needs kms:Decrypt on that key too, which the construct cannot see.
 //
 // GrantRedrive does not cover it (it lacks kinesis:ListShards and kinesis:DescribeStreamSummary) and gives more
@@ -42,7 +43,7 @@ func (p *KinesisDynamoPipeline) GrantReplay(grantee awsiam.IGrantable) awsiam.Gr
 			ResourceArns: jsii.Strings(*asset.Bucket().ArnForObjects(asset.S3ObjectKey())),
 		}))
 	}
-	return grant
+	return p.grantAggregateRecount(grantee, grant)
 }
 
 // createReplayOutput adds the ReplayCommand output: `kdp replay` for this pipeline's stream and tables, with the
@@ -68,6 +69,9 @@ func (p *KinesisDynamoPipeline) createReplayOutput(in *KinesisDynamoPipelineProp
 	}
 	if asset := p.codeAsset(); asset != nil {
 		cmd += flag(replaycli.FlagConfig, "s3://"+*asset.S3BucketName()+"/"+*asset.S3ObjectKey())
+	}
+	if p.aggregateTable != nil {
+		cmd += flag(replaycli.FlagAggregateTable, *p.aggregateTable.TableName())
 	}
 	cmd += " --" + replaycli.FlagSince
 	awscdk.NewCfnOutput(p, jsii.String("ReplayCommand"), &awscdk.CfnOutputProps{

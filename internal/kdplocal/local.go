@@ -359,13 +359,29 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 // tables and, when the asset holds one, its configuration.
 func replayCommand(p *pipeline, streamARN string, since time.Time) string {
 	cmd := fmt.Sprintf("kdp replay --stream %s --since %s --table %s", streamARN, since.UTC().Format(time.RFC3339), p.table.logicalID)
+	return cmd + commandTables(p)
+}
+
+// redriveS3Command is the kdp redrive command for the objects under prefix in the local on-failure bucket.
+func redriveS3Command(p *pipeline, bucket, prefix, streamARN string) string {
+	cmd := fmt.Sprintf("kdp redrive s3 --bucket %s --prefix %s --stream %s --table %s", bucket, prefix, streamARN, p.table.logicalID)
+	return cmd + commandTables(p)
+}
+
+// commandTables are the flags of the printed commands after --table: the error table, the configuration when the
+// asset holds one, and the aggregate table with Aggregates (the records the commands store are recounted there).
+func commandTables(p *pipeline) string {
+	var flags string
 	if p.errorTable != nil {
-		cmd += " --error-table " + p.errorTable.logicalID
+		flags += " --error-table " + p.errorTable.logicalID
 	}
 	if cfg := filepath.Join(p.assetDir, processor.ConfigFileName); fileExists(cfg) {
-		cmd += " --config " + cfg
+		flags += " --config " + cfg
 	}
-	return cmd
+	if p.aggTable != nil {
+		flags += " --aggregate-table " + p.aggTable.logicalID
+	}
+	return flags
 }
 
 func printList(w io.Writer, title string, items []json.RawMessage) {
@@ -465,13 +481,7 @@ func onFailure(ctx context.Context, p *pipeline, streamARN string, warn func(str
 		uuid := newUUID()
 		prefix := "aws/lambda/" + uuid + "/"
 		read := func(ctx context.Context) ([]json.RawMessage, error) { return readObjects(ctx, client, bucket, prefix) }
-		redrive := fmt.Sprintf("kdp redrive s3 --bucket %s --prefix %s --stream %s --table %s", bucket, prefix, streamARN, p.table.logicalID)
-		if p.errorTable != nil {
-			redrive += " --error-table " + p.errorTable.logicalID
-		}
-		if cfg := filepath.Join(p.assetDir, processor.ConfigFileName); fileExists(cfg) {
-			redrive += " --config " + cfg
-		}
+		redrive := redriveS3Command(p, bucket, prefix, streamARN)
 		keep := []string{
 			"export AWS_ENDPOINT_URL_S3=" + srv.URL(),
 			fmt.Sprintf("On-failure bucket %s (a local S3 server at %s):", bucket, srv.URL()),

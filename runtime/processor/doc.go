@@ -141,9 +141,10 @@
 // whose items are not. runtime/aggregate argues why that counts each stored record exactly once. Aggregate metrics
 // (MetricAggregateWrites, MetricAggregateConflicts, MetricAggregateFailures) go on their own EMF line, only when
 // aggregates are configured. Around the aggregate writes run the ledger's steps (BeginBatch before the batch's
-// writes, MarkErrors before Apply, EndBatch after), which let redrive and replay count exactly once:
-// Options.RecountAggregates counts each stored record only where the pipeline did not (aggregate.Store.Recount,
-// MetricAggregateRecounted), never moving a fence. Options.SkipAggregates turns aggregates off (data items only).
+// writes, MarkErrors before Apply, EndBatch after), which let the tools that run records out of order (kdp
+// redrive, kdp replay) count exactly once: Options.RecountAggregates counts each stored record only where the
+// pipeline did not (aggregate.Store.Recount, MetricAggregateRecounted), never moving a fence.
+// Options.SkipAggregates turns aggregates off (data items only).
 //
 // Aggregate expressions (AggregateValue.Expression, AggregateMeasure.Expression) see what Transform's see, but
 // compute exactly: payload numbers reach them as json.Number, float literals are read from their source text, and

@@ -104,6 +104,15 @@
 // pipeline and by a redrive, or by two redrives) rewrites the same item, and every write is conditional on the item's
 // position as described above.
 //
-// A redrive writes data and error items only, never aggregate contributions (processor.Options.SkipAggregates): it
-// runs records out of the stream's order, which the aggregates' fences rely on (see package runtime/aggregate).
+// # Aggregates
+//
+// A redrive runs records out of the stream's order, which the aggregates' fences rely on, so it never counts the
+// way the pipeline does. With Options.AggregateTableName (the command's --aggregate-table; required when the
+// configuration has aggregates) it runs the processor with processor.Options.RecountAggregates: each record it
+// stores is counted into the aggregates where the aggregate table's ledger shows the pipeline did not count it (sent
+// to the error table, given up on by the event source mapping), exactly once, however often it is redriven and
+// whatever the pipeline does meanwhile (see package runtime/aggregate). RecordCounts.Recounted counts those records
+// (processor.MetricAggregateRecounted). A dry run reads the aggregate table and writes nothing to it: it counts what
+// it would recount. Options.SkipAggregates (--skip-aggregates) stores data only: the records it stores stay
+// uncounted (a later replay of their window with the aggregate table counts them, while the stream holds them).
 package redrive

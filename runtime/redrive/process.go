@@ -34,7 +34,7 @@ func newRunner(db DB, o Options) (*runner, error) {
 	build := func(insertOnly bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
-			pdb = &dryRunDB{real: db, table: o.TableName, keys: keyNames(o.Config), insertOnly: insertOnly}
+			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keyNames(o.Config), insertOnly: insertOnly}
 		}
 		rdb := &recordingDB{DB: pdb, errorTable: o.ErrorTableName}
 		fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
@@ -48,7 +48,8 @@ func newRunner(db DB, o Options) (*runner, error) {
 		// Every redrive replays records from the past: set last, so no caller's option turns the conditions off.
 		fns = append(fns, func(po *processor.Options) {
 			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
-			po.SkipAggregates = true // out of stream order: see runtime/aggregate
+			// Out of stream order: never the pipeline's fenced counting (see runtime/aggregate), a recount or nothing.
+			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates)
 		})
 		p, err := processor.New(rdb, fns...)
 		return p, rdb, err
@@ -109,7 +110,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 		counts: RecordCounts{
 			Read: len(ev.Records), Written: m[processor.MetricRecordsWritten], Skipped: m[processor.MetricRecordsSkipped],
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
-			Refused: m[processor.MetricRecordsRefused],
+			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(),
 		},
 		errorReasons: r.db.reasons(),
 	}
@@ -201,20 +202,41 @@ func (d *recordingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, op
 // the data table by an insert-only processor is answered as DynamoDB would answer it (ConditionalCheckFailedException
 // when the key holds an item), so that the processor tells a rerun from a refusal as it would for real; every other
 // write is accepted (a conditional write that would fail counts as stored, superseded, just like one that succeeds).
+// Writes to the aggregate table (a recount's) are accepted and counted, never sent: a dry run recounts nothing, it
+// only reads the aggregate table to say what it would recount.
 type dryRunDB struct {
-	real       DB
-	table      string
-	keys       []string
-	insertOnly bool
+	real           DB
+	table          string
+	aggregateTable string
+	keys           []string
+	insertOnly     bool
+
+	mu              sync.Mutex
+	aggregateWrites int // writes to the aggregate table accepted, not sent
+}
+
+// noteAggregateWrite counts a write to the aggregate table, if table is it.
+func (d *dryRunDB) noteAggregateWrite(table *string) {
+	if d.aggregateTable != "" && aws.ToString(table) == d.aggregateTable {
+		d.mu.Lock()
+		d.aggregateWrites++
+		d.mu.Unlock()
+	}
 }
 
 // BatchWriteItem accepts every item.
-func (*dryRunDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+func (d *dryRunDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	for table, ws := range in.RequestItems {
+		for range ws {
+			d.noteAggregateWrite(&table)
+		}
+	}
 	return &dynamodb.BatchWriteItemOutput{}, nil
 }
 
 // PutItem accepts the item, or, for an insert into the data table whose key holds an item, fails its condition.
 func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	d.noteAggregateWrite(in.TableName)
 	if !d.insertOnly || in.TableName == nil || *in.TableName != d.table || in.ConditionExpression == nil {
 		return &dynamodb.PutItemOutput{}, nil
 	}

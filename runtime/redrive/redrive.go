@@ -91,6 +91,15 @@ type Options struct {
 	// ProcessorOptions are applied to the processor's options after the table names and Config: set a custom
 	// Transform here to redrive a pipeline built with one. Default: none.
 	ProcessorOptions []func(*processor.Options)
+	// AggregateTableName is the pipeline's aggregate table. Required when Config has aggregates, unless
+	// SkipAggregates: each record stored is then counted into the aggregates where the pipeline did not count it
+	// (sent to the error table, given up on by the event source mapping), exactly once, whatever ran before
+	// (processor.Options.RecountAggregates; see package runtime/aggregate). Default: "".
+	AggregateTableName string
+	// SkipAggregates stores the records without counting them into Config's aggregates (data only,
+	// processor.Options.SkipAggregates): the records it stores stay uncounted. A later replay of their window with
+	// AggregateTableName counts them, while the stream holds them. Default: false.
+	SkipAggregates bool
 	// DryRun reads and transforms but writes and deletes nothing. Default: false.
 	DryRun bool
 	// Rate is the most records processed per second; 0 means no limit. Default: 0.
@@ -146,6 +155,9 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	}
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch size %d is negative", o.BatchSize))
+	}
+	if err := CheckAggregates(o.Config, o.AggregateTableName, o.SkipAggregates); err != nil {
+		errs = append(errs, err)
 	}
 	var pin *StreamRef
 	if o.StreamARN != "" {
@@ -236,6 +248,9 @@ type RecordCounts struct {
 	// Refused counts unverified records not stored because their key holds another record's item
 	// (processor.MetricRecordsRefused).
 	Refused int
+	// Recounted counts records counted into the aggregates because the pipeline had not counted them
+	// (processor.MetricAggregateRecounted); in a dry run, records that would be.
+	Recounted int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -245,6 +260,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.ToErrorTable += o.ToErrorTable
 	c.Failed += o.Failed
 	c.Refused += o.Refused
+	c.Recounted += o.Recounted
 }
 
 // Summary counts a run's sources by outcome and their records.
@@ -261,6 +277,8 @@ type Summary struct {
 	Elapsed time.Duration
 	// DryRun reports whether the run was a dry run.
 	DryRun bool
+	// Aggregates says what the run did with the configuration's aggregates.
+	Aggregates AggregateMode
 }
 
 // Total returns the number of sources seen.
@@ -296,7 +314,7 @@ func (s Summary) clone() Summary {
 // start resets the running summary.
 func (r *Redriver) start() {
 	r.began = r.opts.Now()
-	r.sum = Summary{Sources: map[Outcome]int{}, DryRun: r.opts.DryRun}
+	r.sum = Summary{Sources: map[Outcome]int{}, DryRun: r.opts.DryRun, Aggregates: AggregateModeOf(r.opts.Config, r.opts.SkipAggregates)}
 }
 
 // record adds a source's result to the running summary and reports it.

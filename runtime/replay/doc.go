@@ -54,6 +54,15 @@
 // (DescribeStreamSummary) is reported (Summary.PastRetention): whatever the stream still holds of it is replayed,
 // but the run is not complete.
 //
-// A replay writes data and error items only, never aggregate contributions (processor.Options.SkipAggregates): it
-// runs records out of the stream's order, which the aggregates' fences rely on (see package runtime/aggregate).
+// # Aggregates
+//
+// A replay runs a window out of the event source mapping's order, which the aggregates' fences rely on, so it never
+// counts the way the pipeline does. With Options.AggregateTableName (--aggregate-table; required when the
+// configuration has aggregates) it runs the processor with processor.Options.RecountAggregates: each record it
+// stores is counted into the aggregates where the aggregate table's ledger shows the pipeline did not count it (sent
+// to the error table, given up on by the event source mapping, or delivered and not acknowledged yet), exactly once,
+// however often the window is replayed and whatever the pipeline does meanwhile; records the pipeline counted, or
+// has not reached yet, are not counted (see package runtime/aggregate). Counts.Recounted counts the records
+// recounted (processor.MetricAggregateRecounted). A dry run reads the aggregate table and writes nothing to it.
+// Options.SkipAggregates (--skip-aggregates) stores data only: records the pipeline did not count stay uncounted.
 package replay

@@ -38,7 +38,7 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 	var base DB = r.c.DB
 	keys := keyNames(o.Config)
 	if o.DryRun {
-		base = &dryRunDB{real: r.c.DB, table: o.TableName, keys: keys, older: older}
+		base = &dryRunDB{real: r.c.DB, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keys, older: older}
 	}
 	cdb := &countingDB{DB: base, table: o.TableName, keys: keys, older: older, retry: !o.DryRun}
 	mc := &emfcount.Capture{}
@@ -50,7 +50,10 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 	// A replay writes records from the past: set last, so no caller's option turns the condition off.
 	fns = append(fns, func(po *processor.Options) {
 		po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, false
-		po.SkipAggregates = true // a window out of the mapping's order: see runtime/aggregate
+		// A window out of the mapping's order: never the pipeline's fenced counting (see runtime/aggregate), a
+		// recount or nothing.
+		po.AggregateTableName = o.AggregateTableName
+		po.SkipAggregates, po.RecountAggregates = o.SkipAggregates, !o.SkipAggregates
 	})
 	p, err := processor.New(cdb, fns...)
 	if err != nil {
@@ -78,6 +81,7 @@ func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEvent
 	c.Stored, c.Skipped = m[processor.MetricRecordsWritten], m[processor.MetricRecordsSkipped]
 	c.ToErrorTable, c.Failed = m[processor.MetricRecordsToErrorTable], m[processor.MetricRecordsFailed]+m[processor.MetricRecordsRefused]
 	c.Written, c.Superseded = sp.db.counts()
+	c.Recounted = sp.metrics.Recounted()
 	return c, nil
 }
 
@@ -192,21 +196,41 @@ func conditionFailed(err error) bool {
 // write to the data table is answered as DynamoDB would answer it: the item there (read strongly consistent) is
 // compared with the written record's position (the condition's :p) by the rule of processor.Options.ConditionalWrites (no item, no
 // position, an unverified position, or a position of the same shard not later than this one: written; else the
-// condition fails). Every other write is accepted.
+// condition fails). Every other write is accepted. Writes to the aggregate table (a recount's) are accepted and
+// counted, never sent: a dry run recounts nothing, it only reads the aggregate table to say what it would recount.
 type dryRunDB struct {
-	real  DB
-	table string
-	keys  []string
-	older [][]byte // position prefixes of the shard's ancestors: their items are replaced (see countingDB)
+	real           DB
+	table          string
+	aggregateTable string
+	keys           []string
+	older          [][]byte // position prefixes of the shard's ancestors: their items are replaced (see countingDB)
+
+	mu              sync.Mutex
+	aggregateWrites int // writes to the aggregate table accepted, not sent
+}
+
+// noteAggregateWrite counts a write to the aggregate table, if table is it.
+func (d *dryRunDB) noteAggregateWrite(table string) {
+	if d.aggregateTable != "" && table == d.aggregateTable {
+		d.mu.Lock()
+		d.aggregateWrites++
+		d.mu.Unlock()
+	}
 }
 
 // BatchWriteItem accepts every item.
-func (*dryRunDB) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+func (d *dryRunDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	for table, ws := range in.RequestItems {
+		for range ws {
+			d.noteAggregateWrite(table)
+		}
+	}
 	return &dynamodb.BatchWriteItemOutput{}, nil
 }
 
 // PutItem predicts a data item's conditional write; it accepts anything else.
 func (d *dryRunDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	d.noteAggregateWrite(aws.ToString(in.TableName))
 	if aws.ToString(in.TableName) != d.table || in.ConditionExpression == nil {
 		return &dynamodb.PutItemOutput{}, nil
 	}

@@ -67,6 +67,15 @@ type Options struct {
 	// ProcessorOptions are applied to the processor's options after the table names and Config (a custom
 	// Transform, for instance); conditional writes are forced on after them. Default: none.
 	ProcessorOptions []func(*processor.Options)
+	// AggregateTableName is the pipeline's aggregate table. Required when Config has aggregates, unless
+	// SkipAggregates: each record stored is then counted into the aggregates where the pipeline did not count it
+	// (sent to the error table, given up on by the event source mapping, or delivered and not acknowledged yet),
+	// exactly once, whatever ran before (processor.Options.RecountAggregates; see package runtime/aggregate).
+	// Default: "".
+	AggregateTableName string
+	// SkipAggregates stores the records without counting them into Config's aggregates (data only,
+	// processor.Options.SkipAggregates): records the pipeline did not count stay uncounted. Default: false.
+	SkipAggregates bool
 	// Shards limits the replay to these shard ids, still parents before children among them. Default: every
 	// shard of the stream.
 	Shards []string
@@ -111,6 +120,9 @@ type Counts struct {
 	ToErrorTable int
 	// Failed counts records not stored anywhere (a rerun replays them).
 	Failed int
+	// Recounted counts records counted into the aggregates because the pipeline had not counted them
+	// (processor.MetricAggregateRecounted); in a dry run, records that would be.
+	Recounted int
 }
 
 func (c *Counts) add(o Counts) {
@@ -121,6 +133,7 @@ func (c *Counts) add(o Counts) {
 	c.Skipped += o.Skipped
 	c.ToErrorTable += o.ToErrorTable
 	c.Failed += o.Failed
+	c.Recounted += o.Recounted
 }
 
 // ShardState is where a shard's replay is.
@@ -184,6 +197,8 @@ type Summary struct {
 	PastRetention string
 	// DryRun reports whether nothing was written.
 	DryRun bool
+	// Aggregates says what the run did with the configuration's aggregates.
+	Aggregates redrive.AggregateMode
 	// Elapsed is the run's time.
 	Elapsed time.Duration
 }
@@ -280,6 +295,9 @@ func New(c Clients, optFns ...func(*Options)) (*Replayer, error) {
 	if o.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d is negative", o.Concurrency))
 	}
+	if err := redrive.CheckAggregates(o.Config, o.AggregateTableName, o.SkipAggregates); err != nil {
+		errs = append(errs, err)
+	}
 	for _, s := range o.Shards {
 		if !redrive.ValidShardID(s) {
 			errs = append(errs, fmt.Errorf("shard %q is not a shard id (shardId- and 12 digits)", s))
@@ -306,7 +324,7 @@ func (r *Replayer) Run(ctx context.Context) (Summary, error) {
 	if until.IsZero() {
 		until = began
 	}
-	sum := Summary{Stream: r.ref.Name, Since: r.opts.Since, Until: until, DryRun: r.opts.DryRun}
+	sum := Summary{Stream: r.ref.Name, Since: r.opts.Since, Until: until, DryRun: r.opts.DryRun, Aggregates: redrive.AggregateModeOf(r.opts.Config, r.opts.SkipAggregates)}
 	var desc *kinesis.DescribeStreamSummaryOutput
 	err := r.throttled(ctx, func() error {
 		var err error

@@ -2,7 +2,7 @@
 //
 //	kdp local   --cdk-out cdk.out --stack NAME [--pipeline PATH] [--records FILE|-] [--keep] [--json]
 //	kdp redrive dlq|s3|errors [flags]
-//	kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--dry-run] [--rate N] [--shard ID ...]
+//	kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--aggregate-table A] [--dry-run] [--rate N] [--shard ID ...]
 //
 // kdp local runs a pipeline of a synthesized stack on this machine, on kinesalite and dynalite (Node.js and the two
 // npm packages are needed; see package internal/kdplocal for what it recreates and what it does not emulate).
@@ -45,7 +45,7 @@ func main() {
 const usage = `usage:
   kdp local   --cdk-out cdk.out --stack NAME [--pipeline PATH] [--records FILE|-] [--keep] [--json]
   kdp redrive dlq|s3|errors [flags]
-  kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--dry-run] [--rate N] [--shard ID ...]
+  kdp replay  --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C] [--aggregate-table A] [--dry-run] [--rate N] [--shard ID ...]
 `
 
 // run dispatches to a subcommand and returns the exit status.

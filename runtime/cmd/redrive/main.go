@@ -2,9 +2,9 @@
 // processor code and configuration as the pipeline, verifying what it reads before writing (see package
 // runtime/redrive for what it does and what it trusts):
 //
-//	redrive dlq    --queue-url URL --stream ARN --table T [--error-table E] [--config C] [flags]
-//	redrive s3     --bucket B [--prefix aws/lambda/<mapping UUID>/] [--delete] --stream ARN --table T [--error-table E] [--config C] [flags]
-//	redrive errors --error-table E --table T [--stream ARN] [--reason TEXT] [--since TIME] [--until TIME] [--config C] [flags]
+//	redrive dlq    --queue-url URL --stream ARN --table T [--error-table E] [--config C] [--aggregate-table A] [flags]
+//	redrive s3     --bucket B [--prefix aws/lambda/<mapping UUID>/] [--delete] --stream ARN --table T [--error-table E] [--config C] [--aggregate-table A] [flags]
+//	redrive errors --error-table E --table T [--stream ARN] [--reason TEXT] [--since TIME] [--until TIME] [--config C] [--aggregate-table A] [flags]
 //
 // --stream pins the pipeline's stream (its ARN): required for dlq and s3, where a message or object naming another
 // stream (partition, region, account or name) is left where it is and reported; for errors, each entry is checked
@@ -21,6 +21,12 @@
 // outputs of the construct name the function's own code asset, so the command runs with the configuration the
 // function runs with.
 //
+// A configuration with aggregates needs --aggregate-table (default $PIPELINE_AGGREGATE_TABLE_NAME; the stack outputs
+// pass it): each record stored is counted into the aggregates where the pipeline did not count it (sent to the error
+// table, given up on by the event source mapping), exactly once, however often the redrive runs. Without it the
+// command stops with a usage error, unless --skip-aggregates is passed: data only, the records stored stay uncounted.
+// A dry run writes nothing to the aggregate table; its summary says how many records it would recount.
+//
 // AWS access comes from the SDK's default chain: environment, shared config and credentials files (AWS_PROFILE),
 // SSO, instance roles; AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB and
 // AWS_ENDPOINT_URL_S3 point it at local emulators.
@@ -29,7 +35,8 @@
 //
 //	every mode: dynamodb:PutItem and dynamodb:GetItem on the data table (one conditional PutItem per item; GetItem
 //	            when an insert finds its key taken) and dynamodb:PutItem, dynamodb:BatchWriteItem on the error table
-//	            (records that fail again); s3:GetObject on the code asset with --config s3://...
+//	            (records that fail again); s3:GetObject on the code asset with --config s3://...;
+//	            dynamodb:GetItem and dynamodb:PutItem on the aggregate table with --aggregate-table
 //	dlq:        sqs:ReceiveMessage, sqs:ChangeMessageVisibility, sqs:DeleteMessage on the queue;
 //	            kinesis:GetShardIterator, kinesis:GetRecords on the stream
 //	s3:         s3:ListBucket on the bucket, s3:GetObject on its objects (s3:DeleteObject with --delete);

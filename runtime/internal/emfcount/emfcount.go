@@ -16,11 +16,13 @@ var counted = []string{processor.MetricRecordsWritten, processor.MetricRecordsSk
 
 // Capture is an io.Writer for processor.Options.MetricsWriter that keeps the counts of the last complete metrics
 // line holding record counts (other lines, such as the aggregates' metrics, are passed over). Self-test records stored in the error table (processor.MetricSelfTestRecordsToErrorTable) are added to
-// processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other.
+// processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other. It also adds up
+// processor.MetricAggregateRecounted over every line since Reset, whichever line carries it (Recounted).
 type Capture struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	count map[string]int
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	count     map[string]int
+	recounted int
 }
 
 // Write keeps the counts of each complete line of p; a partial line waits for the rest.
@@ -39,6 +41,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 		var v map[string]any
 		if json.Unmarshal(line, &v) != nil {
 			continue
+		}
+		if f, ok := v[processor.MetricAggregateRecounted].(float64); ok {
+			c.recounted += int(f)
 		}
 		m := map[string]int{}
 		for _, name := range counted {
@@ -61,6 +66,7 @@ func (c *Capture) Reset() {
 	defer c.mu.Unlock()
 	c.buf.Reset()
 	c.count = nil
+	c.recounted = 0
 }
 
 // Last returns the counts of the last complete metrics line, and false when there was none since Reset.
@@ -68,4 +74,12 @@ func (c *Capture) Last() (map[string]int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.count, c.count != nil
+}
+
+// Recounted returns the records counted into the aggregates since Reset (processor.MetricAggregateRecounted, summed
+// over every complete line): 0 when no line carried it.
+func (c *Capture) Recounted() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recounted
 }

@@ -47,3 +47,35 @@ func TestCapture(t *testing.T) {
 		})
 	}
 }
+
+func TestCaptureRecounted(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   int
+	}{
+		{"nothing written", nil, 0},
+		{"no line carries it", []string{"{\"RecordsWritten\":3}\n{\"AggregateWrites\":2}\n"}, 0},
+		{"on the aggregates' line", []string{"{\"AggregateWrites\":2,\"AggregateRecounted\":2}\n{\"RecordsWritten\":3}\n"}, 2},
+		{"on the record counts' line", []string{"{\"RecordsWritten\":3,\"AggregateRecounted\":1}\n"}, 1},
+		{"added up over lines", []string{"{\"AggregateRecounted\":2}\n{\"AggregateRecounted\":", "3}\n"}, 5},
+		{"a partial line does not count yet", []string{"{\"AggregateRecounted\":2}\n{\"AggregateRecounted\":3}"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c emfcount.Capture
+			for _, w := range tt.writes {
+				if _, err := c.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.Recounted(); got != tt.want {
+				t.Errorf("Recounted() = %d, want %d", got, tt.want)
+			}
+			c.Reset()
+			if got := c.Recounted(); got != 0 {
+				t.Errorf("after Reset, Recounted() = %d", got)
+			}
+		})
+	}
+}

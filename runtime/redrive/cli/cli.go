@@ -55,6 +55,8 @@ const (
 	FlagPrefix                   = "prefix"
 	FlagDryRun                   = "dry-run"
 	FlagAllowOverwriteUnverified = "allow-overwrite-unverified"
+	FlagAggregateTable           = "aggregate-table"
+	FlagSkipAggregates           = "skip-aggregates"
 )
 
 // Main runs the command with args (the arguments after the program name) and returns its exit status. AWS access
@@ -109,16 +111,19 @@ func (l escapingLogger) Logf(c logging.Classification, format string, v ...any) 
 }
 
 const usage = `usage:
-  redrive dlq    --queue-url URL --stream ARN --table T [--error-table E] [--config C] [flags]
-  redrive s3     --bucket B [--prefix aws/lambda/<mapping UUID>/] [--delete] --stream ARN --table T [--error-table E] [--config C] [flags]
-  redrive errors --error-table E --table T [--stream ARN] [--reason TEXT] [--since TIME] [--until TIME] [--config C] [flags]
+  redrive dlq    --queue-url URL --stream ARN --table T [--error-table E] [--config C] [--aggregate-table A] [flags]
+  redrive s3     --bucket B [--prefix aws/lambda/<mapping UUID>/] [--delete] --stream ARN --table T [--error-table E] [--config C] [--aggregate-table A] [flags]
+  redrive errors --error-table E --table T [--stream ARN] [--reason TEXT] [--since TIME] [--until TIME] [--config C] [--aggregate-table A] [flags]
 --config C is the pipeline's pipeline.json: a file, or s3://BUCKET/KEY (a .zip is the function's code asset)
+--aggregate-table A is required when the configuration has aggregates (or --skip-aggregates: data only, left uncounted)
 run "redrive <mode> -h" for a mode's flags`
 
 // common holds the flags every mode has.
 type common struct {
 	stream, table, errorTable, configFile string
+	aggregateTable                        string
 	dryRun, verbose, allowOverwrite       bool
+	skipAggregates                        bool
 	rate                                  float64
 	batchSize                             int
 }
@@ -132,6 +137,11 @@ func (c *common) register(fs *flag.FlagSet, mode string) {
 	fs.StringVar(&c.table, FlagTable, os.Getenv(processor.EnvTableName), "the pipeline's data table (default $"+processor.EnvTableName+")")
 	fs.StringVar(&c.errorTable, FlagErrorTable, os.Getenv(processor.EnvErrorTableName), "the pipeline's error table (default $"+processor.EnvErrorTableName+")")
 	fs.StringVar(&c.configFile, FlagConfig, os.Getenv(processor.EnvConfigFile), "the pipeline's configuration, pipeline.json: a file, or s3://BUCKET/KEY (a .zip: the function's code asset, read for its pipeline.json) (default $"+processor.EnvConfigFile+"; none: the default configuration)")
+	fs.StringVar(&c.aggregateTable, FlagAggregateTable, os.Getenv(processor.EnvAggregateTableName),
+		"the pipeline's aggregate table (default $"+processor.EnvAggregateTableName+"); required when the configuration has aggregates: "+
+			"each record stored is counted where the pipeline did not count it, exactly once")
+	fs.BoolVar(&c.skipAggregates, FlagSkipAggregates, false,
+		"store the records without counting them into the configuration's aggregates (data only): the records stored stay uncounted")
 	fs.BoolVar(&c.dryRun, FlagDryRun, false, "read and transform, but write, delete and send nothing; report what would happen")
 	fs.Float64Var(&c.rate, "rate", 0, "most records processed (and read from the stream) per second (0: no limit)")
 	fs.IntVar(&c.batchSize, "batch-size", redrive.DefaultBatchSize, "most records per processor call")
@@ -230,6 +240,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 			problems = append(problems, fmt.Sprintf("--%s %s: %v", FlagConfig, c.configFile, err))
 		}
 	}
+	if p := aggregatesProblem(cfg, c.aggregateTable, c.skipAggregates); !fromS3 && p != "" {
+		problems = append(problems, p)
+	}
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(strings.Join(problems, "; ")))
 		return ExitUsage
@@ -246,6 +259,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 			fmt.Fprintf(stderr, "redrive %s: --%s %s: %s\n", mode, FlagConfig, redrive.Escape(c.configFile), redrive.Escape(err.Error()))
 			return ExitUsage
 		}
+		if p := aggregatesProblem(cfg, c.aggregateTable, c.skipAggregates); p != "" {
+			fmt.Fprintf(stderr, "redrive %s: %s\n", mode, redrive.Escape(p))
+			return ExitUsage
+		}
 	}
 	level := slog.LevelWarn
 	if c.verbose {
@@ -255,6 +272,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	r, err := redrive.New(clients, func(o *redrive.Options) {
 		o.TableName, o.ErrorTableName, o.Config, o.StreamARN = c.table, c.errorTable, cfg, c.stream
 		o.DryRun, o.Rate, o.BatchSize, o.AllowOverwriteUnverified = c.dryRun, c.rate, c.batchSize, c.allowOverwrite
+		o.AggregateTableName, o.SkipAggregates = c.aggregateTable, c.skipAggregates
 		// The text handler quotes (and so escapes) any value that is not plain printable text.
 		o.Logger = slog.New(slog.NewTextHandler(prog.logWriter(), &slog.HandlerOptions{Level: level}))
 		o.Progress = prog.update
@@ -288,6 +306,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		return ExitLeftover
 	}
 	return ExitOK
+}
+
+// aggregatesProblem says what is wrong with the aggregate flags for cfg ("" when nothing): a configuration with
+// aggregates needs --aggregate-table, or --skip-aggregates. Shared with kdp replay.
+func aggregatesProblem(cfg processor.Config, table string, skip bool) string {
+	if redrive.CheckAggregates(cfg, table, skip) == nil {
+		return ""
+	}
+	return fmt.Sprintf("--%s is required: the configuration has %d aggregates, and each record stored is counted where the pipeline did not count it "+
+		"(or pass --%s to store the records without counting them: they stay uncounted)", FlagAggregateTable, len(cfg.Aggregates), FlagSkipAggregates)
 }
 
 // parseTime reads an RFC 3339 time, or a duration before now ("24h"); "" gives the zero time.

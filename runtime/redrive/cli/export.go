@@ -21,3 +21,9 @@ func LoadConfig(ctx context.Context, client redrive.S3, value string) (processor
 		return processor.ReadConfigFile(value)
 	}
 }
+
+// AggregatesProblem says what is wrong with --aggregate-table and --skip-aggregates for the configuration cfg, ""
+// when nothing: a configuration with aggregates needs one of them. kdp replay takes both flags the same way.
+func AggregatesProblem(cfg processor.Config, table string, skip bool) string {
+	return aggregatesProblem(cfg, table, skip)
+}

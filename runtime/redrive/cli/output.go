@@ -90,6 +90,9 @@ func formatSummary(mode string, s redrive.Summary) string {
 	}
 	fmt.Fprintf(&b, "  sources: %d: %s; %d %s\n", s.Total(), formatCounts(s), s.Removed, removed)
 	fmt.Fprintf(&b, "  records: %s\n", formatRecords(s.Records, s.DryRun))
+	if line := FormatAggregates(s.Aggregates, s.DryRun, s.Records.Recounted); line != "" {
+		fmt.Fprintf(&b, "  aggregates: %s\n", line)
+	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
 		fmt.Fprintf(&b, "  left behind: %d (lines starting with LEFT above)\n", n)
@@ -178,4 +181,19 @@ func (l logWriter) Write(b []byte) (int, error) {
 	defer l.p.mu.Unlock()
 	l.p.clearLocked()
 	return l.p.w.Write(b)
+}
+
+// FormatAggregates says what a run did with the configuration's aggregates, "" when it has none: the records
+// recounted (processor.MetricAggregateRecounted), or why none were. kdp replay's summary says it the same way.
+func FormatAggregates(mode redrive.AggregateMode, dryRun bool, recounted int) string {
+	switch {
+	case mode == redrive.AggregatesNone:
+		return ""
+	case mode == redrive.AggregatesSkip:
+		return fmt.Sprintf("not recounted (--%s): the records stored are left uncounted", FlagSkipAggregates)
+	case dryRun:
+		return fmt.Sprintf("not recounted (dry run: nothing written to the aggregate table); %d records would be recounted", recounted)
+	default:
+		return fmt.Sprintf("%d records recounted (the pipeline had not counted them; each counted once)", recounted)
+	}
 }

@@ -3,6 +3,7 @@
 // flag names and, by importing it, keeps every module the command needs in a consumer's go.sum.
 //
 //	kdp replay --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C]
+//	           [--aggregate-table A | --skip-aggregates]
 //	           [--dry-run] [--rate N] [--shard ID ...] [--batch-size N] [--concurrency N] [--verbose]
 //
 // See package runtime/replay for what it reads, what it writes and how it shares the stream.
@@ -53,13 +54,18 @@ const (
 	FlagDryRun     = "dry-run"
 	FlagRate       = "rate"
 	FlagShard      = "shard"
+	// FlagAggregateTable and FlagSkipAggregates are the redrive command's: the same names, the same meaning.
+	FlagAggregateTable = redrivecli.FlagAggregateTable
+	FlagSkipAggregates = redrivecli.FlagSkipAggregates
 )
 
 // Usage is the command's usage line.
 const Usage = `usage: kdp replay --stream ARN --since TIME [--until TIME] --table T [--error-table E] [--config C]
+                  [--aggregate-table A | --skip-aggregates]
                   [--dry-run] [--rate N] [--shard ID ...] [--batch-size N] [--concurrency N] [--verbose]
 TIME is RFC 3339 (2024-09-13T21:00:00Z) or a duration ago (2h); --config C is the pipeline's pipeline.json: a file,
-or s3://BUCKET/KEY (a .zip is the function's code asset)`
+or s3://BUCKET/KEY (a .zip is the function's code asset); --aggregate-table A is required when the configuration has
+aggregates (or --skip-aggregates: data only, records the pipeline did not count stay uncounted)`
 
 // Main runs the command with args (the arguments after "replay") and returns its exit status. AWS access comes from
 // the SDK's default configuration chain (AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3
@@ -113,7 +119,8 @@ func (l *stringList) Set(v string) error {
 // flags are the command's parsed flags.
 type flags struct {
 	stream, since, until, table, errorTable, configFile string
-	dryRun, verbose                                     bool
+	aggregateTable                                      string
+	dryRun, verbose, skipAggregates                     bool
 	rate                                                float64
 	shards                                              stringList
 	batchSize, concurrency                              int
@@ -131,6 +138,11 @@ func parse(args []string, stderr io.Writer, now time.Time) (flags, []func(*repla
 	fs.StringVar(&f.table, FlagTable, os.Getenv(processor.EnvTableName), "the pipeline's data table (required; default $"+processor.EnvTableName+")")
 	fs.StringVar(&f.errorTable, FlagErrorTable, os.Getenv(processor.EnvErrorTableName), "the pipeline's error table (default $"+processor.EnvErrorTableName+")")
 	fs.StringVar(&f.configFile, FlagConfig, os.Getenv(processor.EnvConfigFile), "the pipeline's configuration, pipeline.json: a file, or s3://BUCKET/KEY (a .zip: the function's code asset) (default $"+processor.EnvConfigFile+"; none: the default configuration)")
+	fs.StringVar(&f.aggregateTable, FlagAggregateTable, os.Getenv(processor.EnvAggregateTableName),
+		"the pipeline's aggregate table (default $"+processor.EnvAggregateTableName+"); required when the configuration has aggregates: "+
+			"each record stored is counted where the pipeline did not count it, exactly once")
+	fs.BoolVar(&f.skipAggregates, FlagSkipAggregates, false,
+		"store the records without counting them into the configuration's aggregates (data only): records the pipeline did not count stay uncounted")
 	fs.BoolVar(&f.dryRun, FlagDryRun, false, "read and transform, write nothing; say what would be written")
 	fs.Float64Var(&f.rate, FlagRate, 0, "most records processed per second over all shards (0: no limit)")
 	fs.Var(&f.shards, FlagShard, "replay only this shard (repeat, or comma-separated; default: every shard)")
@@ -191,6 +203,7 @@ func parse(args []string, stderr io.Writer, now time.Time) (flags, []func(*repla
 	return f, []func(*replay.Options){func(o *replay.Options) {
 		o.StreamARN, o.Since, o.Until = f.stream, since, until
 		o.TableName, o.ErrorTableName = f.table, f.errorTable
+		o.AggregateTableName, o.SkipAggregates = f.aggregateTable, f.skipAggregates
 		o.DryRun, o.Rate, o.Shards = f.dryRun, f.rate, []string(f.shards)
 		o.BatchSize, o.Concurrency = f.batchSize, f.concurrency
 	}}, nil
@@ -219,6 +232,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	cfg, err := redrivecli.LoadConfig(ctx, c.s3, f.configFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "kdp replay: --%s %s: %s\n", FlagConfig, redrive.Escape(f.configFile), redrive.Escape(err.Error()))
+		return ExitUsage
+	}
+	if p := redrivecli.AggregatesProblem(cfg, f.aggregateTable, f.skipAggregates); p != "" {
+		fmt.Fprintf(stderr, "kdp replay: %s\n%s\n", redrive.Escape(p), Usage)
 		return ExitUsage
 	}
 	level := slog.LevelWarn

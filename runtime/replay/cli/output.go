@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive"
+	redrivecli "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive/cli"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/replay"
 )
 
@@ -64,6 +65,9 @@ func formatSummary(s replay.Summary) string {
 	fmt.Fprintf(&b, "kdp replay summary%s\n", dry)
 	fmt.Fprintf(&b, "  stream:  %s, window %s .. %s\n", redrive.Escape(s.Stream), s.Since.UTC().Format(time.RFC3339Nano), s.Until.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(&b, "  records: %s\n", formatCounts(s.Records, s.DryRun))
+	if line := redrivecli.FormatAggregates(s.Aggregates, s.DryRun, s.Records.Recounted); line != "" {
+		fmt.Fprintf(&b, "  aggregates: %s\n", line)
+	}
 	rate := 0.0
 	if s.Elapsed > 0 {
 		rate = float64(s.Records.Read) / s.Elapsed.Seconds()
