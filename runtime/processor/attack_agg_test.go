@@ -241,7 +241,7 @@ func TestAttackAggOverflowNotRounded(t *testing.T) {
 				t.Errorf("the record whose sum overflows DynamoDB's numbers is reported: %v", resp.BatchItemFailures)
 			}
 			key := `x#2024-03-01T12:00:00Z#[]`
-			for _, it := range s.Items(aggTable) {
+			for _, it := range aggItems(s) {
 				if _, ok := it["s"].(*types.AttributeValueMemberS); !ok {
 					t.Errorf("s is a %T, want a string (S) holding the exact sum", it["s"])
 				}
