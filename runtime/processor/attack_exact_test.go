@@ -51,6 +51,7 @@ func TestAttackExactMeasureNeverWrong(t *testing.T) {
 		{"negative zero", "v * -1", []exactCase{{`{"v":-0.0}`, "0"}, {`{"v":-0}`, "0"}}, true},
 		{"modulo by a negative decimal", "v % w", []exactCase{{`{"v":1,"w":-0.3}`, "0.1"}, {`{"v":-1,"w":-0.3}`, "-0.1"}}, true},
 		{"power with a negative exponent", "v ** w", []exactCase{{`{"v":-8,"w":-3}`, "-0.001953125"}, {`{"v":0.1,"w":130}`, "1E-130"}}, true},
+		{"zero with a far exponent", "v * 2 + w", []exactCase{{`{"v":0e-1000000,"w":-0e999999999999}`, "0"}, {`{"v":0.000e+100001,"w":1}`, "1"}}, true},
 		{"float of a string", `float(s) + 0.2`, []exactCase{{`{"s":"0.1"}`, "0.3"}}, true},
 	}
 	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
