@@ -96,16 +96,17 @@ func parseExactNumber(s string) (decimal, error) {
 	if i := strings.IndexAny(text, "eE"); i >= 0 {
 		mant, expText = text[:i], text[i+1:]
 	}
-	exp := 0
+	exp, farExp := 0, false
 	if len(mant) < len(text) {
 		e, err := strconv.Atoi(expText)
 		if err != nil && !errors.Is(err, strconv.ErrRange) || expText == "" {
 			return decimal{}, fmt.Errorf("%q is not a decimal number", s)
 		}
 		if err != nil || e > maxDecimalExp || e < -maxDecimalExp {
-			return decimal{}, errDecimalSize
+			farExp = true // zero whatever its exponent (0e-1000000); any other number too far to compute
+		} else {
+			exp = e
 		}
-		exp = e
 	}
 	neg := strings.HasPrefix(mant, "-")
 	mant = strings.TrimPrefix(strings.TrimPrefix(mant, "-"), "+")
@@ -130,6 +131,12 @@ func parseExactNumber(s string) (decimal, error) {
 		if digits != "" {
 			coef.SetString(digits, 10)
 		}
+	}
+	if farExp {
+		if coef.Sign() == 0 {
+			return zeroDecimal, nil
+		}
+		return decimal{}, errDecimalSize
 	}
 	if neg {
 		coef.Neg(&coef)
@@ -307,6 +314,19 @@ func decMod(a, b decimal) (decimal, error) {
 		return decimal{}, err
 	}
 	return newDecimal(new(big.Int).Rem(x, y), exp)
+}
+
+// decTrunc returns a's integral part, truncated toward zero (as int() truncates: -2.7 is -2).
+func decTrunc(a decimal) *big.Int {
+	if a.exp >= 0 {
+		p := new(big.Int).Exp(bigTen, big.NewInt(int64(a.exp)), nil)
+		return p.Mul(p, a.coef)
+	}
+	if a.digits()+a.exp <= 0 { // |a| < 1, without computing a large power of ten
+		return new(big.Int)
+	}
+	p := new(big.Int).Exp(bigTen, big.NewInt(int64(-a.exp)), nil)
+	return p.Quo(a.coef, p)
 }
 
 // decPow returns a ** b exactly for an integral b (a negative b divides: 2 ** -2 = 0.25, 3 ** -1 fails).

@@ -4,7 +4,9 @@ package processor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
@@ -43,6 +46,9 @@ const (
 	exactSum    = "$kdpSum"
 	exactMean   = "$kdpMean"
 	exactMedian = "$kdpMedian"
+	exactAbs    = "$kdpAbs"
+	exactInt    = "$kdpInt"
+	exactJSON   = "$kdpFromJSON"
 )
 
 // exactBinary returns the exact function replacing expr's binary operator op, if any.
@@ -107,6 +113,12 @@ func exactBuiltin(name string) (string, bool) {
 		return exactMean, true
 	case "median":
 		return exactMedian, true
+	case "abs":
+		return exactAbs, true
+	case "int":
+		return exactInt, true
+	case "fromJSON":
+		return exactJSON, true
 	}
 	return "", false
 }
@@ -155,8 +167,8 @@ func exactOptions(src string) []expr.Option {
 		arith(exactQuo, decQuo, func(a, b any) any { return runtime.Divide(a, b) }),
 		arith(exactMod, decMod, func(a, b any) any { return runtime.Modulo(a, b) }),
 		arith(exactPow, decPow, func(a, b any) any { return runtime.Exponent(a, b) }),
-		compare(exactEq, func(c int) bool { return c == 0 }, runtime.Equal),
-		compare(exactNe, func(c int) bool { return c != 0 }, func(a, b any) bool { return !runtime.Equal(a, b) }),
+		compare(exactEq, func(c int) bool { return c == 0 }, exactEqual),
+		compare(exactNe, func(c int) bool { return c != 0 }, func(a, b any) bool { return !exactEqual(a, b) }),
 		compare(exactLt, func(c int) bool { return c < 0 }, runtime.Less),
 		compare(exactLe, func(c int) bool { return c <= 0 }, runtime.LessOrEqual),
 		compare(exactGt, func(c int) bool { return c > 0 }, runtime.More),
@@ -174,8 +186,16 @@ func exactOptions(src string) []expr.Option {
 		expr.Function(exactIn, func(params ...any) (any, error) {
 			needle, list := params[0], params[1]
 			lv := reflect.ValueOf(list)
-			if !isNumber(needle) || list == nil || lv.Kind() != reflect.Slice && lv.Kind() != reflect.Array {
+			if list == nil || lv.Kind() != reflect.Slice && lv.Kind() != reflect.Array {
 				return runtime.In(nativeOrSelf(needle), list), nil
+			}
+			if !isNumber(needle) { // arrays and objects holding numbers compare them by value
+				for i := range lv.Len() {
+					if exactEqual(needle, lv.Index(i).Interface()) {
+						return true, nil
+					}
+				}
+				return false, nil
 			}
 			x, _, err := asDecimal(needle)
 			if err != nil {
@@ -231,6 +251,52 @@ func exactOptions(src string) []expr.Option {
 				return nil, fmt.Errorf("mean(): %w", err)
 			}
 			return q, nil
+		}),
+		expr.Function(exactAbs, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("abs(): %w", err)
+			}
+			if !ok {
+				return builtin.Abs(params[0]), nil
+			}
+			if x.coef.Sign() < 0 {
+				return decNeg(x), nil
+			}
+			return x, nil
+		}),
+		expr.Function(exactInt, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("int(): %w", err)
+			}
+			if !ok {
+				return builtin.Int(params[0]), nil
+			}
+			if x.digits()+x.exp > 19 { // beyond an int64, without computing its digits
+				return nil, fmt.Errorf("int(): the integral part of %s is beyond an int's range", x)
+			}
+			i := decTrunc(x)
+			if !i.IsInt64() {
+				return nil, fmt.Errorf("int(): the integral part of %s is beyond an int's range", x)
+			}
+			return int(i.Int64()), nil
+		}),
+		expr.Function(exactJSON, func(params ...any) (any, error) {
+			s, ok := params[0].(string)
+			if !ok {
+				return nil, fmt.Errorf("fromJSON(): %s is not a string", describeValue(params[0]))
+			}
+			dec := json.NewDecoder(strings.NewReader(s))
+			dec.UseNumber() // numbers as written: exact
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("fromJSON(): %w", err)
+			}
+			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+				return nil, errors.New("fromJSON(): invalid JSON: more after the value")
+			}
+			return v, nil
 		}),
 		expr.Function(exactMedian, func(params ...any) (any, error) {
 			nums, err := numbersOf("median()", params)
@@ -293,12 +359,52 @@ func sumOf(nums []decimal) (decimal, error) {
 // nativeOrSelf is a computed number as toNative makes it (or itself when it has no exact native form), for expr's
 // own operators: they then work, or report the operation with a type users know. Anything else passes as it is.
 func nativeOrSelf(v any) any {
-	if d, ok := v.(decimal); ok {
-		if n, err := nativeNumber(d); err == nil {
+	switch v.(type) {
+	case decimal, json.Number: // a payload number too: expr's operators know int and float64, not json.Number
+		if n, err := toNative(v); err == nil {
 			return n
 		}
 	}
 	return v
+}
+
+// exactEqual is == for values that are not both numbers: arrays ([]any) and objects (map[string]any) compare
+// element by element, their numbers by value (as 1.5 == 1.50); anything else as expr compares it.
+func exactEqual(a, b any) bool {
+	if isNumber(a) && isNumber(b) {
+		x, _, errX := asDecimal(a)
+		y, _, errY := asDecimal(b)
+		if errX == nil && errY == nil {
+			return decCmp(x, y) == 0
+		}
+	}
+	switch x := a.(type) {
+	case []any:
+		if y, ok := b.([]any); ok {
+			if len(x) != len(y) {
+				return false
+			}
+			for i := range x {
+				if !exactEqual(x[i], y[i]) {
+					return false
+				}
+			}
+			return true
+		}
+	case map[string]any:
+		if y, ok := b.(map[string]any); ok {
+			if len(x) != len(y) {
+				return false
+			}
+			for k, e := range x {
+				if f, ok := y[k]; !ok || !exactEqual(e, f) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return runtime.Equal(nativeOrSelf(a), nativeOrSelf(b))
 }
 
 // isNumber reports whether v is a number the exact functions compute with (see asDecimal), without parsing it.
@@ -404,6 +510,11 @@ func decimalsAsText(v any) any {
 	switch x := v.(type) {
 	case decimal:
 		return json.Number(x.String())
+	case json.Number: // a payload number: its exact value's text, as for a computed one (2.50 and 25e-1 are 2.5)
+		if d, err := parseExactNumber(string(x)); err == nil {
+			return json.Number(d.String())
+		}
+		return x
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
