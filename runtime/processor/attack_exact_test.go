@@ -169,3 +169,102 @@ func sorted(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestAttackExactReplayDependsOnTime: a record delivered twice (a duplicate delivery, a retried batch) counts once,
+// also when a group or a measure is computed from the processing time (record.processedAt, now()), which differs
+// between the deliveries: either the configuration is refused (the processor's code validates it, at synth too) or
+// the aggregate holds the record once.
+func TestAttackExactReplayDependsOnTime(t *testing.T) {
+	tests := []struct {
+		name  string
+		group []processor.AggregateValue
+		meas  []processor.AggregateMeasure
+	}{
+		{"group from processedAt", []processor.AggregateValue{{Expression: "unixSeconds(record.processedAt) / 60"}}, nil},
+		{"group from the whole record", []processor.AggregateValue{{Expression: `toJSON(record)`}}, nil},
+		{"sum from processedAt", nil, []processor.AggregateMeasure{{Name: "s", Kind: "sum", Expression: "unixSeconds(record.processedAt)"}}},
+		{"group from $env's record", []processor.AggregateValue{{Expression: `$env.record.processedAt`}}, nil},
+		{"group from $env by a payload name", []processor.AggregateValue{{Expression: `string($env[k])`}}, nil},
+	}
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			aggs := []processor.AggregateConfig{{Name: "r", WindowSeconds: 3600, GroupBy: tt.group,
+				Measures: append([]processor.AggregateMeasure{{Name: "n", Kind: "count"}}, tt.meas...)}}
+			clock := time.Date(2024, 3, 1, 12, 0, 30, 0, time.UTC)
+			p, s := attackProcOrRefused(t, aggs, func(o *processor.Options) { o.Now = func() time.Time { return clock } })
+			if p == nil {
+				return // refused: fine
+			}
+			rec := attackRec{seq: "1", payload: `{"v":1,"k":"record"}`, arrival: at}
+			mustHandle(t, p, []attackRec{rec})
+			clock = clock.Add(61 * time.Minute) // the retry comes later
+			mustHandle(t, p, []attackRec{rec})
+			total := new(big.Rat)
+			for _, m := range rawTotals(t, s, map[string]string{"n": "count"}) {
+				if m["n"] != nil {
+					total.Add(total, m["n"])
+				}
+			}
+			if total.Cmp(big.NewRat(1, 1)) != 0 {
+				t.Errorf("one record delivered twice counts %s times over the groups %v", total.RatString(), keysOf(rawTotals(t, s, map[string]string{"n": "count"})))
+			}
+		})
+	}
+}
+
+// attackProcOrRefused is attackProc, returning nil when processor.New refuses the configuration.
+func attackProcOrRefused(t *testing.T, aggs []processor.AggregateConfig, opt func(o *processor.Options)) (*processor.Processor, *dynamostandin.Server) {
+	t.Helper()
+	cfg := processor.DefaultConfig()
+	cfg.Aggregates = aggs
+	if err := cfg.Validate(); err != nil {
+		t.Logf("refused: %v", err)
+		return nil, nil
+	}
+	return attackProc(t, dynamostandin.Options{}, aggs, opt)
+}
+
+func keysOf(m map[string]map[string]*big.Rat) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestAttackExactGroupTimeValidation: group expressions may read the record's metadata that every delivery shares
+// (arrivalTime, eventId, shardId, ...) and payload fields, also through $env; not the processing time.
+func TestAttackExactGroupTimeValidation(t *testing.T) {
+	tests := []struct {
+		expr    string
+		refused bool
+	}{
+		{"unixSeconds(record.arrivalTime) / 60", false},
+		{"record.shardId + record.eventId", false},
+		{`$env.v + $env["w"]`, false},
+		{`payload.record`, false},
+		{`record.processedAt`, true},
+		{`record?.processedAt`, true},
+		{`record["processedAt"]`, true},
+		{`now()`, true},
+		{`date("2024-01-01") < now() ? 1 : 0`, true},
+		{`$env["record"].processedAt`, true},
+		{`$env[k]`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			cfg := processor.DefaultConfig()
+			cfg.Aggregates = []processor.AggregateConfig{{Name: "r", WindowSeconds: 60, GroupBy: []processor.AggregateValue{{Expression: tt.expr}},
+				Measures: []processor.AggregateMeasure{{Name: "n", Kind: "count"}}}}
+			err := cfg.Validate()
+			if (err != nil) != tt.refused {
+				t.Errorf("Validate = %v, want refused %v", err, tt.refused)
+			}
+			if err != nil && !strings.Contains(err.Error(), "differs between deliveries") {
+				t.Errorf("Validate = %v, want the reason", err)
+			}
+		})
+	}
+}
