@@ -4,9 +4,12 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 
 	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 )
@@ -70,4 +73,62 @@ func toExactValue(v any) any {
 		return l
 	}
 	return v
+}
+
+// checkGroupExpr refuses a group expression that reads the processing time: now(), record.processedAt, or the record
+// or $env as a whole (through which it could). Each delivery of a record has its own processing time, so a
+// redelivered record (a retried batch, a duplicate) would land in another group's item, whose fence has not seen
+// it, and count twice. The record's other metadata (arrivalTime, eventId, ...) is the same in every delivery.
+func checkGroupExpr(src string) error {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil // compileAggExpr reports it
+	}
+	allowed := map[ast.Node]bool{} // record.x and $env.x naming a field that is the same in every delivery
+	var visit groupVisitor = func(node *ast.Node) error {
+		switch n := (*node).(type) {
+		case *ast.MemberNode:
+			id, ok := n.Node.(*ast.IdentifierNode)
+			prop, isName := n.Property.(*ast.StringNode)
+			if ok && isName && (id.Value == exprRecordVar && prop.Value != "processedAt" || id.Value == "$env" && prop.Value != exprRecordVar) {
+				allowed[id] = true
+			}
+		case *ast.BuiltinNode:
+			if n.Name == "now" {
+				return errors.New("now() differs between deliveries of a record: a redelivered record would count again in another group")
+			}
+		}
+		return nil
+	}
+	if err := visit.walk(tree.Node); err != nil {
+		return err
+	}
+	var check groupVisitor = func(node *ast.Node) error {
+		if id, ok := (*node).(*ast.IdentifierNode); ok && (id.Value == exprRecordVar || id.Value == "$env") && !allowed[id] {
+			return fmt.Errorf("%s.processedAt (or %s as a whole) differs between deliveries of a record: a redelivered record would count again in another group; use record.arrivalTime", exprRecordVar, id.Value)
+		}
+		return nil
+	}
+	return check.walk(tree.Node)
+}
+
+// groupVisitor is an ast.Visitor keeping the first error its function returns.
+type groupVisitor func(node *ast.Node) error
+
+func (v groupVisitor) walk(root ast.Node) error {
+	w := &groupWalk{fn: v}
+	ast.Walk(&root, w)
+	return w.err
+}
+
+type groupWalk struct {
+	fn  groupVisitor
+	err error
+}
+
+// Visit implements ast.Visitor.
+func (w *groupWalk) Visit(node *ast.Node) {
+	if w.err == nil {
+		w.err = w.fn(node)
+	}
 }
