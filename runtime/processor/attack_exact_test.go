@@ -268,3 +268,25 @@ func TestAttackExactGroupTimeValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackExactGroupFromMapOrder: a group expression reading a payload object's keys or values in order (keys,
+// values, toPairs) gives every delivery of a record the same group: expr returns them in Go's random map order, so
+// a redelivered record would land in another group's item and count twice.
+func TestAttackExactGroupFromMapOrder(t *testing.T) {
+	payload := `{"o":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12}}`
+	for _, src := range []string{"first(keys(o))", "last(values(o))", "toPairs(o)[0][0]", "reduce(values(o), #acc * 2 + #)"} {
+		t.Run(src, func(t *testing.T) {
+			aggs := []processor.AggregateConfig{{Name: "m", WindowSeconds: 3600, GroupBy: []processor.AggregateValue{{Expression: src}},
+				Measures: []processor.AggregateMeasure{{Name: "n", Kind: "count"}}}}
+			p, s := attackProc(t, dynamostandin.Options{}, aggs, nil)
+			rec := attackRec{seq: "1", payload: payload, arrival: time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)}
+			for range 20 { // 20 deliveries of one record
+				mustHandle(t, p, []attackRec{rec})
+			}
+			got := rawTotals(t, s, map[string]string{"n": "count"})
+			if len(got) != 1 {
+				t.Errorf("one record delivered 20 times is in %d groups: %v", len(got), keysOf(got))
+			}
+		})
+	}
+}
