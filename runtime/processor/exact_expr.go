@@ -49,6 +49,9 @@ const (
 	exactAbs    = "$kdpAbs"
 	exactInt    = "$kdpInt"
 	exactJSON   = "$kdpFromJSON"
+	exactKeys   = "$kdpKeys"
+	exactValues = "$kdpValues"
+	exactPairs  = "$kdpToPairs"
 )
 
 // exactBinary returns the exact function replacing expr's binary operator op, if any.
@@ -119,6 +122,12 @@ func exactBuiltin(name string) (string, bool) {
 		return exactInt, true
 	case "fromJSON":
 		return exactJSON, true
+	case "keys":
+		return exactKeys, true
+	case "values":
+		return exactValues, true
+	case "toPairs":
+		return exactPairs, true
 	}
 	return "", false
 }
@@ -298,6 +307,9 @@ func exactOptions(src string) []expr.Option {
 			}
 			return v, nil
 		}),
+		mapEntries(exactKeys, "keys", func(k, _ any) any { return k }),
+		mapEntries(exactValues, "values", func(_, v any) any { return v }),
+		mapEntries(exactPairs, "pairs", func(k, v any) any { return []any{k, v} }),
 		expr.Function(exactMedian, func(params ...any) (any, error) {
 			nums, err := numbersOf("median()", params)
 			if err != nil || len(nums) == 0 {
@@ -315,6 +327,33 @@ func exactOptions(src string) []expr.Option {
 			return decQuo(sum, two)
 		}),
 	}
+}
+
+// mapEntries is keys, values or toPairs (entry makes one element from a key and its value) in the order of the
+// keys, not Go's random map order: a group computed from it must be the same in every delivery of a record, or a
+// redelivered record would count again in another group.
+func mapEntries(name, what string, entry func(k, v any) any) expr.Option {
+	return expr.Function(name, func(params ...any) (any, error) {
+		m := reflect.ValueOf(params[0])
+		if m.Kind() != reflect.Map {
+			return nil, fmt.Errorf("cannot get %s from %s", what, m.Kind())
+		}
+		keys := m.MapKeys()
+		text := make([]string, len(keys)) // a key's sort text: its type and value (a payload's keys are strings)
+		for i, k := range keys {
+			text[i] = fmt.Sprintf("%T\x00%v", k.Interface(), k.Interface())
+		}
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return strings.Compare(text[a], text[b]) })
+		out := make([]any, len(keys))
+		for i, j := range idx {
+			out[i] = entry(keys[j].Interface(), m.MapIndex(keys[j]).Interface())
+		}
+		return out, nil
+	})
 }
 
 // numbersOf collects the numbers in args, arrays flattened (as expr's mean and median take them).
