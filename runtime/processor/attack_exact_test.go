@@ -106,7 +106,8 @@ func TestAttackExactMeasureNeverWrong(t *testing.T) {
 
 // TestAttackExactGroupValues: a group expression gives equal numbers one group, whatever their text (2.5, 2.50,
 // 25e-1), as Transform's expressions and the paths do: string() of a number and comparisons of arrays and objects
-// holding numbers compare numbers by value; a payload number times a duration is a duration, as in Transform. want maps each group (the JSON of the group values in the item's key) to
+// holding numbers compare numbers by value; a payload number times a duration is a duration, and a method gets a
+// computed number (date(s).AddDate(0, 0, -1)), as in Transform. want maps each group (the JSON of the group values in the item's key) to
 // its count.
 func TestAttackExactGroupValues(t *testing.T) {
 	tests := []struct {
@@ -123,6 +124,9 @@ func TestAttackExactGroupValues(t *testing.T) {
 		{"duration times a payload number", `string(duration("1h") * v)`, []string{`{"v":2}`, `{"v":2.0}`}, map[string]int{`["2h0m0s"]`: 2}},
 		{"payload number times a duration", `string(v * duration("1m"))`, []string{`{"v":3}`}, map[string]int{`["3m0s"]`: 1}},
 		{"time plus a duration from a payload number", `date("2024-01-01T00:00:00Z") + duration("1s") * v`, []string{`{"v":7}`}, map[string]int{`["2024-01-01T00:00:07Z"]`: 1}},
+		{"method argument computed", `date(s).AddDate(0, 0, 1 + 1).Day()`, []string{`{"s":"2024-01-01T00:00:00Z"}`}, map[string]int{`[3]`: 1}},
+		{"method argument negative", `date(s).AddDate(0, 0, -1).Day()`, []string{`{"s":"2024-01-01T00:00:00Z"}`}, map[string]int{`[31]`: 1}},
+		{"method argument from a payload number", `date(s).AddDate(0, 0, n).Day()`, []string{`{"s":"2024-01-01T00:00:00Z","n":4}`}, map[string]int{`[5]`: 1}},
 		// Regression guards.
 		{"number computed two ways", "v * 1", []string{`{"v":2.5}`, `{"v":2.50}`, `{"v":25e-1}`}, map[string]int{`[2.5]`: 3}},
 		{"identity", "v", []string{`{"v":2.50}`, `{"v":2.5}`}, map[string]int{`[2.5]`: 2}},
