@@ -477,6 +477,13 @@ func (p *exactPatcher) Visit(node *ast.Node) {
 		}
 	case *ast.BuiltinNode:
 		p.builtin(node, n)
+	case *ast.CallNode: // a method (date(s).AddDate(0, 0, -1)) or a helper: Go code taking int, float64, time.Time...
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, "$kdp") {
+			return // one of ours (not visited, as ast.Walk visits children first; kept safe)
+		}
+		for i, a := range n.Arguments {
+			n.Arguments[i] = wrap(exactNative, a, "a call's argument")
+		}
 	case *ast.MemberNode:
 		n.Property = wrap(exactScalar, n.Property, "an index")
 	case *ast.SliceNode:
