@@ -27,7 +27,8 @@ type exactCase struct {
 // TestAttackExactMeasureNeverWrong: a measure's expression either stores the exact value (computed here by hand, read
 // with math/big) or sends the record to the error table with the raw payload and a reason naming the expression, and
 // the record then counts nowhere. mustCount marks values the expression can compute exactly (as Transform does): those
-// must count. Attacks expr's own functions (int64 overflow in abs and int, fromJSON's float64).
+// must count. Attacks expr's own functions (int64 overflow in abs and int, fromJSON's float64, float, ceil, floor and
+// round converting an int beyond 2^53 to float64).
 func TestAttackExactMeasureNeverWrong(t *testing.T) {
 	tests := []struct {
 		name, expr string
@@ -42,6 +43,14 @@ func TestAttackExactMeasureNeverWrong(t *testing.T) {
 		{"fromJSON of a long decimal", "fromJSON(s) + 0", []exactCase{{`{"s":"0.10000000000000000001"}`, "0.10000000000000000001"}}, false},
 		{"fromJSON of a 20-digit field", "fromJSON(s).a", []exactCase{{`{"s":"{\"a\": 12345678901234567891}"}`, "12345678901234567891"}}, false},
 		{"fromJSON sums exactly", "sum(fromJSON(s))", []exactCase{{`{"s":"[0.1, 0.2]"}`, "0.3"}}, true},
+		{"float of 2^53 + 1", "float(v)", []exactCase{{`{"v":9007199254740993}`, "9007199254740993"}}, false},
+		{"float of a 2^53 + 1 literal", "float(9007199254740993) + v", []exactCase{{`{"v":0}`, "9007199254740993"}}, false},
+		{"float of a long decimal string", "float(s)", []exactCase{{`{"s":"0.10000000000000000001"}`, "0.10000000000000000001"}}, false},
+		{"ceil of 2^53 + 1", "ceil(v)", []exactCase{{`{"v":9007199254740993}`, "9007199254740993"}}, false},
+		{"floor of 2^53 + 1", "floor(v)", []exactCase{{`{"v":-9007199254740993}`, "-9007199254740993"}}, false},
+		{"round of 2^53 + 1", "round(v)", []exactCase{{`{"v":9007199254740993}`, "9007199254740993"}}, false},
+		{"ceil, floor and round of halves", "ceil(v) * 100 + floor(v) * 10 + round(v)", []exactCase{{`{"v":-2.5}`, "-253"}, {`{"v":2.5}`, "323"}, {`{"v":0.49999999999999999999}`, "100"}}, true},
+		{"ceil and floor of tiny numbers", "ceil(v) * 10 + floor(-v)", []exactCase{{`{"v":1e-120}`, "9"}}, true},
 		// Regression guards: exact where float64 is not.
 		{"spread of decimals", "max(items) - min(items)", []exactCase{{`{"items":[0.1,0.3]}`, "0.2"}}, true},
 		{"rounding to cents", "round(v * 100) / 100", []exactCase{{`{"v":2.345}`, "2.35"}}, true},
@@ -80,7 +89,7 @@ func TestAttackExactMeasureNeverWrong(t *testing.T) {
 				raw, _ := item[processor.ErrorAttrPayload].(*types.AttributeValueMemberB)
 				switch {
 				case tt.mustCount:
-					t.Errorf("%s on %s: in the error table (%v), want %s (Transform computes it)", tt.expr, c.payload, item[processor.ErrorAttrReason], c.want)
+					t.Errorf("%s on %s: in the error table (%v), want %s (its exact value)", tt.expr, c.payload, item[processor.ErrorAttrReason], c.want)
 				case reason == nil || !strings.Contains(reason.Value, tt.expr):
 					t.Errorf("%s on %s: reason %v does not name the expression", tt.expr, c.payload, item[processor.ErrorAttrReason])
 				case raw == nil || !bytes.Equal(raw.Value, []byte(c.payload)):
