@@ -329,6 +329,53 @@ func decTrunc(a decimal) *big.Int {
 	return p.Quo(a.coef, p)
 }
 
+// decFloor, decCeil and decRound return the integer below, above or nearest a (halves away from zero, as
+// math.Round), exactly.
+func decFloor(a decimal) decimal {
+	return decIntegral(a, func(t *big.Int, frac int) { t.Sub(t, big.NewInt(int64(frac))) }, -1)
+}
+
+func decCeil(a decimal) decimal {
+	return decIntegral(a, func(t *big.Int, frac int) { t.Add(t, big.NewInt(int64(frac))) }, 1)
+}
+
+func decRound(a decimal) decimal {
+	if a.exp >= 0 {
+		return a
+	}
+	half := decimal{coef: bigFive, exp: -1}
+	if a.coef.Sign() < 0 {
+		half = decNeg(half)
+	}
+	s, err := decAdd(a, half)
+	if err != nil { // cannot happen: a has a fraction, so at most 1000 digits and an exponent near 0
+		return a
+	}
+	return decimal{coef: decTrunc(s), exp: 0}.norm()
+}
+
+// decIntegral truncates a, then steps once toward dir (adjust adds or subtracts 1) when a had a fraction on dir's
+// side of zero.
+func decIntegral(a decimal, adjust func(t *big.Int, frac int), dir int) decimal {
+	if a.exp >= 0 {
+		return a
+	}
+	t := decTrunc(a)
+	if a.coef.Sign() == dir { // a fraction was cut on dir's side: one more step
+		adjust(t, 1)
+	}
+	return decimal{coef: t, exp: 0}.norm()
+}
+
+// norm is d normalized (no trailing zeros); d's exponent is 0 and its coefficient at most 1001 digits, so it fits.
+func (d decimal) norm() decimal {
+	n, err := newDecimal(d.coef, d.exp)
+	if err != nil {
+		return d
+	}
+	return n
+}
+
 // decPow returns a ** b exactly for an integral b (a negative b divides: 2 ** -2 = 0.25, 3 ** -1 fails).
 func decPow(a, b decimal) (decimal, error) {
 	if b.exp < 0 {

@@ -52,6 +52,10 @@ const (
 	exactKeys   = "$kdpKeys"
 	exactValues = "$kdpValues"
 	exactPairs  = "$kdpToPairs"
+	exactFloat  = "$kdpFloat"
+	exactCeil   = "$kdpCeil"
+	exactFloor  = "$kdpFloor"
+	exactRound  = "$kdpRound"
 )
 
 // exactBinary returns the exact function replacing expr's binary operator op, if any.
@@ -128,6 +132,14 @@ func exactBuiltin(name string) (string, bool) {
 		return exactValues, true
 	case "toPairs":
 		return exactPairs, true
+	case "float":
+		return exactFloat, true
+	case "ceil":
+		return exactCeil, true
+	case "floor":
+		return exactFloor, true
+	case "round":
+		return exactRound, true
 	}
 	return "", false
 }
@@ -307,6 +319,28 @@ func exactOptions(src string) []expr.Option {
 			}
 			return v, nil
 		}),
+		expr.Function(exactFloat, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("float(): %w", err)
+			}
+			if !ok {
+				s, isText := params[0].(string)
+				if !isText {
+					return builtin.Float(params[0]), nil
+				}
+				if x, err = parseExactNumber(s); err != nil {
+					return builtin.Float(params[0]), nil // expr's own reading (and error) of a text that is no decimal
+				}
+			}
+			if f, ok := exactFloat64(x); ok {
+				return f, nil
+			}
+			return nil, fmt.Errorf("float(): the number %s has no exact float64 form", x)
+		}),
+		integral(exactCeil, "ceil()", decCeil),
+		integral(exactFloor, "floor()", decFloor),
+		integral(exactRound, "round()", decRound),
 		mapEntries(exactKeys, "keys", func(k, _ any) any { return k }),
 		mapEntries(exactValues, "values", func(_, v any) any { return v }),
 		mapEntries(exactPairs, "pairs", func(k, v any) any { return []any{k, v} }),
@@ -327,6 +361,41 @@ func exactOptions(src string) []expr.Option {
 			return decQuo(sum, two)
 		}),
 	}
+}
+
+// integral is ceil, floor or round (op, exact): a float64 as expr gives, or the exact decimal when float64 cannot
+// hold it (an integer beyond 2^53); anything but a number goes to expr's own function (and its error).
+func integral(name, fn string, op func(decimal) decimal) expr.Option {
+	return expr.Function(name, func(params ...any) (any, error) {
+		x, ok, err := asDecimal(params[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		if !ok {
+			switch fn {
+			case "ceil()":
+				return builtin.Ceil(params[0]), nil
+			case "floor()":
+				return builtin.Floor(params[0]), nil
+			}
+			return builtin.Round(params[0]), nil
+		}
+		r := op(x)
+		if f, ok := exactFloat64(r); ok {
+			return f, nil
+		}
+		return r, nil
+	})
+}
+
+// exactFloat64 returns d as a float64 when that holds it exactly.
+func exactFloat64(d decimal) (float64, bool) {
+	f, err := strconv.ParseFloat(d.String(), 64)
+	if err != nil {
+		return 0, false
+	}
+	back, _, err := decimalFloat(f, 64)
+	return f, err == nil && decCmp(back, d) == 0
 }
 
 // mapEntries is keys, values or toPairs (entry makes one element from a key and its value) in the order of the
