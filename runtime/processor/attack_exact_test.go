@@ -303,3 +303,45 @@ func TestAttackExactGroupFromMapOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackExactConstantFailsAtSynth: an aggregate expression that reads nothing from the record and cannot be
+// computed exactly (1 / 3) would send every record to the error table; the processor's validation (which synth
+// runs) refuses it. Expressions reading the record are checked per record, as before.
+func TestAttackExactConstantFailsAtSynth(t *testing.T) {
+	tests := []struct {
+		expr    string
+		group   bool
+		refused bool
+	}{
+		{"1 / 3", false, true},
+		{"2 ** 0.5", false, true},
+		{"int(1e19)", false, true},
+		{"0.1 ** 200", false, true},
+		{"1e30 * 1e30 + 1", false, true},
+		{"1 / 3 > 0", true, false}, // a comparison is exact: no error
+		{"string(1 / 7)", true, true},
+		{"1 / 4", false, false},
+		{"sum(map(1..4, # / 8))", false, false},
+		{"v / 3", false, false},
+		{"record.shardId", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			a := processor.AggregateConfig{Name: "c", WindowSeconds: 60, Measures: []processor.AggregateMeasure{{Name: "n", Kind: "count"}}}
+			if tt.group {
+				a.GroupBy = []processor.AggregateValue{{Expression: tt.expr}}
+			} else {
+				a.Measures = append(a.Measures, processor.AggregateMeasure{Name: "s", Kind: "sum", Expression: tt.expr})
+			}
+			cfg := processor.DefaultConfig()
+			cfg.Aggregates = []processor.AggregateConfig{a}
+			err := cfg.Validate()
+			if (err != nil) != tt.refused {
+				t.Errorf("Validate = %v, want refused %v", err, tt.refused)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.expr) {
+				t.Errorf("Validate = %v, want the expression named", err)
+			}
+		})
+	}
+}
