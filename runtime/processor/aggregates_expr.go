@@ -10,6 +10,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
 
 	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 )
@@ -30,7 +31,7 @@ func compileAggExpr(src string) (valueFn, error) {
 	}
 	d := &declarative{}
 	d.addVars(checked)
-	return func(ctx context.Context, r *Record, data map[string]any) (any, error) {
+	fn := func(ctx context.Context, r *Record, data map[string]any) (any, error) {
 		st := exprStates.Get().(*exprState)
 		defer func() {
 			clear(st.env)
@@ -52,7 +53,14 @@ func compileAggExpr(src string) (valueFn, error) {
 			return n, nil
 		}
 		return out, nil
-	}, nil
+	}
+	if names, all := identifiers(checked); len(names) == 0 && !all && !callsNow(checked) {
+		// It reads nothing from the record: what it gives (or how it fails) is the same for every record.
+		if _, err := fn(context.Background(), &Record{}, map[string]any{}); err != nil {
+			return nil, fmt.Errorf("it reads nothing from the record and fails on every record: %v", err)
+		}
+	}
+	return fn, nil
 }
 
 // toExactValue copies a decoded JSON value for aggregate expressions: objects and arrays deeply (new maps and
@@ -131,4 +139,15 @@ func (w *groupWalk) Visit(node *ast.Node) {
 	if w.err == nil {
 		w.err = w.fn(node)
 	}
+}
+
+// callsNow reports whether prog calls now(), whose value differs from run to run.
+func callsNow(prog *vm.Program) bool {
+	var visit groupVisitor = func(node *ast.Node) error {
+		if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "now" {
+			return errors.New("now")
+		}
+		return nil
+	}
+	return visit.walk(prog.Node()) != nil
 }
