@@ -39,7 +39,8 @@ type AggregateProps struct {
 	// Default: - none: one group.
 	GroupBy *[]*string
 	// GroupByExpressions adds groups computed by expressions (as in Transform.Computed, but with exact numbers, as
-	// a measure's Expression), after GroupBy.
+	// a measure's Expression), after GroupBy. They may not read the processing time (now(), record.processedAt, or
+	// record or $env as a whole): a redelivered record would count again in another group.
 	//
 	// Default: - none.
 	GroupByExpressions *[]*string

@@ -157,6 +157,9 @@ func compileAggregates(aggs []AggregateConfig) ([]*compiledAggregate, []error) {
 		}
 		for j, g := range a.GroupBy {
 			fn, err := compileValue(g.Path, g.Expression)
+			if err == nil && g.Expression != "" {
+				err = checkGroupExpr(g.Expression)
+			}
 			if err != nil {
 				fail("groupBy[%d]: %v", j, err)
 			}

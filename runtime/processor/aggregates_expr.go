@@ -4,9 +4,13 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
 
 	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 )
@@ -27,7 +31,7 @@ func compileAggExpr(src string) (valueFn, error) {
 	}
 	d := &declarative{}
 	d.addVars(checked)
-	return func(ctx context.Context, r *Record, data map[string]any) (any, error) {
+	fn := func(ctx context.Context, r *Record, data map[string]any) (any, error) {
 		st := exprStates.Get().(*exprState)
 		defer func() {
 			clear(st.env)
@@ -49,7 +53,14 @@ func compileAggExpr(src string) (valueFn, error) {
 			return n, nil
 		}
 		return out, nil
-	}, nil
+	}
+	if names, all := identifiers(checked); len(names) == 0 && !all && !callsNow(checked) {
+		// It reads nothing from the record: what it gives (or how it fails) is the same for every record.
+		if _, err := fn(context.Background(), &Record{}, map[string]any{}); err != nil {
+			return nil, fmt.Errorf("it reads nothing from the record and fails on every record: %v", err)
+		}
+	}
+	return fn, nil
 }
 
 // toExactValue copies a decoded JSON value for aggregate expressions: objects and arrays deeply (new maps and
@@ -70,4 +81,73 @@ func toExactValue(v any) any {
 		return l
 	}
 	return v
+}
+
+// checkGroupExpr refuses a group expression that reads the processing time: now(), record.processedAt, or the record
+// or $env as a whole (through which it could). Each delivery of a record has its own processing time, so a
+// redelivered record (a retried batch, a duplicate) would land in another group's item, whose fence has not seen
+// it, and count twice. The record's other metadata (arrivalTime, eventId, ...) is the same in every delivery.
+func checkGroupExpr(src string) error {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil // compileAggExpr reports it
+	}
+	allowed := map[ast.Node]bool{} // record.x and $env.x naming a field that is the same in every delivery
+	var visit groupVisitor = func(node *ast.Node) error {
+		switch n := (*node).(type) {
+		case *ast.MemberNode:
+			id, ok := n.Node.(*ast.IdentifierNode)
+			prop, isName := n.Property.(*ast.StringNode)
+			if ok && isName && (id.Value == exprRecordVar && prop.Value != "processedAt" || id.Value == "$env" && prop.Value != exprRecordVar) {
+				allowed[id] = true
+			}
+		case *ast.BuiltinNode:
+			if n.Name == "now" {
+				return errors.New("now() differs between deliveries of a record: a redelivered record would count again in another group")
+			}
+		}
+		return nil
+	}
+	if err := visit.walk(tree.Node); err != nil {
+		return err
+	}
+	var check groupVisitor = func(node *ast.Node) error {
+		if id, ok := (*node).(*ast.IdentifierNode); ok && (id.Value == exprRecordVar || id.Value == "$env") && !allowed[id] {
+			return fmt.Errorf("%s.processedAt (or %s as a whole) differs between deliveries of a record: a redelivered record would count again in another group; use record.arrivalTime", exprRecordVar, id.Value)
+		}
+		return nil
+	}
+	return check.walk(tree.Node)
+}
+
+// groupVisitor is an ast.Visitor keeping the first error its function returns.
+type groupVisitor func(node *ast.Node) error
+
+func (v groupVisitor) walk(root ast.Node) error {
+	w := &groupWalk{fn: v}
+	ast.Walk(&root, w)
+	return w.err
+}
+
+type groupWalk struct {
+	fn  groupVisitor
+	err error
+}
+
+// Visit implements ast.Visitor.
+func (w *groupWalk) Visit(node *ast.Node) {
+	if w.err == nil {
+		w.err = w.fn(node)
+	}
+}
+
+// callsNow reports whether prog calls now(), whose value differs from run to run.
+func callsNow(prog *vm.Program) bool {
+	var visit groupVisitor = func(node *ast.Node) error {
+		if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "now" {
+			return errors.New("now")
+		}
+		return nil
+	}
+	return visit.walk(prog.Node()) != nil
 }

@@ -148,8 +148,11 @@
 //
 // Aggregate expressions (AggregateValue.Expression, AggregateMeasure.Expression) see what Transform's see, but
 // compute exactly: payload numbers reach them as json.Number, float literals are read from their source text, and
-// +, -, *, /, %, **, unary minus, the comparisons, in, sum, mean and median compute in exact decimals; expr's other
-// functions get a number as an int or float64 only when that holds it exactly. A value DynamoDB cannot hold, a
+// +, -, *, /, %, **, unary minus, the comparisons (arrays and objects compare their numbers by value), in, sum,
+// mean, median, abs, ceil, floor and round compute in exact decimals, int truncates exactly (an error beyond
+// int64), float gives a float64 only when it holds the number (or the text) exactly, fromJSON keeps
+// numbers exact, string and toJSON write a number's exact shortest form; expr's other functions get a number as an
+// int or float64 only when that holds it exactly. A value DynamoDB cannot hold, a
 // quotient with no finite decimal form (1 / 3), or a number a function cannot take exactly sends the record to the
 // error table with the expression in the reason. Transform's expressions are unchanged.
 //

@@ -96,16 +96,17 @@ func parseExactNumber(s string) (decimal, error) {
 	if i := strings.IndexAny(text, "eE"); i >= 0 {
 		mant, expText = text[:i], text[i+1:]
 	}
-	exp := 0
+	exp, farExp := 0, false
 	if len(mant) < len(text) {
 		e, err := strconv.Atoi(expText)
 		if err != nil && !errors.Is(err, strconv.ErrRange) || expText == "" {
 			return decimal{}, fmt.Errorf("%q is not a decimal number", s)
 		}
 		if err != nil || e > maxDecimalExp || e < -maxDecimalExp {
-			return decimal{}, errDecimalSize
+			farExp = true // zero whatever its exponent (0e-1000000); any other number too far to compute
+		} else {
+			exp = e
 		}
-		exp = e
 	}
 	neg := strings.HasPrefix(mant, "-")
 	mant = strings.TrimPrefix(strings.TrimPrefix(mant, "-"), "+")
@@ -130,6 +131,12 @@ func parseExactNumber(s string) (decimal, error) {
 		if digits != "" {
 			coef.SetString(digits, 10)
 		}
+	}
+	if farExp {
+		if coef.Sign() == 0 {
+			return zeroDecimal, nil
+		}
+		return decimal{}, errDecimalSize
 	}
 	if neg {
 		coef.Neg(&coef)
@@ -307,6 +314,66 @@ func decMod(a, b decimal) (decimal, error) {
 		return decimal{}, err
 	}
 	return newDecimal(new(big.Int).Rem(x, y), exp)
+}
+
+// decTrunc returns a's integral part, truncated toward zero (as int() truncates: -2.7 is -2).
+func decTrunc(a decimal) *big.Int {
+	if a.exp >= 0 {
+		p := new(big.Int).Exp(bigTen, big.NewInt(int64(a.exp)), nil)
+		return p.Mul(p, a.coef)
+	}
+	if a.digits()+a.exp <= 0 { // |a| < 1, without computing a large power of ten
+		return new(big.Int)
+	}
+	p := new(big.Int).Exp(bigTen, big.NewInt(int64(-a.exp)), nil)
+	return p.Quo(a.coef, p)
+}
+
+// decFloor, decCeil and decRound return the integer below, above or nearest a (halves away from zero, as
+// math.Round), exactly.
+func decFloor(a decimal) decimal {
+	return decIntegral(a, func(t *big.Int, frac int) { t.Sub(t, big.NewInt(int64(frac))) }, -1)
+}
+
+func decCeil(a decimal) decimal {
+	return decIntegral(a, func(t *big.Int, frac int) { t.Add(t, big.NewInt(int64(frac))) }, 1)
+}
+
+func decRound(a decimal) decimal {
+	if a.exp >= 0 {
+		return a
+	}
+	half := decimal{coef: bigFive, exp: -1}
+	if a.coef.Sign() < 0 {
+		half = decNeg(half)
+	}
+	s, err := decAdd(a, half)
+	if err != nil { // cannot happen: a has a fraction, so at most 1000 digits and an exponent near 0
+		return a
+	}
+	return decimal{coef: decTrunc(s), exp: 0}.norm()
+}
+
+// decIntegral truncates a, then steps once toward dir (adjust adds or subtracts 1) when a had a fraction on dir's
+// side of zero.
+func decIntegral(a decimal, adjust func(t *big.Int, frac int), dir int) decimal {
+	if a.exp >= 0 {
+		return a
+	}
+	t := decTrunc(a)
+	if a.coef.Sign() == dir { // a fraction was cut on dir's side: one more step
+		adjust(t, 1)
+	}
+	return decimal{coef: t, exp: 0}.norm()
+}
+
+// norm is d normalized (no trailing zeros); d's exponent is 0 and its coefficient at most 1001 digits, so it fits.
+func (d decimal) norm() decimal {
+	n, err := newDecimal(d.coef, d.exp)
+	if err != nil {
+		return d
+	}
+	return n
 }
 
 // decPow returns a ** b exactly for an integral b (a negative b divides: 2 ** -2 = 0.25, 3 ** -1 fails).

@@ -4,7 +4,9 @@ package processor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
@@ -43,6 +46,16 @@ const (
 	exactSum    = "$kdpSum"
 	exactMean   = "$kdpMean"
 	exactMedian = "$kdpMedian"
+	exactAbs    = "$kdpAbs"
+	exactInt    = "$kdpInt"
+	exactJSON   = "$kdpFromJSON"
+	exactKeys   = "$kdpKeys"
+	exactValues = "$kdpValues"
+	exactPairs  = "$kdpToPairs"
+	exactFloat  = "$kdpFloat"
+	exactCeil   = "$kdpCeil"
+	exactFloor  = "$kdpFloor"
+	exactRound  = "$kdpRound"
 )
 
 // exactBinary returns the exact function replacing expr's binary operator op, if any.
@@ -107,6 +120,26 @@ func exactBuiltin(name string) (string, bool) {
 		return exactMean, true
 	case "median":
 		return exactMedian, true
+	case "abs":
+		return exactAbs, true
+	case "int":
+		return exactInt, true
+	case "fromJSON":
+		return exactJSON, true
+	case "keys":
+		return exactKeys, true
+	case "values":
+		return exactValues, true
+	case "toPairs":
+		return exactPairs, true
+	case "float":
+		return exactFloat, true
+	case "ceil":
+		return exactCeil, true
+	case "floor":
+		return exactFloor, true
+	case "round":
+		return exactRound, true
 	}
 	return "", false
 }
@@ -155,8 +188,8 @@ func exactOptions(src string) []expr.Option {
 		arith(exactQuo, decQuo, func(a, b any) any { return runtime.Divide(a, b) }),
 		arith(exactMod, decMod, func(a, b any) any { return runtime.Modulo(a, b) }),
 		arith(exactPow, decPow, func(a, b any) any { return runtime.Exponent(a, b) }),
-		compare(exactEq, func(c int) bool { return c == 0 }, runtime.Equal),
-		compare(exactNe, func(c int) bool { return c != 0 }, func(a, b any) bool { return !runtime.Equal(a, b) }),
+		compare(exactEq, func(c int) bool { return c == 0 }, exactEqual),
+		compare(exactNe, func(c int) bool { return c != 0 }, func(a, b any) bool { return !exactEqual(a, b) }),
 		compare(exactLt, func(c int) bool { return c < 0 }, runtime.Less),
 		compare(exactLe, func(c int) bool { return c <= 0 }, runtime.LessOrEqual),
 		compare(exactGt, func(c int) bool { return c > 0 }, runtime.More),
@@ -174,8 +207,16 @@ func exactOptions(src string) []expr.Option {
 		expr.Function(exactIn, func(params ...any) (any, error) {
 			needle, list := params[0], params[1]
 			lv := reflect.ValueOf(list)
-			if !isNumber(needle) || list == nil || lv.Kind() != reflect.Slice && lv.Kind() != reflect.Array {
+			if list == nil || lv.Kind() != reflect.Slice && lv.Kind() != reflect.Array {
 				return runtime.In(nativeOrSelf(needle), list), nil
+			}
+			if !isNumber(needle) { // arrays and objects holding numbers compare them by value
+				for i := range lv.Len() {
+					if exactEqual(needle, lv.Index(i).Interface()) {
+						return true, nil
+					}
+				}
+				return false, nil
 			}
 			x, _, err := asDecimal(needle)
 			if err != nil {
@@ -232,6 +273,77 @@ func exactOptions(src string) []expr.Option {
 			}
 			return q, nil
 		}),
+		expr.Function(exactAbs, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("abs(): %w", err)
+			}
+			if !ok {
+				return builtin.Abs(params[0]), nil
+			}
+			if x.coef.Sign() < 0 {
+				return decNeg(x), nil
+			}
+			return x, nil
+		}),
+		expr.Function(exactInt, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("int(): %w", err)
+			}
+			if !ok {
+				return builtin.Int(params[0]), nil
+			}
+			if x.digits()+x.exp > 19 { // beyond an int64, without computing its digits
+				return nil, fmt.Errorf("int(): the integral part of %s is beyond an int's range", x)
+			}
+			i := decTrunc(x)
+			if !i.IsInt64() {
+				return nil, fmt.Errorf("int(): the integral part of %s is beyond an int's range", x)
+			}
+			return int(i.Int64()), nil
+		}),
+		expr.Function(exactJSON, func(params ...any) (any, error) {
+			s, ok := params[0].(string)
+			if !ok {
+				return nil, fmt.Errorf("fromJSON(): %s is not a string", describeValue(params[0]))
+			}
+			dec := json.NewDecoder(strings.NewReader(s))
+			dec.UseNumber() // numbers as written: exact
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("fromJSON(): %w", err)
+			}
+			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+				return nil, errors.New("fromJSON(): invalid JSON: more after the value")
+			}
+			return v, nil
+		}),
+		expr.Function(exactFloat, func(params ...any) (any, error) {
+			x, ok, err := asDecimal(params[0])
+			if err != nil {
+				return nil, fmt.Errorf("float(): %w", err)
+			}
+			if !ok {
+				s, isText := params[0].(string)
+				if !isText {
+					return builtin.Float(params[0]), nil
+				}
+				if x, err = parseExactNumber(s); err != nil {
+					return builtin.Float(params[0]), nil // expr's own reading (and error) of a text that is no decimal
+				}
+			}
+			if f, ok := exactFloat64(x); ok {
+				return f, nil
+			}
+			return nil, fmt.Errorf("float(): the number %s has no exact float64 form", x)
+		}),
+		integral(exactCeil, "ceil()", decCeil),
+		integral(exactFloor, "floor()", decFloor),
+		integral(exactRound, "round()", decRound),
+		mapEntries(exactKeys, "keys", func(k, _ any) any { return k }),
+		mapEntries(exactValues, "values", func(_, v any) any { return v }),
+		mapEntries(exactPairs, "pairs", func(k, v any) any { return []any{k, v} }),
 		expr.Function(exactMedian, func(params ...any) (any, error) {
 			nums, err := numbersOf("median()", params)
 			if err != nil || len(nums) == 0 {
@@ -249,6 +361,68 @@ func exactOptions(src string) []expr.Option {
 			return decQuo(sum, two)
 		}),
 	}
+}
+
+// integral is ceil, floor or round (op, exact): a float64 as expr gives, or the exact decimal when float64 cannot
+// hold it (an integer beyond 2^53); anything but a number goes to expr's own function (and its error).
+func integral(name, fn string, op func(decimal) decimal) expr.Option {
+	return expr.Function(name, func(params ...any) (any, error) {
+		x, ok, err := asDecimal(params[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+		if !ok {
+			switch fn {
+			case "ceil()":
+				return builtin.Ceil(params[0]), nil
+			case "floor()":
+				return builtin.Floor(params[0]), nil
+			}
+			return builtin.Round(params[0]), nil
+		}
+		r := op(x)
+		if f, ok := exactFloat64(r); ok {
+			return f, nil
+		}
+		return r, nil
+	})
+}
+
+// exactFloat64 returns d as a float64 when that holds it exactly.
+func exactFloat64(d decimal) (float64, bool) {
+	f, err := strconv.ParseFloat(d.String(), 64)
+	if err != nil {
+		return 0, false
+	}
+	back, _, err := decimalFloat(f, 64)
+	return f, err == nil && decCmp(back, d) == 0
+}
+
+// mapEntries is keys, values or toPairs (entry makes one element from a key and its value) in the order of the
+// keys, not Go's random map order: a group computed from it must be the same in every delivery of a record, or a
+// redelivered record would count again in another group.
+func mapEntries(name, what string, entry func(k, v any) any) expr.Option {
+	return expr.Function(name, func(params ...any) (any, error) {
+		m := reflect.ValueOf(params[0])
+		if m.Kind() != reflect.Map {
+			return nil, fmt.Errorf("cannot get %s from %s", what, m.Kind())
+		}
+		keys := m.MapKeys()
+		text := make([]string, len(keys)) // a key's sort text: its type and value (a payload's keys are strings)
+		for i, k := range keys {
+			text[i] = fmt.Sprintf("%T\x00%v", k.Interface(), k.Interface())
+		}
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return strings.Compare(text[a], text[b]) })
+		out := make([]any, len(keys))
+		for i, j := range idx {
+			out[i] = entry(keys[j].Interface(), m.MapIndex(keys[j]).Interface())
+		}
+		return out, nil
+	})
 }
 
 // numbersOf collects the numbers in args, arrays flattened (as expr's mean and median take them).
@@ -293,12 +467,52 @@ func sumOf(nums []decimal) (decimal, error) {
 // nativeOrSelf is a computed number as toNative makes it (or itself when it has no exact native form), for expr's
 // own operators: they then work, or report the operation with a type users know. Anything else passes as it is.
 func nativeOrSelf(v any) any {
-	if d, ok := v.(decimal); ok {
-		if n, err := nativeNumber(d); err == nil {
+	switch v.(type) {
+	case decimal, json.Number: // a payload number too: expr's operators know int and float64, not json.Number
+		if n, err := toNative(v); err == nil {
 			return n
 		}
 	}
 	return v
+}
+
+// exactEqual is == for values that are not both numbers: arrays ([]any) and objects (map[string]any) compare
+// element by element, their numbers by value (as 1.5 == 1.50); anything else as expr compares it.
+func exactEqual(a, b any) bool {
+	if isNumber(a) && isNumber(b) {
+		x, _, errX := asDecimal(a)
+		y, _, errY := asDecimal(b)
+		if errX == nil && errY == nil {
+			return decCmp(x, y) == 0
+		}
+	}
+	switch x := a.(type) {
+	case []any:
+		if y, ok := b.([]any); ok {
+			if len(x) != len(y) {
+				return false
+			}
+			for i := range x {
+				if !exactEqual(x[i], y[i]) {
+					return false
+				}
+			}
+			return true
+		}
+	case map[string]any:
+		if y, ok := b.(map[string]any); ok {
+			if len(x) != len(y) {
+				return false
+			}
+			for k, e := range x {
+				if f, ok := y[k]; !ok || !exactEqual(e, f) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return runtime.Equal(nativeOrSelf(a), nativeOrSelf(b))
 }
 
 // isNumber reports whether v is a number the exact functions compute with (see asDecimal), without parsing it.
@@ -332,6 +546,13 @@ func (p *exactPatcher) Visit(node *ast.Node) {
 		}
 	case *ast.BuiltinNode:
 		p.builtin(node, n)
+	case *ast.CallNode: // a method (date(s).AddDate(0, 0, -1)) or a helper: Go code taking int, float64, time.Time...
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, "$kdp") {
+			return // one of ours (not visited, as ast.Walk visits children first; kept safe)
+		}
+		for i, a := range n.Arguments {
+			n.Arguments[i] = wrap(exactNative, a, "a call's argument")
+		}
 	case *ast.MemberNode:
 		n.Property = wrap(exactScalar, n.Property, "an index")
 	case *ast.SliceNode:
@@ -404,6 +625,11 @@ func decimalsAsText(v any) any {
 	switch x := v.(type) {
 	case decimal:
 		return json.Number(x.String())
+	case json.Number: // a payload number: its exact value's text, as for a computed one (2.50 and 25e-1 are 2.5)
+		if d, err := parseExactNumber(string(x)); err == nil {
+			return json.Number(d.String())
+		}
+		return x
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
