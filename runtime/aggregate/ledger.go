@@ -582,17 +582,20 @@ type recountRule struct {
 	gap   Gap
 }
 
-// decide reports whether the contribution at p applies to an item with ledger l: the set rule, then the fence (or
-// the recount's rule).
-func (l *itemLedger) decide(p []byte, ledgered bool, rc *recountRule) bool {
+// decide reports whether the contribution at p applies to an item with ledger l: the set rule, then the fence (or,
+// in a recount, the record's rule rc: nil counts nothing).
+func (l *itemLedger) decide(p []byte, ledgered, recount bool, rc *recountRule) bool {
 	if l.set[string(p)] {
 		return false
 	}
-	if rc == nil {
+	if recount && rc == nil {
+		return false
+	}
+	if !recount {
 		return ledgered || l.fence == nil || bytes.Compare(p, l.fence) > 0
 	}
 	switch rc.class {
-	case RecountMarked:
+	case RecountMarked, RecountUnseen:
 		return true
 	case RecountGap:
 		if cross, ok := l.crossing(rc.gap); ok {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // RecountClass is what the ledger says of a record a recount is asked to count.
@@ -26,6 +28,9 @@ const (
 	// RecountInFlight: the record was delivered and is not acknowledged yet: counted in every item whose AttrSet
 	// lacks it and whose fence is before it.
 	RecountInFlight
+	// RecountUnseen: the pipeline passed the record without the ledger seeing it delivered, and Store.CountUnseen
+	// vouches that it was given up: counted in every item whose AttrSet lacks it.
+	RecountUnseen
 )
 
 // String names the class.
@@ -39,6 +44,8 @@ func (c RecountClass) String() string {
 		return "gap"
 	case RecountInFlight:
 		return "in-flight"
+	case RecountUnseen:
+		return "unseen"
 	}
 	return "counted"
 }
@@ -64,63 +71,156 @@ func (r RecountResult) Counted() bool { return r.Applied > 0 }
 // where the ledger shows the pipeline did not count it, exactly once, without moving fences: it reads the shard's
 // state and the record's error marker, classifies the record (RecountClass) and, per item, applies the
 // contribution iff the class's rule allows and the position is not in the item's AttrSet, adding it there, in one
-// conditional write per item. Redrive and replay call it (through processor.Options.RecountAggregates) for each
-// record they store; calling it again for the same record changes nothing.
+// conditional write per item. Calling it again for the same record changes nothing. RecountBatch does the same
+// for many records with one write per item.
 func (s *Store) Recount(ctx context.Context, contribs []Contribution) RecountResult {
-	if len(contribs) == 0 {
-		return RecountResult{}
-	}
-	shard, p := contribs[0].Shard, contribs[0].Position
-	for _, c := range contribs[1:] {
-		if c.Shard != shard || !bytes.Equal(c.Position, p) {
-			return RecountResult{Err: errors.New("recount: the contributions are not all of one record")}
+	b := s.RecountBatch(ctx, [][]Contribution{contribs})
+	r := b.Records[0]
+	r.Writes, r.Conflicts = b.Writes, b.Conflicts
+	return r
+}
+
+// RecountBatch is Recount for many records (each element all of one record's contributions; records of several
+// shards may mix): the shard states are read once per shard and the error markers once per record, and each
+// item is read and written once for all the records counted into it, so records sharing items (a batch of a
+// redrive or replay) do not contend for them. Records[i] is records[i]'s result; Writes and Conflicts count the
+// item writes and the writes refused because another writer changed the item.
+func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) RecountBatchResult {
+	out := RecountBatchResult{Records: make([]RecountResult, len(records))}
+	rules := make([]*recountRule, len(records))
+	states := map[string]*shardStateRead{}
+	for i, contribs := range records {
+		if len(contribs) == 0 {
+			continue
+		}
+		shard, p := contribs[0].Shard, contribs[0].Position
+		for _, c := range contribs[1:] {
+			if c.Shard != shard || !bytes.Equal(c.Position, p) {
+				out.Records[i].Err = errors.New("recount: the contributions are not all of one record")
+				break
+			}
+		}
+		if _, ok := states[shard]; !ok {
+			states[shard] = &shardStateRead{}
 		}
 	}
-	st, err := s.ReadShardState(ctx, shard)
-	if err != nil {
-		return RecountResult{Err: fmt.Errorf("recount: %w", err)}
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = 8
 	}
-	if st.Version == 0 {
-		return RecountResult{Class: RecountNoLedger, Already: len(contribs)}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for shard, st := range states {
+		g.Go(func() error {
+			st.state, st.err = s.ReadShardState(ctx, shard)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for i, contribs := range records {
+		if len(contribs) == 0 || out.Records[i].Err != nil {
+			continue
+		}
+		g.Go(func() error {
+			rules[i], out.Records[i] = s.classify(ctx, states[contribs[0].Shard], contribs)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var all []Contribution
+	byRef := map[int][]int{} // contribution Ref -> indexes of records
+	for i, contribs := range records {
+		if rules[i] == nil {
+			continue
+		}
+		for _, c := range contribs {
+			c.rule = rules[i]
+			all = append(all, c)
+		}
+		byRef[contribs[0].Ref] = append(byRef[contribs[0].Ref], i)
+	}
+	if len(all) == 0 {
+		return out
+	}
+	for _, r := range s.update(ctx, all, nil, true) {
+		out.Writes += r.Writes
+		out.Conflicts += r.Conflicts
+		applied := map[int]bool{}
+		for _, ref := range r.AppliedRefs {
+			applied[ref] = true
+		}
+		seen := map[int]bool{}
+		for _, ref := range r.Refs {
+			if seen[ref] {
+				continue
+			}
+			seen[ref] = true
+			for _, i := range byRef[ref] {
+				rr := &out.Records[i]
+				switch {
+				case r.Err != nil:
+					rr.Err = errors.Join(rr.Err, fmt.Errorf("recount: %w", r.Err))
+				case applied[ref]:
+					rr.Applied++
+				default:
+					rr.Already++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// RecountBatchResult is the outcome of RecountBatch.
+type RecountBatchResult struct {
+	// Records holds each record's result, in the order given (their Writes and Conflicts are 0: see the totals).
+	Records []RecountResult
+	// Writes counts items written; Conflicts the writes refused because the item changed after it was read.
+	Writes, Conflicts int
+}
+
+// shardStateRead is a shard's state as RecountBatch read it.
+type shardStateRead struct {
+	state ShardState
+	err   error
+}
+
+// classify decides what the ledger says of one record (all its contributions of one shard and position): the
+// rule its contributions are applied by, nil when nothing is to be counted (the result says why).
+func (s *Store) classify(ctx context.Context, st *shardStateRead, contribs []Contribution) (*recountRule, RecountResult) {
+	shard, p := contribs[0].Shard, contribs[0].Position
+	if st.err != nil {
+		return nil, RecountResult{Err: fmt.Errorf("recount: %w", st.err)}
+	}
+	if st.state.Version == 0 {
+		return nil, RecountResult{Class: RecountNoLedger, Already: len(contribs)}
 	}
 	rc := &recountRule{class: RecountCounted}
 	marked, err := s.HasErrorMarker(ctx, shard, p)
 	if err != nil {
-		return RecountResult{Err: fmt.Errorf("recount: %w", err)}
+		return nil, RecountResult{Err: fmt.Errorf("recount: %w", err)}
 	}
 	if marked {
 		rc.class = RecountMarked
 	} else {
-		for _, g := range st.Gaps {
+		for _, g := range st.state.Gaps {
 			if g.contains(p) {
 				rc.class, rc.gap = RecountGap, g
 				break
 			}
 		}
-		if rc.class == RecountCounted && st.Pending != nil && bytes.Compare(st.Pending, p) <= 0 &&
-			st.Delivered != nil && bytes.Compare(p, st.Delivered) <= 0 {
+		if rc.class == RecountCounted && st.state.Pending != nil && bytes.Compare(st.state.Pending, p) <= 0 &&
+			st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
 			rc.class = RecountInFlight
 		}
-	}
-	res := RecountResult{Class: rc.class}
-	if rc.class == RecountCounted {
-		res.Already = len(contribs)
-		return res
-	}
-	var errs []error
-	for _, r := range s.update(ctx, contribs, nil, rc) {
-		res.Applied += r.Applied
-		res.Already += r.Already
-		res.Writes += r.Writes
-		res.Conflicts += r.Conflicts
-		if r.Err != nil {
-			errs = append(errs, r.Err)
+		if rc.class == RecountCounted && s.CountUnseen && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
+			rc.class = RecountUnseen
 		}
 	}
-	if len(errs) > 0 {
-		res.Err = fmt.Errorf("recount: %w", errors.Join(errs...))
+	if rc.class == RecountCounted {
+		return nil, RecountResult{Class: rc.class, Already: len(contribs)}
 	}
-	return res
+	return rc, RecountResult{Class: rc.class}
 }
 
 // shardGaps returns the gaps of shard.

@@ -47,6 +47,8 @@ type Contribution struct {
 	// Ledgered marks a contribution of a record the ledger marked as sent to the error table by an earlier
 	// delivery (Batch.Ledgered): it is applied iff its position is not in the item's AttrSet, and added to it.
 	Ledgered bool
+	// rule is the recount's rule for this contribution's record (set by RecountBatch; nil in fence order).
+	rule *recountRule
 }
 
 // Store applies contributions to an aggregate table.
@@ -59,6 +61,14 @@ type Store struct {
 	Measures map[string][]Measure
 	// MaxInFlight bounds the items updated at once. Default: 8.
 	MaxInFlight int
+	// CountUnseen makes a recount (Recount, RecountBatch) count records the ledger never saw delivered: a record
+	// the pipeline has passed (at or before the shard's delivered position) that is not in a give-up range, not
+	// pending and not marked, is counted in every item whose AttrSet lacks it. That is right only for records of a
+	// batch the event source mapping gave up on while none of its attempts reached the aggregate table (DynamoDB
+	// unreachable for all of them): the caller vouches for that (kdp redrive --count-unseen, trusting the
+	// on-failure destination's ranges); for any other record the pipeline counted, it counts it twice.
+	// Default: false, such records count nothing.
+	CountUnseen bool
 	// BackoffBase is the first retry's longest wait (full jitter, doubling, at most 1 s). Default: 25 ms.
 	BackoffBase time.Duration
 	// MaxAttempts bounds the requests sent for one read or write that keeps failing with a retryable error (the
@@ -77,6 +87,8 @@ type Result struct {
 	// Writes counts successful writes (0 or 1); Conflicts the writes refused because the item changed after it was
 	// read (another writer: a redrive, a replay, a second invocation).
 	Writes, Conflicts int
+	// AppliedRefs are the Ref of the contributions applied by this call.
+	AppliedRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
 	Err error
@@ -92,11 +104,12 @@ type itemID struct{ key, shard string }
 // Contributions of one item must come from one shard; Apply sorts them by position. Items are updated
 // concurrently; the result has one entry per item, in first-seen order. ctx bounds the retries.
 func (s *Store) Apply(ctx context.Context, contribs []Contribution, gaps ...Gap) []Result {
-	return s.update(ctx, contribs, gaps, nil)
+	return s.update(ctx, contribs, gaps, false)
 }
 
-// update applies contributions as Apply does (rc nil) or as a recount does (rc set: no fence moves).
-func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap, rc *recountRule) []Result {
+// update applies contributions as Apply does, or as a recount does (recount: each contribution decided by its
+// rule, no fence moves).
+func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap, recount bool) []Result {
 	var order []itemID
 	byItem := map[itemID][]Contribution{}
 	for _, c := range contribs {
@@ -117,7 +130,7 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 		cs := byItem[id]
 		sort.SliceStable(cs, func(a, b int) bool { return bytes.Compare(cs[a].Position, cs[b].Position) < 0 })
 		g.Go(func() error {
-			results[i] = s.applyItem(ctx, cs, gaps, rc)
+			results[i] = s.applyItem(ctx, cs, gaps, recount)
 			return nil
 		})
 	}
@@ -128,7 +141,7 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 // maxConflicts bounds how often an item is re-read after another writer changed it.
 const maxConflicts = 10
 
-func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, rc *recountRule) Result {
+func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, recount bool) Result {
 	first := cs[0]
 	res := Result{Key: first.Key, Shard: first.Shard, Refs: make([]int, len(cs))}
 	for i, c := range cs {
@@ -168,20 +181,22 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, rc
 		applied, already := 0, 0
 		last := fence
 		var added, inOrder [][]byte
+		var appliedRefs []int
 		for _, c := range cs {
-			if !led.decide(c.Position, c.Ledgered, rc) {
+			if !led.decide(c.Position, c.Ledgered, recount, c.rule) {
 				already++
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
-			if rc != nil || c.Ledgered {
+			appliedRefs = append(appliedRefs, c.Ref)
+			if recount || c.Ledgered {
 				added = append(added, c.Position)
 				led.set[string(c.Position)] = true // a duplicate in cs applies once
 			} else {
 				inOrder = append(inOrder, c.Position)
 			}
-			if rc == nil {
+			if !recount {
 				last = maxBytes(last, c.Position)
 			}
 		}
@@ -213,11 +228,11 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, rc
 		_, err = s.DB.PutItem(ctx, in)
 		switch {
 		case err == nil:
-			res.Applied, res.Already, res.Writes = applied, already, 1
+			res.Applied, res.Already, res.Writes, res.AppliedRefs = applied, already, 1, appliedRefs
 			return res
 		case isConditionFailed(err):
 			res.Conflicts++
-			if res.Conflicts >= maxConflicts {
+			if res.Conflicts >= maxConflicts || !s.wait(ctx, res.Conflicts-1) {
 				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", res.Conflicts, err)
 				return res
 			}
@@ -238,6 +253,12 @@ func (s *Store) retry(ctx context.Context, err error, attempt int) bool {
 	if !retryable(ctx, err) || attempt+1 >= maxAttempts {
 		return false
 	}
+	return s.wait(ctx, attempt)
+}
+
+// wait sleeps before the next try of a request (full jitter, doubling from BackoffBase, at most 1 s), reporting
+// false when ctx ends first or its deadline leaves no room.
+func (s *Store) wait(ctx context.Context, attempt int) bool {
 	base := s.BackoffBase
 	if base <= 0 {
 		base = 25 * time.Millisecond

@@ -3,9 +3,6 @@ package processor
 import (
 	"context"
 	"log/slog"
-	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	aggr "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 )
@@ -138,43 +135,36 @@ func (b *batch) endLedger(ctx context.Context, ledgers map[string]*aggr.Batch) i
 }
 
 // recountAggregates counts each stored record with contributions where the ledger shows the pipeline did not
-// (aggregate.Store.Recount), for Options.RecountAggregates: no fence moves, no ledger state is written. A record
-// whose recount fails is reported for retry (recounting it again decides the same way).
+// (aggregate.Store.RecountBatch: one write per item for the whole batch, so records sharing an item do not contend
+// for it), for Options.RecountAggregates: no fence moves, no ledger state is written. A record whose recount fails
+// is reported for retry (recounting it again decides the same way).
 func (b *batch) recountAggregates(ctx context.Context) {
-	var mu sync.Mutex
-	var writes, conflicts, failures, recounted, records int
-	limit := b.p.opts.MaxInFlight
-	if limit <= 0 {
-		limit = DefaultMaxInFlight
-	}
-	var g errgroup.Group
-	g.SetLimit(limit)
+	var idx []int
+	var records [][]aggr.Contribution
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.out != outStored || len(r.contribs) == 0 {
 			continue
 		}
-		records++
-		g.Go(func() error {
-			res := b.p.aggs.store.Recount(ctx, r.contribs)
-			mu.Lock()
-			defer mu.Unlock()
-			writes += res.Writes
-			conflicts += res.Conflicts
-			if res.Counted() {
-				recounted++
-			}
-			if res.Err != nil {
-				failures++
-				b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates not recounted, the record reported for retry",
-					slog.String("eventId", r.rec.EventID), slog.String("error", res.Err.Error()))
-				r.out, r.err = outFailed, safeReason("aggregates not recounted")
-			}
-			return nil
-		})
+		idx = append(idx, i)
+		records = append(records, r.contribs)
 	}
-	_ = g.Wait()
-	if records > 0 {
-		b.p.emitAggregateMetrics(writes, conflicts, failures, recounted)
+	if len(records) == 0 {
+		return
 	}
+	res := b.p.aggs.store.RecountBatch(ctx, records)
+	failures, recounted := 0, 0
+	for j, rr := range res.Records {
+		r := &b.recs[idx[j]]
+		if rr.Counted() {
+			recounted++
+		}
+		if rr.Err != nil {
+			failures++
+			b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates not recounted, the record reported for retry",
+				slog.String("eventId", r.rec.EventID), slog.String("error", rr.Err.Error()))
+			r.out, r.err = outFailed, safeReason("aggregates not recounted")
+		}
+	}
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted)
 }

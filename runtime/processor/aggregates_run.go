@@ -57,7 +57,8 @@ func newAggregates(db DB, o *Options) (*aggregates, error) {
 		measures[a.name] = a.measures
 	}
 	return &aggregates{list: list, store: &aggr.Store{DB: db.(aggregateDB), Table: o.AggregateTableName,
-		Measures: measures, MaxInFlight: o.MaxInFlight}, recount: o.RecountAggregates}, nil
+		Measures: measures, MaxInFlight: o.MaxInFlight, CountUnseen: o.RecountAggregates && o.RecountUnseen},
+		recount: o.RecountAggregates}, nil
 }
 
 // contribute computes record i's contributions, nil without aggregates.

@@ -94,6 +94,11 @@ type Options struct {
 	// and not acknowledged), exactly once (see runtime/aggregate). It needs AggregateTableName like the pipeline.
 	// SkipAggregates wins over it. Default: false.
 	RecountAggregates bool
+	// RecountUnseen, with RecountAggregates, also counts records the aggregate ledger never saw delivered, which
+	// the caller vouches were given up by the event source mapping while none of their attempts reached the
+	// aggregate table (aggregate.Store.CountUnseen: for a record the pipeline counted, it counts it twice). For
+	// redrives of on-failure ranges whose source only Lambda writes. Default: false.
+	RecountUnseen bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.

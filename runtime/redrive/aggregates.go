@@ -45,7 +45,7 @@ func CheckAggregates(cfg processor.Config, table string, skip bool) error {
 
 // aggregateOptions sets po's aggregate options for a run with o's: the aggregate table, and a recount (or, with
 // SkipAggregates, none). Set after the caller's options: a redrive never counts in the pipeline's fenced order.
-func aggregateOptions(po *processor.Options, table string, skip bool) {
+func aggregateOptions(po *processor.Options, table string, skip, unseen bool) {
 	po.AggregateTableName = table
-	po.SkipAggregates, po.RecountAggregates = skip, !skip
+	po.SkipAggregates, po.RecountAggregates, po.RecountUnseen = skip, !skip, unseen && !skip
 }

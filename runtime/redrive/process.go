@@ -31,7 +31,7 @@ type runner struct {
 
 func newRunner(db DB, o Options) (*runner, error) {
 	mc := &emfcount.Capture{}
-	build := func(insertOnly bool) (*processor.Processor, *recordingDB, error) {
+	build := func(insertOnly, verified bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
 			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keyNames(o.Config), insertOnly: insertOnly}
@@ -49,16 +49,17 @@ func newRunner(db DB, o Options) (*runner, error) {
 		fns = append(fns, func(po *processor.Options) {
 			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
 			// Out of stream order: never the pipeline's fenced counting (see runtime/aggregate), a recount or nothing.
-			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates)
+			// Unseen records are counted on the word of the on-failure range: only with the stream's own payload.
+			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, o.CountUnseen && verified)
 		})
 		p, err := processor.New(rdb, fns...)
 		return p, rdb, err
 	}
-	verified, rdb, err := build(false)
+	verified, rdb, err := build(false, true)
 	if err != nil {
 		return nil, err
 	}
-	unverified, urdb, err := build(!o.AllowOverwriteUnverified)
+	unverified, urdb, err := build(!o.AllowOverwriteUnverified, false)
 	if err != nil {
 		return nil, err
 	}

@@ -100,6 +100,12 @@ type Options struct {
 	// processor.Options.SkipAggregates): the records it stores stay uncounted. A later replay of their window with
 	// AggregateTableName counts them, while the stream holds them. Default: false.
 	SkipAggregates bool
+	// CountUnseen also counts records the aggregate ledger never saw delivered (processor.Options.RecountUnseen):
+	// the records of a batch the event source mapping gave up on while the aggregate table was unreachable for all
+	// its attempts (a DynamoDB outage), which no ledger item names. It trusts the on-failure source's ranges, so set
+	// it only for the DLQ and S3 inputs, and only when nothing but Lambda writes the queue or bucket: a range forged
+	// over records the pipeline counted would count them twice. Default: false: those records stay uncounted.
+	CountUnseen bool
 	// DryRun reads and transforms but writes and deletes nothing. Default: false.
 	DryRun bool
 	// Rate is the most records processed per second; 0 means no limit. Default: 0.

@@ -57,6 +57,8 @@ const (
 	FlagAllowOverwriteUnverified = "allow-overwrite-unverified"
 	FlagAggregateTable           = "aggregate-table"
 	FlagSkipAggregates           = "skip-aggregates"
+	// FlagCountUnseen counts records of on-failure ranges the aggregate ledger never saw (dlq and s3 modes).
+	FlagCountUnseen = "count-unseen"
 )
 
 // Main runs the command with args (the arguments after the program name) and returns its exit status. AWS access
@@ -123,7 +125,7 @@ type common struct {
 	stream, table, errorTable, configFile string
 	aggregateTable                        string
 	dryRun, verbose, allowOverwrite       bool
-	skipAggregates                        bool
+	skipAggregates, countUnseen           bool
 	rate                                  float64
 	batchSize                             int
 }
@@ -142,6 +144,12 @@ func (c *common) register(fs *flag.FlagSet, mode string) {
 			"each record stored is counted where the pipeline did not count it, exactly once")
 	fs.BoolVar(&c.skipAggregates, FlagSkipAggregates, false,
 		"store the records without counting them into the configuration's aggregates (data only): the records stored stay uncounted")
+	if mode == ModeDLQ || mode == ModeS3 {
+		fs.BoolVar(&c.countUnseen, FlagCountUnseen, false,
+			"also count into the aggregates the records of these on-failure ranges that the aggregate ledger never saw delivered "+
+				"(a batch given up while DynamoDB was unreachable for all its attempts); trusts the ranges: only when nothing but Lambda writes the "+
+				"queue or bucket (without it those records are stored but stay uncounted)")
+	}
 	fs.BoolVar(&c.dryRun, FlagDryRun, false, "read and transform, but write, delete and send nothing; report what would happen")
 	fs.Float64Var(&c.rate, "rate", 0, "most records processed (and read from the stream) per second (0: no limit)")
 	fs.IntVar(&c.batchSize, "batch-size", redrive.DefaultBatchSize, "most records per processor call")
@@ -272,7 +280,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 	r, err := redrive.New(clients, func(o *redrive.Options) {
 		o.TableName, o.ErrorTableName, o.Config, o.StreamARN = c.table, c.errorTable, cfg, c.stream
 		o.DryRun, o.Rate, o.BatchSize, o.AllowOverwriteUnverified = c.dryRun, c.rate, c.batchSize, c.allowOverwrite
-		o.AggregateTableName, o.SkipAggregates = c.aggregateTable, c.skipAggregates
+		o.AggregateTableName, o.SkipAggregates, o.CountUnseen = c.aggregateTable, c.skipAggregates, c.countUnseen
 		// The text handler quotes (and so escapes) any value that is not plain printable text.
 		o.Logger = slog.New(slog.NewTextHandler(prog.logWriter(), &slog.HandlerOptions{Level: level}))
 		o.Progress = prog.update
