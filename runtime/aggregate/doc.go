@@ -125,7 +125,14 @@
 //     (or X does not exist);
 //   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
 //     and p is after X's fence; the pipeline's retry then finds p in the set;
+//   - p <= delivered and Store.CountUnseen (unseen: the caller vouches that the mapping gave p up while none of
+//     its batch's attempts reached BeginBatch, a DynamoDB outage; kdp redrive --count-unseen, on the word of the
+//     on-failure range): apply iff p is not in X's set;
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
+//
+// RecountBatch does this for a whole batch of a redrive or replay at once: shard states read once, markers once
+// per record, and each item read and written once for every record counted into it (records sharing an item
+// would otherwise refuse each other's writes).
 //
 // Why each record counts exactly once:
 //
@@ -147,12 +154,15 @@
 //     response was lost after EndBatch is still Ledgered when the mapping delivers it again.
 //
 // Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice, except through
-// the last one):
+// the last one and through CountUnseen given a range over records the pipeline counted):
 //
 //   - A record stored in one delivery and sent to the error table in a redelivery of the same batch (only when
 //     the transform's verdict changes between the two: a deployment during a crash-retry) gets no marker.
 //   - A batch the mapping gives up on though none of its attempts reached BeginBatch (every attempt died before
-//     its first request to the aggregate table, or that table refused every one): the give-up is not detected.
+//     its first request to the aggregate table, or that table refused every one): the give-up is not detected,
+//     and nothing in the table tells its records from counted ones. Only the on-failure range names them:
+//     Store.CountUnseen counts them on its word (an outsider able to write the queue or bucket could otherwise
+//     forge a range over counted records).
 //   - More than MaxLedgerPositions marked and unstored records at once in a shard, or give-up ranges older than
 //     the newest MaxLedgerGaps, are dropped.
 //   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have

@@ -268,3 +268,28 @@ func TestFormatSummaryAggregates(t *testing.T) {
 		})
 	}
 }
+
+// TestCountUnseenFlag: --count-unseen exists for the on-failure inputs (dlq, s3), whose ranges it trusts, and not
+// for the error table, whose entries the ledger marks itself.
+func TestCountUnseenFlag(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+	cfg := writeConfig(t, aggregatesConfig)
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{ModeDLQ, "--queue-url", "u", "--stream", arn, "--table", "t"}, ExitLeftover},
+		{[]string{ModeS3, "--bucket", "b", "--stream", arn, "--table", "t"}, ExitLeftover},
+		{[]string{ModeErrors, "--error-table", "e", "--table", "t"}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			t.Setenv(processor.EnvConfigFile, "")
+			give := append(append([]string(nil), tt.args...), "--config", cfg, "--aggregate-table", "agg", "--"+FlagCountUnseen)
+			var out, errOut bytes.Buffer
+			if got := run(context.Background(), give, &out, &errOut, noClients); got != tt.want {
+				t.Errorf("exit = %d, want %d; stderr:\n%s", got, tt.want, errOut.String())
+			}
+		})
+	}
+}
