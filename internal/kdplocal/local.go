@@ -50,6 +50,7 @@ import (
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/localrun"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/s3local"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/sqsfake"
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
 
@@ -312,7 +313,10 @@ func Run(ctx context.Context, o Options, stdin io.Reader, stdout, stderr io.Writ
 		return nil, err
 	}
 	if p.aggTable != nil {
-		if res.Aggregates, err = scan(ctx, db, p.aggTable.logicalID); err != nil {
+		// The aggregate items only: the ledger's own items (shard states, error markers) are bookkeeping.
+		if res.Aggregates, err = scanWhere(ctx, db, p.aggTable.logicalID, func(it map[string]types.AttributeValue) bool {
+			return !aggregate.IsLedgerItem(it)
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -729,6 +733,11 @@ func buildForHost(ctx context.Context, moduleDir, pkg, tags, dir string) (string
 
 // scan returns every item of table in attribute-value JSON, as the AWS CLI prints them, sorted.
 func scan(ctx context.Context, db *dynamodb.Client, table string) ([]json.RawMessage, error) {
+	return scanWhere(ctx, db, table, nil)
+}
+
+// scanWhere is scan keeping only the items keep accepts (all when keep is nil).
+func scanWhere(ctx context.Context, db *dynamodb.Client, table string, keep func(map[string]types.AttributeValue) bool) ([]json.RawMessage, error) {
 	var out []string
 	pager := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
 	for pager.HasMorePages() {
@@ -737,6 +746,9 @@ func scan(ctx context.Context, db *dynamodb.Client, table string) ([]json.RawMes
 			return nil, fmt.Errorf("scan %s: %w", table, err)
 		}
 		for _, it := range page.Items {
+			if keep != nil && !keep(it) {
+				continue
+			}
 			b, err := json.Marshal(itemJSON(it))
 			if err != nil {
 				return nil, fmt.Errorf("encode item of %s: %w", table, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -30,6 +31,14 @@ const (
 	// give-up range ending at or before it needs no crossing (absent on items written before it).
 	AttrFirst = "_kfirst"
 )
+
+// IsLedgerItem reports whether item, an item of the aggregate table, is one of the ledger's (a shard state or an
+// error marker) rather than an aggregate item: its partition key starts with '_' (aggregate names start with a
+// letter).
+func IsLedgerItem(item map[string]types.AttributeValue) bool {
+	pk, ok := item[AttrPartitionKey].(*types.AttributeValueMemberS)
+	return ok && strings.HasPrefix(pk.Value, "_")
+}
 
 // Items of the ledger in the aggregate table (their partition keys start with '_', aggregate names with a letter).
 const (
