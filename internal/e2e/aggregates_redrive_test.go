@@ -479,16 +479,7 @@ func (s teeSink) Send(ctx context.Context, rec redrive.FailureRecord) error {
 func createRedriveAggregateTable(t *testing.T, ctx context.Context, db *dynamodb.Client, name string) string {
 	t.Helper()
 	table := emulators.UniqueName(name + "-aggregates")
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(table), BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, time.Minute); err != nil {
+	if err := emulators.CreateAggregateTable(ctx, db, table); err != nil {
 		t.Fatal(err)
 	}
 	return table

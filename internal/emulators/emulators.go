@@ -331,6 +331,29 @@ func CreateKeyedTable(ctx context.Context, db TableAPI, name, key string, typ ty
 	return nil
 }
 
+// CreateAggregateTable creates a PAY_PER_REQUEST table keyed as the construct keys the aggregate table
+// (partition key pk, sort key sk, both strings) and waits until it is ACTIVE.
+func CreateAggregateTable(ctx context.Context, db TableAPI, name string) error {
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   aws.String(name),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}},
+	})
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 10*time.Millisecond, 200*time.Millisecond
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	return nil
+}
+
 // KinesisClient returns a Kinesis client for endpoint built from AWSConfig. With kinesalite, name streams by
 // StreamName in every request.
 func KinesisClient(endpoint string) *kinesis.Client {

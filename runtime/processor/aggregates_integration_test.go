@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/dynamostandin"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
@@ -38,16 +37,7 @@ func TestIntegrationAggregates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := direct.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(aggs), BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(direct).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(aggs)}, time.Minute); err != nil {
+	if err := emulators.CreateAggregateTable(ctx, direct, aggs); err != nil {
 		t.Fatal(err)
 	}
 	s := dynamostandin.New(dynamostandin.Options{Upstream: endpoint, Seed: 5, ThrottleRate: 0.15, DropRate: 0.05, DropAfterApply: true})

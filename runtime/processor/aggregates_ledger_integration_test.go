@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
@@ -40,16 +38,7 @@ func TestIntegrationAggregatesRecount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := direct.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(aggs), BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(direct).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(aggs)}, time.Minute); err != nil {
+	if err := emulators.CreateAggregateTable(ctx, direct, aggs); err != nil {
 		t.Fatal(err)
 	}
 	cfg := aggConfig()

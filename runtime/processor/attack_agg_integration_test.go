@@ -35,16 +35,7 @@ func TestAttackAggIntegrationEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName: aws.String(aggs), BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(aggs)}, time.Minute); err != nil {
+	if err := emulators.CreateAggregateTable(ctx, db, aggs); err != nil {
 		t.Fatal(err)
 	}
 	p, err := processor.New(db, func(o *processor.Options) {
