@@ -284,13 +284,19 @@ func TestAggregatesRedriveExactlyOnce(t *testing.T) {
 	redriveErrors := []string{"redrive", "errors", "--error-table", p.errTable, "--table", p.table, "--stream", streamARN,
 		"--reason", redriveSchemaReason, "--config", cfgFile}
 	redriveDLQ := []string{"redrive", "dlq", "--queue-url", queueURL, "--stream", streamARN, "--table", p.table,
-		"--error-table", p.errTable, "--config", cfgFile,
-		// The outage gave batches up before any attempt reached the aggregate table: only the on-failure range
-		// names them, and only the local event source mapping writes this queue.
-		"--count-unseen"}
+		"--error-table", p.errTable, "--config", cfgFile}
 	replay := []string{"replay", "--stream", streamARN, "--since", phase1Since.UTC().Format(time.RFC3339Nano),
 		"--until", phase1Until.UTC().Format(time.RFC3339Nano), "--table", p.table, "--error-table", p.errTable, "--config", cfgFile}
 	runKDP(t, ctx, withAggregateTable(redriveErrors, aggTable)...)
+	// The outage gave batches up before any attempt reached the aggregate table: only the on-failure ranges name
+	// them. Without --count-unseen the redrive stores them, leaves them uncounted, says so and keeps their messages
+	// (exit 1); with it (only the local event source mapping writes this queue) it counts them.
+	var out, errOut bytes.Buffer
+	if code := kdp(ctx, withAggregateTable(redriveDLQ, aggTable), &out, &errOut); code != 1 ||
+		!strings.Contains(out.String(), "left uncounted: the aggregate ledger never saw them") {
+		t.Fatalf("redrive dlq without --count-unseen: exit %d, want 1 with the uncounted records named\n%s%s", code, out.String(), lastLines(errOut.String(), 20))
+	}
+	redriveDLQ = append(redriveDLQ, "--count-unseen")
 	runKDP(t, ctx, withAggregateTable(redriveDLQ, aggTable)...)
 	after := redriveState(t, ctx, p, aggTable)
 

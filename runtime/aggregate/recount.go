@@ -59,6 +59,10 @@ type RecountResult struct {
 	Applied, Already int
 	// Writes counts items written; Conflicts the writes refused because the item changed after it was read.
 	Writes, Conflicts int
+	// Unseen reports that the ledger never saw the record delivered although the pipeline has passed it (at or
+	// before the shard's delivered position; not marked, in no gap, not pending): it was counted by the pipeline,
+	// or given up while none of its batch's attempts reached the ledger. Only Store.CountUnseen counts it.
+	Unseen bool
 	// Err is why the recount did not finish: items not written may lack the record; recounting it again decides
 	// the same way for them (the items written have it in their AttrSet).
 	Err error
@@ -213,12 +217,18 @@ func (s *Store) classify(ctx context.Context, st *shardStateRead, contribs []Con
 			st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
 			rc.class = RecountInFlight
 		}
-		if rc.class == RecountCounted && s.CountUnseen && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
+		if rc.class == RecountCounted && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
+			if !s.CountUnseen {
+				return nil, RecountResult{Class: RecountCounted, Already: len(contribs), Unseen: true}
+			}
 			rc.class = RecountUnseen
 		}
 	}
 	if rc.class == RecountCounted {
 		return nil, RecountResult{Class: rc.class, Already: len(contribs)}
+	}
+	if rc.class == RecountUnseen {
+		return rc, RecountResult{Class: rc.class, Unseen: true}
 	}
 	return rc, RecountResult{Class: rc.class}
 }

@@ -31,6 +31,9 @@ const (
 	// MetricAggregateRecounted counts records a redrive or replay counted into the aggregates because the
 	// pipeline had not (Options.RecountAggregates) (Count).
 	MetricAggregateRecounted = "AggregateRecounted"
+	// MetricAggregateUnseen counts records a redrive or replay stored but did not count because the aggregate
+	// ledger never saw them delivered (aggregate.RecountResult.Unseen; Options.RecountUnseen counts them) (Count).
+	MetricAggregateUnseen = "AggregateUnseen"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

@@ -153,11 +153,13 @@ func (b *batch) recountAggregates(ctx context.Context) {
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
-	failures, recounted := 0, 0
+	failures, recounted, unseen := 0, 0, 0
 	for j, rr := range res.Records {
 		r := &b.recs[idx[j]]
 		if rr.Counted() {
 			recounted++
+		} else if rr.Unseen && rr.Class != aggr.RecountUnseen { // unseen, and not counted for want of RecountUnseen
+			unseen++
 		}
 		if rr.Err != nil {
 			failures++
@@ -166,5 +168,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			r.out, r.err = outFailed, safeReason("aggregates not recounted")
 		}
 	}
-	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted)
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen)
 }

@@ -144,12 +144,13 @@ func (b *batch) applyAggregates(ctx context.Context) {
 	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
 		return
 	}
-	b.p.emitAggregateMetrics(writes, conflicts, failures, -1)
+	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0)
 }
 
 // emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
-// recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted).
-func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted int) {
+// recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted, nor
+// unseen: the records a recount left uncounted because the ledger never saw them).
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen int) {
 	fn := p.functionName
 	if fn == "" {
 		fn = "unknown"
@@ -162,7 +163,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted 
 		`{"Name":"`+MetricAggregateConflicts+`","Unit":"Count"},`+
 		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}`...)
 	if recounted >= 0 {
-		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"}`...)
+		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"},{"Name":"`+MetricAggregateUnseen+`","Unit":"Count"}`...)
 	}
 	b = append(b, `]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
@@ -171,6 +172,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted 
 	b = appendMetric(b, MetricAggregateFailures, int64(failures))
 	if recounted >= 0 {
 		b = appendMetric(b, MetricAggregateRecounted, int64(recounted))
+		b = appendMetric(b, MetricAggregateUnseen, int64(unseen))
 	}
 	b = append(b, "}\n"...)
 	p.metricsMu.Lock()

@@ -111,7 +111,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 		counts: RecordCounts{
 			Read: len(ev.Records), Written: m[processor.MetricRecordsWritten], Skipped: m[processor.MetricRecordsSkipped],
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
-			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(),
+			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
 		},
 		errorReasons: r.db.reasons(),
 	}

@@ -257,6 +257,10 @@ type RecordCounts struct {
 	// Recounted counts records counted into the aggregates because the pipeline had not counted them
 	// (processor.MetricAggregateRecounted); in a dry run, records that would be.
 	Recounted int
+	// Unseen counts records stored but not counted because the aggregate ledger never saw them delivered
+	// (processor.MetricAggregateUnseen): in an on-failure range, records of a batch given up while none of its
+	// attempts reached the aggregate table; Options.CountUnseen counts them.
+	Unseen int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -267,6 +271,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Failed += o.Failed
 	c.Refused += o.Refused
 	c.Recounted += o.Recounted
+	c.Unseen += o.Unseen
 }
 
 // Summary counts a run's sources by outcome and their records.

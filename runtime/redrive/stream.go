@@ -93,6 +93,12 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 	}
 	reasons = append(reasons, b.failed...)
+	if b.counts.Unseen > 0 && res.Outcome == OutcomeRecovered {
+		// Stored, but not counted into the aggregates: the source is kept for a run that may count them.
+		res.Outcome = OutcomeFailed
+		reasons = append(reasons, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
+			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", b.counts.Unseen))
+	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}

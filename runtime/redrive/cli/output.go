@@ -92,6 +92,9 @@ func formatSummary(mode string, s redrive.Summary) string {
 	fmt.Fprintf(&b, "  records: %s\n", formatRecords(s.Records, s.DryRun))
 	if line := FormatAggregates(s.Aggregates, s.DryRun, s.Records.Recounted); line != "" {
 		fmt.Fprintf(&b, "  aggregates: %s\n", line)
+		if (mode == ModeDLQ || mode == ModeS3) && s.Records.Unseen > 0 {
+			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnseen(s.Records.Unseen))
+		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
@@ -181,6 +184,14 @@ func (l logWriter) Write(b []byte) (int, error) {
 	defer l.p.mu.Unlock()
 	l.p.clearLocked()
 	return l.p.w.Write(b)
+}
+
+// FormatUnseen says that n records of on-failure ranges were stored but left uncounted because the aggregate
+// ledger never saw them, and how to count them.
+func FormatUnseen(n int) string {
+	return fmt.Sprintf("%d records of these on-failure ranges left uncounted: the aggregate ledger never saw them "+
+		"(a batch given up while DynamoDB was unreachable for all its attempts); run again with --%s to count them, "+
+		"if only the mapping can write this queue or bucket", n, FlagCountUnseen)
 }
 
 // FormatAggregates says what a run did with the configuration's aggregates, "" when it has none: the records
