@@ -1,0 +1,364 @@
+package aggregate
+
+import (
+	"context"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Adversarial tests of the ledger (issue 19: exactly once under redrive and replay). Every expected total is
+// computed here from the input with math/big, and every outcome is read from the aggregate items in the fake table
+// (their measure attributes), never through the package's bookkeeping.
+
+// hookDB runs before(op, pk) ahead of each request it passes to the fake (outside the fake's lock), and enforces
+// DynamoDB's item size limit (400 KB) on writes, as DynamoDB does with a ValidationException.
+type hookDB struct {
+	*fakeDB
+	before func(op, pk string)
+}
+
+func (h *hookDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if h.before != nil {
+		h.before("get", in.Key["pk"].(*types.AttributeValueMemberS).Value)
+	}
+	return h.fakeDB.GetItem(ctx, in, o...)
+}
+
+func (h *hookDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if h.before != nil {
+		h.before("put", in.Item["pk"].(*types.AttributeValueMemberS).Value)
+	}
+	if n := dynamoItemSize(in.Item); n > 400*1024 {
+		return nil, validation("Item size has exceeded the maximum allowed size (%d bytes)", n)
+	}
+	return h.fakeDB.PutItem(ctx, in, o...)
+}
+
+// dynamoItemSize is an item's size as DynamoDB documents it: attribute names plus values (strings and binaries
+// their length, numbers about one byte per two digits plus one, sets the sum of their members, maps and lists
+// three bytes plus one per element plus their contents).
+func dynamoItemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return len(x.Value)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(x.Value)
+	case *types.AttributeValueMemberBS:
+		n := 0
+		for _, b := range x.Value {
+			n += len(b)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range x.Value {
+			n += 1 + len(k) + valueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range x.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	}
+	return 1
+}
+
+// itemTotals sums the count ("n") and sum ("total") measures of group g's items over all shards, reading the
+// fake's items directly.
+func itemTotals(t *testing.T, db *fakeDB, g string) (*big.Rat, *big.Rat) {
+	t.Helper()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n, sum := new(big.Rat), new(big.Rat)
+	for k, it := range db.items {
+		if !strings.HasPrefix(k[0], "agg#") || !strings.HasSuffix(k[0], `#["`+g+`"]`) {
+			continue
+		}
+		for attr, acc := range map[string]*big.Rat{"n": n, "total": sum} {
+			var s string
+			switch v := it[attr].(type) {
+			case *types.AttributeValueMemberN:
+				s = v.Value
+			case *types.AttributeValueMemberS:
+				s = v.Value
+			case nil:
+				continue
+			}
+			r, ok := new(big.Rat).SetString(s)
+			if !ok {
+				t.Fatalf("item %v: %s = %q", k, attr, s)
+			}
+			acc.Add(acc, r)
+		}
+	}
+	return n, sum
+}
+
+// oracle returns the count and sum of the records seqs (each record's value is its sequence number).
+func oracle(seqs []uint64) (*big.Rat, *big.Rat) {
+	n, sum := new(big.Rat), new(big.Rat)
+	for _, q := range seqs {
+		n.Add(n, big.NewRat(1, 1))
+		sum.Add(sum, new(big.Rat).SetInt(new(big.Int).SetUint64(q)))
+	}
+	return n, sum
+}
+
+func checkTotals(t *testing.T, db *fakeDB, g string, counted []uint64) {
+	t.Helper()
+	wn, ws := oracle(counted)
+	gn, gs := itemTotals(t, db, g)
+	if gn.Cmp(wn) != 0 || gs.Cmp(ws) != 0 {
+		t.Errorf("group %s: count %s sum %s, want count %s sum %s (each of %d records once)", g,
+			gn.RatString(), gs.RatString(), wn.RatString(), ws.RatString(), len(counted))
+	}
+}
+
+func seqRange(a, b uint64) []uint64 {
+	var out []uint64
+	for q := a; q <= b; q++ {
+		out = append(out, q)
+	}
+	return out
+}
+
+// TestAttackLedgerRedriveBeforeMarker: the pipeline sends record 3 of its batch 1..5 to the error table (the bug);
+// an operator redrives the error table with the fix while the pipeline is between its error write and MarkErrors.
+// The redrive reads the shard state (3 is in flight) and the marker (none yet); then the pipeline marks 3, applies
+// 1, 2, 4, 5 (the fence moves past 3) and acknowledges the batch; then the redrive reads the items. The redrive
+// deletes the error entry once the record is stored, so this recount is the record's only chance: it must count 3.
+func TestAttackLedgerRedriveBeforeMarker(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	pipeline := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	b, err := pipeline.BeginBatch(ctx, "shard-1", pos(1), pos(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The data writes happened: 1, 2, 4, 5 stored, 3 in the error table. The redrive starts now.
+	var once sync.Once
+	runPipeline := func() {
+		if err := pipeline.MarkErrors(ctx, b, [][]byte{pos(3)}, nil); err != nil {
+			t.Error(err)
+			return
+		}
+		var cs []Contribution
+		for _, q := range []uint64{1, 2, 4, 5} {
+			for _, c := range ledgerContrib(q) {
+				c.Ledgered = b.Ledgered(c.Position)
+				cs = append(cs, c)
+			}
+		}
+		for _, r := range pipeline.Apply(ctx, cs, b.Gaps...) {
+			if r.Err != nil {
+				t.Error(r.Err)
+			}
+		}
+		if err := pipeline.EndBatch(ctx, b, nil); err != nil {
+			t.Error(err)
+		}
+	}
+	hooked := &hookDB{fakeDB: fake, before: func(op, pk string) {
+		if op == "get" && strings.HasPrefix(pk, "agg#") {
+			once.Do(runPipeline) // after the state and marker reads, before the item reads
+		}
+	}}
+	redrive := &Store{DB: hooked, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond, MaxInFlight: 1}
+	r := redrive.Recount(ctx, ledgerContrib(3))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	t.Logf("recount of 3: class %v, applied %d, already %d", r.Class, r.Applied, r.Already)
+	// No second chance: the record was stored without error, so kdp redrive deletes its error entry.
+	for _, g := range []string{"a", "b"} {
+		checkTotals(t, fake, g, seqRange(1, 5))
+	}
+}
+
+// TestAttackLedgerDuplicateRecordInOneBatch: a delivery holding the same record twice (same shard, sequence and
+// sub-sequence number) is applied in fence order in one Apply: the record must count once.
+func TestAttackLedgerDuplicateRecordInOneBatch(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	b, err := s.BeginBatch(ctx, "shard-1", pos(1), pos(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkErrors(ctx, b, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var cs []Contribution
+	for _, q := range []uint64{1, 2, 2, 3} {
+		cs = append(cs, ledgerContrib(q)...)
+	}
+	for _, r := range s.Apply(ctx, cs, b.Gaps...) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	for _, g := range []string{"a", "b"} {
+		checkTotals(t, fake, g, seqRange(1, 3))
+	}
+}
+
+// realPos is a position the size of the processor's (EncodePosition of a 56-digit Kinesis sequence number of
+// shard "shardId-000000000000": about 50 bytes).
+func realPos(seq uint64) []byte {
+	const shard = "shardId-000000000000"
+	mag := new(big.Int).SetUint64(seq)
+	base, _ := new(big.Int).SetString("49590338271490256608559692538361571095921575989136588898", 10)
+	mag.Add(mag, base)
+	m := mag.Bytes()
+	out := append([]byte{byte(len(shard))}, shard...)
+	out = append(out, byte(len(m)))
+	out = append(out, m...)
+	return append(out, 0, 0, 0, 0)
+}
+
+func realContrib(seq uint64) Contribution {
+	c := contrib(int(seq), seq, "a", uitoa(seq))
+	c.Shard, c.Position = "shardId-000000000000", realPos(seq)
+	return c
+}
+
+// TestAttackLedgerLargeGapRedrive: the mapping gives up on a batch of 10,000 records (a long DynamoDB outage,
+// every attempt reached BeginBatch and failed later); all fall in one group and window (an hourly count). The
+// redrive of the on-failure range recounts them in batches of 100 as kdp redrive does: every record must count
+// once, and no item (nor the shard state) may outgrow DynamoDB's 400 KB, or the redrive can never finish.
+func TestAttackLedgerLargeGapRedrive(t *testing.T) {
+	const n = 10000
+	const shard = "shardId-000000000000"
+	ctx := context.Background()
+	fake := newFakeDB()
+	db := &hookDB{fakeDB: fake}
+	s := &Store{DB: db, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	b, err := s.BeginBatch(ctx, shard, realPos(1), realPos(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed [][]byte
+	for q := uint64(1); q <= n; q++ {
+		failed = append(failed, realPos(q))
+	}
+	if err := s.MarkErrors(ctx, b, nil, failed); err != nil {
+		t.Fatalf("MarkErrors with %d failed records: %v", n, err)
+	}
+	if err := s.EndBatch(ctx, b, realPos(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The mapping gives up; the next batch (record n+1) is stored and counted.
+	b2, err := s.BeginBatch(ctx, shard, realPos(n+1), realPos(n+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkErrors(ctx, b2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Apply(ctx, []Contribution{realContrib(n + 1)}, b2.Gaps...) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if err := s.EndBatch(ctx, b2, nil); err != nil {
+		t.Fatal(err)
+	}
+	var firstErr error
+	failures := 0
+	for lo := uint64(1); lo <= n; lo += 100 {
+		var recs [][]Contribution
+		for q := lo; q < lo+100 && q <= n; q++ {
+			recs = append(recs, []Contribution{realContrib(q)})
+		}
+		for _, r := range s.RecountBatch(ctx, recs).Records {
+			if r.Err != nil {
+				failures++
+				if firstErr == nil {
+					firstErr = r.Err
+				}
+			}
+		}
+	}
+	if failures > 0 {
+		t.Errorf("%d of %d records not recounted (the redrive reports them for retry, forever): first: %v", failures, n, firstErr)
+	}
+	checkTotals(t, fake, "a", seqRange(1, n+1))
+}
+
+// TestAttackLedgerManyErrorsStateSize: a delivery of 10,000 records all sent to the error table (with ~50-byte
+// positions): the shard state stays under 400 KB (MaxLedgerPositions), the batch goes through, and the marked
+// records redriven with the fix count once; the unmarked ones (beyond the cap) count nothing (never twice).
+func TestAttackLedgerManyErrorsStateSize(t *testing.T) {
+	const n = 10000
+	const shard = "shardId-000000000000"
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: &hookDB{fakeDB: fake}, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond, MaxInFlight: 16}
+	b, err := s.BeginBatch(ctx, shard, realPos(1), realPos(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errored [][]byte
+	for q := uint64(1); q <= n; q++ {
+		errored = append(errored, realPos(q))
+	}
+	if err := s.MarkErrors(ctx, b, errored, nil); err != nil {
+		t.Fatalf("MarkErrors with %d error-tabled records: %v", n, err)
+	}
+	if err := s.EndBatch(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	bySeq := map[string]uint64{}
+	for q := uint64(1); q <= n; q++ {
+		bySeq[string(realPos(q))] = q
+	}
+	fake.mu.Lock()
+	var marked []uint64 // read from the marker items
+	for k, it := range fake.items {
+		if strings.HasPrefix(k[0], ErrorMarkerPrefix) {
+			marked = append(marked, bySeq[string(it[AttrMarkerPosition].(*types.AttributeValueMemberB).Value)])
+		}
+	}
+	fake.mu.Unlock()
+	markers := len(marked)
+	if markers == 0 || markers > MaxLedgerPositions {
+		t.Fatalf("%d markers, want 1..%d", markers, MaxLedgerPositions)
+	}
+	var counted []uint64
+	for lo := uint64(1); lo <= n; lo += 100 {
+		var recs [][]Contribution
+		for q := lo; q < lo+100 && q <= n; q++ {
+			recs = append(recs, []Contribution{realContrib(q)})
+		}
+		for i, r := range s.RecountBatch(ctx, recs).Records {
+			if r.Err != nil {
+				t.Fatalf("recount %d: %v", lo+uint64(i), r.Err)
+			}
+			if r.Class == RecountMarked {
+				counted = append(counted, lo+uint64(i))
+			}
+		}
+	}
+	if len(counted) != markers {
+		t.Errorf("%d records recounted as marked, %d markers", len(counted), markers)
+	}
+	checkTotals(t, fake, "a", marked)
+}
