@@ -182,13 +182,15 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		last := fence
 		var added, inOrder [][]byte
 		var appliedRefs []int
+		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
 		for _, c := range cs {
-			if !led.decide(c.Position, c.Ledgered, recount, c.rule) {
+			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
 				already++
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
+			done[string(c.Position)] = true
 			appliedRefs = append(appliedRefs, c.Ref)
 			if recount || c.Ledgered {
 				added = append(added, c.Position)
