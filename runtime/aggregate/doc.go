@@ -124,7 +124,10 @@
 //     before X's _kfirst: nothing of G was counted in X in fence order), or, before X crossed G, after X's fence
 //     (or X does not exist);
 //   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
-//     and p is after X's fence; the pipeline's retry then finds p in the set;
+//     and p is after X's fence; the pipeline's retry then finds p in the set. If an item's fence is already past
+//     p, the marker is read again after the items: the pipeline may have sent p to the error table, marked it and
+//     moved past it since the first read (MarkErrors writes the marker before Apply moves a fence); marked now,
+//     p is recounted as marked;
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
 //
 // Why each record counts exactly once:

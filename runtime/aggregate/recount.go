@@ -127,6 +127,37 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 		})
 	}
 	_ = g.Wait()
+	s.recountItems(ctx, records, rules, &out)
+	// A record in flight that an item declined by its fence: the pipeline may have marked it (sent to the error
+	// table, never counted in fence order) and then moved the item's fence past it after classify read no marker.
+	// MarkErrors writes the marker before Apply moves any fence, so a marker read now, after the items, is seen:
+	// the record is then recounted as marked (the items that took it have it in their sets).
+	again := make([]*recountRule, len(records))
+	retry := false
+	for i, rr := range out.Records {
+		if rules[i] == nil || rules[i].class != RecountInFlight || rr.Err != nil || rr.Already == 0 {
+			continue
+		}
+		c := records[i][0]
+		marked, err := s.HasErrorMarker(ctx, c.Shard, c.Position)
+		if err != nil {
+			out.Records[i].Err = fmt.Errorf("recount: %w", err)
+			continue
+		}
+		if marked {
+			again[i], retry = &recountRule{class: RecountMarked}, true
+			out.Records[i].Class = RecountMarked
+			out.Records[i].Already = -out.Records[i].Applied // the items that took it answer Already again
+		}
+	}
+	if retry {
+		s.recountItems(ctx, records, again, &out)
+	}
+	return out
+}
+
+// recountItems applies records[i] by rules[i] (nil: not at all), tallying into out.
+func (s *Store) recountItems(ctx context.Context, records [][]Contribution, rules []*recountRule, out *RecountBatchResult) {
 	var all []Contribution
 	byRef := map[int][]int{} // contribution Ref -> indexes of records
 	for i, contribs := range records {
@@ -140,7 +171,7 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 		byRef[contribs[0].Ref] = append(byRef[contribs[0].Ref], i)
 	}
 	if len(all) == 0 {
-		return out
+		return
 	}
 	for _, r := range s.update(ctx, all, nil, true) {
 		out.Writes += r.Writes
@@ -168,7 +199,6 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 			}
 		}
 	}
-	return out
 }
 
 // RecountBatchResult is the outcome of RecountBatch.
