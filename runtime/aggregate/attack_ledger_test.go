@@ -362,3 +362,62 @@ func TestAttackLedgerManyErrorsStateSize(t *testing.T) {
 	}
 	checkTotals(t, fake, "a", marked)
 }
+
+// TestAttackLedgerDroppedGapCountUnseen: record 1 of a batch is counted into group a's item, then its write to
+// group b's item fails (so record 1 is reported for retry), and the mapping gives up on it: a give-up range starts
+// at 1. More than MaxLedgerGaps later give-ups push that range out of the shard state. A DLQ redrive with
+// --count-unseen (Store.CountUnseen) of record 1's on-failure range must still not count it a second time in
+// group a: the ledger saw that batch (it is not unseen), it only forgot the range.
+func TestAttackLedgerDroppedGapCountUnseen(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	b, err := s.BeginBatch(ctx, "shard-1", pos(1), pos(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkErrors(ctx, b, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Apply(ctx, ledgerContrib(1)[:1], b.Gaps...) { // group a only: b's write "failed"
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if err := s.EndBatch(ctx, b, pos(1)); err != nil {
+		t.Fatal(err)
+	}
+	// MaxLedgerGaps+1 more give-ups, each of a one-record batch that fails transiently every time.
+	q := uint64(10)
+	for range MaxLedgerGaps + 1 {
+		b, err := s.BeginBatch(ctx, "shard-1", pos(q), pos(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkErrors(ctx, b, nil, [][]byte{pos(q)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EndBatch(ctx, b, pos(q)); err != nil {
+			t.Fatal(err)
+		}
+		q += 10
+	}
+	// Then a batch goes through.
+	b, err = s.BeginBatch(ctx, "shard-1", pos(q), pos(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkErrors(ctx, b, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndBatch(ctx, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	redrive := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond, CountUnseen: true}
+	r := redrive.Recount(ctx, ledgerContrib(1))
+	t.Logf("recount of 1: class %v, applied %d, already %d, err %v", r.Class, r.Applied, r.Already, r.Err)
+	checkTotals(t, fake, "a", []uint64{1})
+	if n, _ := itemTotals(t, fake, "b"); n.Cmp(big.NewRat(1, 1)) > 0 {
+		t.Errorf("group b: count %s, want at most 1", n.RatString())
+	}
+}
