@@ -40,6 +40,7 @@
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
 //	                 acknowledged, and passed by the mapping (at most MaxLedgerGaps, the newest)
+//	  forgot (B)     the end of the newest give-up range dropped from gaps: CountUnseen counts nothing before it
 //	  _kver (N)      its version
 //	pk "_error#<hex position>", sk <shard id>: an error marker, attributes shard (S) and position (B): the
 //	  pipeline sent that record to the error table and did not count it

@@ -55,6 +55,9 @@ const (
 	AttrUnstored = "unstored"
 	// AttrGaps holds the give-up ranges (L of M{s: B, e: B}).
 	AttrGaps = "gaps"
+	// AttrForgot holds the end (B) of the newest give-up range dropped from AttrGaps (MaxLedgerGaps): records
+	// before it may lie in a range the ledger no longer lists, so Store.CountUnseen does not count them.
+	AttrForgot = "forgot"
 	// AttrMarkerShard and AttrMarkerPosition are an error marker's shard id (S) and position (B).
 	AttrMarkerShard    = "shard"
 	AttrMarkerPosition = "position"
@@ -93,6 +96,8 @@ type ShardState struct {
 	Unstored [][]byte
 	// Gaps are the give-up ranges detected, oldest first.
 	Gaps []Gap
+	// Forgot is the end of the newest give-up range dropped from Gaps (MaxLedgerGaps); nil when none was.
+	Forgot []byte
 	// Version is the item's AttrVersion; 0 when there is no item.
 	Version int64
 }
@@ -181,6 +186,9 @@ func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardSt
 	if b, ok := it[AttrProcessed].(*types.AttributeValueMemberB); ok {
 		st.Processed = b.Value
 	}
+	if b, ok := it[AttrForgot].(*types.AttributeValueMemberB); ok {
+		st.Forgot = b.Value
+	}
 	if bs, ok := it[AttrErrs].(*types.AttributeValueMemberBS); ok {
 		st.Errs = sortedPositions(bs.Value)
 	}
@@ -216,6 +224,9 @@ func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) 
 	}
 	if st.Processed != nil {
 		item[AttrProcessed] = &types.AttributeValueMemberB{Value: st.Processed}
+	}
+	if st.Forgot != nil {
+		item[AttrForgot] = &types.AttributeValueMemberB{Value: st.Forgot}
 	}
 	if len(st.Errs) > 0 {
 		item[AttrErrs] = &types.AttributeValueMemberBS{Value: st.Errs}
@@ -319,7 +330,7 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			return nil, err
 		}
 		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
-			Version: st.Version + 1, Gaps: st.Gaps}
+			Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
 		if st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
 			g := Gap{Shard: shard, Start: st.Pending, End: first}
 			known := false
@@ -329,6 +340,9 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			if !known {
 				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
 				if len(next.Gaps) > MaxLedgerGaps {
+					for _, d := range next.Gaps[:len(next.Gaps)-MaxLedgerGaps] {
+						next.Forgot = maxBytes(next.Forgot, d.End)
+					}
 					next.Gaps = next.Gaps[len(next.Gaps)-MaxLedgerGaps:]
 				}
 			}

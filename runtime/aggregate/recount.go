@@ -243,7 +243,9 @@ func (s *Store) classify(ctx context.Context, st *shardStateRead, contribs []Con
 			st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
 			rc.class = RecountInFlight
 		}
-		if rc.class == RecountCounted && s.CountUnseen && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
+		// Not before a forgotten give-up range's end: p may lie in it, partly counted.
+		if rc.class == RecountCounted && s.CountUnseen && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 &&
+			(st.state.Forgot == nil || bytes.Compare(p, st.state.Forgot) >= 0) {
 			rc.class = RecountUnseen
 		}
 	}
