@@ -421,3 +421,66 @@ func TestAttackLedgerDroppedGapCountUnseen(t *testing.T) {
 		t.Errorf("group b: count %s, want at most 1", n.RatString())
 	}
 }
+
+// TestAttackLedgerDLQRedriveRacesNextBatch: the pipeline counts record 1 of its batch 1..3, record 2 fails every
+// time and the mapping gives up on 2..3 (the on-failure destination). A DLQ redrive recounts 2 right away: it
+// reads the shard state (2 is in flight: no later batch has begun) and no marker; then the pipeline's next batch
+// 4..5 begins (the give-up range [2, 4) is recorded), is counted (the fences move past 2) and acknowledged; then
+// the redrive reads the items. It deletes the message once the records are stored, so this recount is record 2's
+// only chance; then it recounts 3. Every record must count once.
+func TestAttackLedgerDLQRedriveRacesNextBatch(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	pipeline := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	deliver := func(first, last uint64, stored []uint64, failed []uint64, firstFail uint64) {
+		b, err := pipeline.BeginBatch(ctx, "shard-1", pos(first), pos(last))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var fs [][]byte
+		for _, q := range failed {
+			fs = append(fs, pos(q))
+		}
+		if err := pipeline.MarkErrors(ctx, b, nil, fs); err != nil {
+			t.Error(err)
+			return
+		}
+		var cs []Contribution
+		for _, q := range stored {
+			cs = append(cs, ledgerContrib(q)...)
+		}
+		for _, r := range pipeline.Apply(ctx, cs, b.Gaps...) {
+			if r.Err != nil {
+				t.Error(r.Err)
+			}
+		}
+		var ff []byte
+		if firstFail != 0 {
+			ff = pos(firstFail)
+		}
+		if err := pipeline.EndBatch(ctx, b, ff); err != nil {
+			t.Error(err)
+		}
+	}
+	// 1 counted, 2 fails, 3 stored after the cut (not counted); then a retry from 2 fails again: given up.
+	deliver(1, 3, []uint64{1}, []uint64{2}, 2)
+	deliver(2, 3, nil, []uint64{2}, 2)
+	var once sync.Once
+	hooked := &hookDB{fakeDB: fake, before: func(op, pk string) {
+		if op == "get" && strings.HasPrefix(pk, "agg#") {
+			once.Do(func() { deliver(4, 5, []uint64{4, 5}, nil, 0) })
+		}
+	}}
+	redrive := &Store{DB: hooked, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond, MaxInFlight: 1}
+	for _, q := range []uint64{2, 3} {
+		r := redrive.Recount(ctx, ledgerContrib(q))
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		t.Logf("recount of %d: class %v, applied %d, already %d", q, r.Class, r.Applied, r.Already)
+	}
+	for _, g := range []string{"a", "b"} {
+		checkTotals(t, fake, g, seqRange(1, 5))
+	}
+}
