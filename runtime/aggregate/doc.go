@@ -126,9 +126,10 @@
 //     (or X does not exist);
 //   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
 //     and p is after X's fence; the pipeline's retry then finds p in the set. If an item's fence is already past
-//     p, the marker is read again after the items: the pipeline may have sent p to the error table, marked it and
-//     moved past it since the first read (MarkErrors writes the marker before Apply moves a fence); marked now,
-//     p is recounted as marked;
+//     p, the state and the marker are read again after the items: the pipeline may have marked p (sent to the
+//     error table), or recorded a give-up range holding it, and moved past it since the first reads (MarkErrors
+//     writes the marker, and BeginBatch the range, before Apply moves a fence); p is then recounted as marked, or
+//     by the range's rule;
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
 //
 // Why each record counts exactly once:

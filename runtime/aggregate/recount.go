@@ -128,25 +128,34 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 	}
 	_ = g.Wait()
 	s.recountItems(ctx, records, rules, &out)
-	// A record in flight that an item declined by its fence: the pipeline may have marked it (sent to the error
-	// table, never counted in fence order) and then moved the item's fence past it after classify read no marker.
-	// MarkErrors writes the marker before Apply moves any fence, so a marker read now, after the items, is seen:
-	// the record is then recounted as marked (the items that took it have it in their sets).
+	// A record in flight that an item declined by its fence: the pipeline may have moved the fence past it without
+	// counting it after classify's reads, either because it sent the record to the error table and marked it, or
+	// because the mapping gave up on it and the next batch recorded the give-up range. Both are written before Apply
+	// moves any fence (MarkErrors writes the marker, BeginBatch the range), so the shard state and the marker read
+	// again now, after the items, show them: the record is then recounted as marked, or by the range's crossings
+	// (the items that took it have it in their sets).
 	again := make([]*recountRule, len(records))
 	retry := false
+	fresh := map[string]*shardStateRead{}
 	for i, rr := range out.Records {
 		if rules[i] == nil || rules[i].class != RecountInFlight || rr.Err != nil || rr.Already == 0 {
 			continue
 		}
-		c := records[i][0]
-		marked, err := s.HasErrorMarker(ctx, c.Shard, c.Position)
-		if err != nil {
-			out.Records[i].Err = fmt.Errorf("recount: %w", err)
+		shard := records[i][0].Shard
+		st := fresh[shard]
+		if st == nil {
+			st = &shardStateRead{}
+			st.state, st.err = s.ReadShardState(ctx, shard)
+			fresh[shard] = st
+		}
+		rc, res := s.classify(ctx, st, records[i])
+		if res.Err != nil {
+			out.Records[i].Err = res.Err
 			continue
 		}
-		if marked {
-			again[i], retry = &recountRule{class: RecountMarked}, true
-			out.Records[i].Class = RecountMarked
+		if rc != nil && (rc.class == RecountMarked || rc.class == RecountGap) {
+			again[i], retry = rc, true
+			out.Records[i].Class = rc.class
 			out.Records[i].Already = -out.Records[i].Applied // the items that took it answer Already again
 		}
 	}
