@@ -484,3 +484,52 @@ func TestAttackLedgerDLQRedriveRacesNextBatch(t *testing.T) {
 		checkTotals(t, fake, g, seqRange(1, 5))
 	}
 }
+
+// TestAttackLedgerWriterWithOtherMeasures: a deployment adds a measure ("hi", the maximum) while a writer with the
+// previous configuration still runs (a redrive or replay started before it, or the pipeline's old version retrying
+// a batch): the old writer's recount of a record in flight must not erase the new measure from the item (the item
+// is written whole), or the window's maximum silently forgets every record counted before.
+func TestAttackLedgerWriterWithOtherMeasures(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	full := []Measure{{"n", KindCount}, {"total", KindSum}, {"hi", KindMax}}
+	pipeline := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": full}, BackoffBase: time.Microsecond}
+	old := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": full[:2]}, BackoffBase: time.Microsecond}
+	mk := func(seq uint64, measures int) Contribution {
+		c := contrib(int(seq), seq, "a", uitoa(seq))
+		c.Values = c.Values[:measures] // count, sum (, max)
+		c.Values[2%measures] = c.Values[1]
+		return c
+	}
+	b, err := pipeline.BeginBatch(ctx, "shard-1", pos(1), pos(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.MarkErrors(ctx, b, nil, [][]byte{pos(4)}); err != nil {
+		t.Fatal(err)
+	}
+	// 1..3 counted; 4 failed, 5 stored after the cut; the response reports 4.
+	for _, r := range pipeline.Apply(ctx, []Contribution{mk(1, 3), mk(2, 3), mk(3, 3)}, b.Gaps...) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if err := pipeline.EndBatch(ctx, b, pos(4)); err != nil {
+		t.Fatal(err)
+	}
+	// The old writer recounts 5 (in flight).
+	if r := old.Recount(ctx, []Contribution{mk(5, 2)}); r.Err != nil || r.Applied != 1 {
+		t.Fatalf("recount of 5: %+v", r)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	for k, it := range fake.items {
+		if !strings.HasPrefix(k[0], "agg#") {
+			continue
+		}
+		hi, ok := it["hi"].(*types.AttributeValueMemberN)
+		if !ok || hi.Value != "3" {
+			t.Errorf("item %v: hi = %v, want 3 (the maximum of records 1..3, which the new configuration counted)", k, it["hi"])
+		}
+	}
+}
