@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -222,6 +223,13 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				continue
 			}
 			item[m.Name] = measureAttr(st[i])
+		}
+		// Measures this writer does not know (another configuration's: a deployment adding one while an older
+		// writer still runs) are kept as they are: the item is written whole.
+		for name, av := range out.Item {
+			if _, ok := item[name]; !ok && !strings.HasPrefix(name, "_") {
+				item[name] = av
+			}
 		}
 		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}
 		// Compare-and-swap on the version (or, for an item written before versions, the fence): the item is
