@@ -533,3 +533,18 @@ func TestAttackLedgerWriterWithOtherMeasures(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackLedgerSimRedriveRaces runs the fence simulation with redrives that consume what they store (kdp
+// redrive deletes the error entry or on-failure message once the record is stored: no final redrive heals a
+// recount that counted nothing) and that race the pipeline (it takes a step between a recount's ledger reads and
+// its item reads). Every record must count exactly once.
+func TestAttackLedgerSimRedriveRaces(t *testing.T) {
+	cfg := simConfig{shards: 2, records: 150, pData: 0.05, pCrash: 0.1, pGetFault: 0.05, pPutBefore: 0.1,
+		pPutAfter: 0.1, pReplay: 0.4, pGiveUp: 0.4, pFix: 0.01, pInterleave: 0.05, maxBatch: 20, consume: true, pRace: 0.5}
+	for seed := range uint64(60) {
+		simulate(t, seed, cfg)
+		if t.Failed() {
+			return
+		}
+	}
+}
