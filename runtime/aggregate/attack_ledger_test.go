@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"encoding/binary"
 	"math/big"
 	"strings"
 	"sync"
@@ -632,4 +633,71 @@ func TestAttackLedgerOldFormatGapAndRedrives(t *testing.T) {
 	for _, g := range []string{"a", "b"} {
 		checkTotals(t, fake, g, seqRange(1, 8))
 	}
+}
+
+// shardContrib is record seq of shard's contribution to group g (value seq).
+func shardContrib(shard string, seq uint64, g string) Contribution {
+	c := contrib(int(seq), seq, g, uitoa(seq))
+	c.Shard = shard
+	c.Position = binary.BigEndian.AppendUint64(append([]byte{byte(len(shard))}, shard...), seq)
+	return c
+}
+
+// TestAttackLedgerReshard: a parent shard's last batch (records 1..3) counts 1, fails 2 and is given up, and the
+// shard is closed (no later batch ever detects the give-up); its children take over, one of them with the same
+// sequence numbers. A redrive of the parent's 2 and 3, twice, and a replay of the children's records count each
+// record once, in its own shard's item.
+func TestAttackLedgerReshard(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	parent, child1, child2 := "shardId-000000000000", "shardId-000000000001", "shardId-000000000002"
+	deliver := func(shard string, seqs []uint64, stored int, failAt uint64) {
+		t.Helper()
+		first := shardContrib(shard, seqs[0], "a").Position
+		last := shardContrib(shard, seqs[len(seqs)-1], "a").Position
+		b, err := s.BeginBatch(ctx, shard, first, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed [][]byte
+		var ff []byte
+		if failAt != 0 {
+			ff = shardContrib(shard, failAt, "a").Position
+			failed = [][]byte{ff}
+		}
+		if err := s.MarkErrors(ctx, b, nil, failed); err != nil {
+			t.Fatal(err)
+		}
+		var cs []Contribution
+		for _, q := range seqs[:stored] {
+			cs = append(cs, shardContrib(shard, q, "a"))
+		}
+		for _, r := range s.Apply(ctx, cs, b.Gaps...) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		if err := s.EndBatch(ctx, b, ff); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(parent, []uint64{1, 2, 3}, 1, 2)
+	deliver(parent, []uint64{2, 3}, 0, 2) // given up; the parent is closed
+	deliver(child1, []uint64{1, 2, 3}, 3, 0)
+	deliver(child2, []uint64{10, 11}, 2, 0)
+	for range 2 {
+		for _, q := range []uint64{2, 3} {
+			if r := s.Recount(ctx, []Contribution{shardContrib(parent, q, "a")}); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		for _, c := range []Contribution{shardContrib(child1, 1, "a"), shardContrib(child1, 3, "a"), shardContrib(child2, 11, "a")} {
+			if r := s.Recount(ctx, []Contribution{c}); r.Err != nil || r.Applied != 0 {
+				t.Fatalf("replay of a counted child record: %+v", r)
+			}
+		}
+	}
+	// Parent 1, 2, 3; child1 1, 2, 3; child2 10, 11.
+	checkTotals(t, fake, "a", []uint64{1, 2, 3, 1, 2, 3, 10, 11})
 }
