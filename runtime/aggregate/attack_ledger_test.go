@@ -701,3 +701,59 @@ func TestAttackLedgerReshard(t *testing.T) {
 	// Parent 1, 2, 3; child1 1, 2, 3; child2 10, 11.
 	checkTotals(t, fake, "a", []uint64{1, 2, 3, 1, 2, 3, 10, 11})
 }
+
+// TestAttackLedgerDuplicateOldBatchAfterFix: the mapping delivers at least once: after batch 1..3 (record 2 sent to
+// the error table by a bug, marked; it alone feeds group "z") and batch 4..5 were acknowledged, the fix is deployed
+// and the mapping delivers 1..3 again (a duplicate, e.g. after a lease moved). Record 2 is now stored; then the
+// operator redrives its error entry. Record 2 must count once in group z.
+func TestAttackLedgerDuplicateOldBatchAfterFix(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	contribOf := func(q uint64) Contribution {
+		g := "a"
+		if q == 2 {
+			g = "z"
+		}
+		return contrib(int(q), q, g, uitoa(q))
+	}
+	deliver := func(first, last uint64, errored []uint64) {
+		t.Helper()
+		b, err := s.BeginBatch(ctx, "shard-1", pos(first), pos(last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var es [][]byte
+		for _, q := range errored {
+			es = append(es, pos(q))
+		}
+		if err := s.MarkErrors(ctx, b, es, nil); err != nil {
+			t.Fatal(err)
+		}
+		var cs []Contribution
+		for q := first; q <= last; q++ {
+			if len(errored) > 0 && q == errored[0] {
+				continue
+			}
+			c := contribOf(q)
+			c.Ledgered = b.Ledgered(c.Position)
+			cs = append(cs, c)
+		}
+		for _, r := range s.Apply(ctx, cs, b.Gaps...) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		if err := s.EndBatch(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(1, 3, []uint64{2})
+	deliver(4, 5, nil)
+	deliver(1, 3, nil) // the duplicate, with the fix
+	if r := s.Recount(ctx, []Contribution{contribOf(2)}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	checkTotals(t, fake, "z", []uint64{2})
+	checkTotals(t, fake, "a", []uint64{1, 3, 4, 5})
+}
