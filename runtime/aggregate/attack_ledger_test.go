@@ -730,6 +730,15 @@ func TestAttackLedgerDuplicateOldBatchAfterFix(t *testing.T) {
 		if err := s.MarkErrors(ctx, b, es, nil); err != nil {
 			t.Fatal(err)
 		}
+		var stored [][]byte
+		for q := first; q <= last; q++ {
+			if len(errored) == 0 || q != errored[0] {
+				stored = append(stored, pos(q))
+			}
+		}
+		if err := s.LoadMarkers(ctx, b, stored); err != nil { // the processor's step after MarkErrors
+			t.Fatal(err)
+		}
 		var cs []Contribution
 		for q := first; q <= last; q++ {
 			if len(errored) > 0 && q == errored[0] {

@@ -107,7 +107,9 @@
 //     is written (processed = the later of processed and last; unstored gains the records that failed on their
 //     first delivery and loses those stored or sent to the error table now), then its error marker. A record of
 //     errs that is stored now (the bug was fixed between two deliveries) contributes Ledgered: applied iff not in
-//     the item's set, and added to it.
+//     the item's set, and added to it. A delivery repeating records the mapping had acknowledged (it delivers at
+//     least once; their marks may be pruned from errs) reads the markers of its stored records (LoadMarkers): a
+//     marked one is Ledgered too.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
 //     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap

@@ -302,6 +302,10 @@ type Batch struct {
 	Markers int
 	state   ShardState // as last written
 	errs    map[string]bool
+	// rewound: the delivery starts at or before the last record processed, and not at the pending one: the
+	// mapping delivers acknowledged records again (at least once). Their marks may be pruned: LoadMarkers.
+	rewound   bool
+	processed []byte // AttrProcessed before this delivery
 }
 
 // Ledgered reports whether the record at position p is marked as sent to the error table by an earlier delivery:
@@ -356,7 +360,10 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		if err != nil {
 			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
 		}
-		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs)}, nil
+		rewound := st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
+			(st.Pending == nil || bytes.Compare(first, st.Pending) < 0)
+		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs),
+			rewound: rewound, processed: st.Processed}, nil
 	}
 }
 
@@ -434,6 +441,30 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 			return err
 		}
 		b.Markers++
+	}
+	return nil
+}
+
+// LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
+// delivery: the mapping delivers at least once): their marks in the shard state may have been pruned since, so for
+// each stored record (stored: positions of the delivery's records stored now) processed before, it reads the
+// record's error marker; a marked one is Ledgered (counted only through the items' sets, as a recount counts it).
+// Otherwise it does nothing. An error means nothing may be applied, as for MarkErrors.
+func (s *Store) LoadMarkers(ctx context.Context, b *Batch, stored [][]byte) error {
+	if !b.rewound {
+		return nil
+	}
+	for _, p := range stored {
+		if b.errs[string(p)] || bytes.Compare(p, b.processed) > 0 {
+			continue
+		}
+		marked, err := s.HasErrorMarker(ctx, b.Shard, p)
+		if err != nil {
+			return err
+		}
+		if marked {
+			b.errs[string(p)] = true
+		}
 	}
 	return nil
 }
