@@ -766,3 +766,66 @@ func TestAttackLedgerDuplicateOldBatchAfterFix(t *testing.T) {
 	checkTotals(t, fake, "z", []uint64{2})
 	checkTotals(t, fake, "a", []uint64{1, 3, 4, 5})
 }
+
+// barrierDB holds each error-marker write until two are in flight at once (or gives up after a while and lets
+// it through), recording whether that ever happened.
+type barrierDB struct {
+	*fakeDB
+	mu       sync.Mutex
+	inFlight int
+	met      chan struct{}
+	metOnce  sync.Once
+}
+
+func (b *barrierDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if strings.HasPrefix(in.Item["pk"].(*types.AttributeValueMemberS).Value, ErrorMarkerPrefix) {
+		b.mu.Lock()
+		b.inFlight++
+		if b.inFlight >= 2 {
+			b.metOnce.Do(func() { close(b.met) })
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.met:
+		case <-time.After(2 * time.Second): // a sequential writer: let it through, the test fails on met
+		}
+		b.mu.Lock()
+		b.inFlight--
+		b.mu.Unlock()
+	}
+	return b.fakeDB.PutItem(ctx, in, o...)
+}
+
+// TestAttackLedgerMarkersInParallel: a delivery sending thousands of records to the error table (a bad deployment,
+// batches of up to 10,000) writes one marker each before Apply, within the invocation's time (1 minute by
+// default). Written one after the other at a few milliseconds each they take most of it, the invocation runs out of
+// time, the batch is retried and writes them all again, every time: the shard never moves. The markers must be
+// written several at a time (as the aggregate items are, Store.MaxInFlight).
+func TestAttackLedgerMarkersInParallel(t *testing.T) {
+	ctx := context.Background()
+	db := &barrierDB{fakeDB: newFakeDB(), met: make(chan struct{})}
+	s := &Store{DB: db, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	b, err := s.BeginBatch(ctx, "shard-1", pos(1), pos(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkErrors(ctx, b, [][]byte{pos(1), pos(2), pos(3), pos(4)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-db.met:
+	default:
+		t.Error("the error markers were written one at a time")
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n := 0
+	for k := range db.items {
+		if strings.HasPrefix(k[0], ErrorMarkerPrefix) {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d markers, want 4", n)
+	}
+}
