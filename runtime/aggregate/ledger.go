@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // Ledger attributes of aggregate items (see the package documentation).
@@ -433,16 +435,30 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 			return fmt.Errorf("write shard state %q: another delivery began", b.Shard)
 		}
 	}
+	// The markers, several at a time: a bad deployment sends thousands of a batch's records to the error table,
+	// and one after the other they would outlast the invocation on every retry.
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = 8
+	}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	var mu sync.Mutex
 	for _, p := range errored {
 		if !b.errs[string(p)] {
 			continue
 		}
-		if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
-			return err
-		}
-		b.Markers++
+		g.Go(func() error {
+			if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
+				return err
+			}
+			mu.Lock()
+			b.Markers++
+			mu.Unlock()
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
