@@ -829,3 +829,18 @@ func TestAttackLedgerMarkersInParallel(t *testing.T) {
 		t.Errorf("%d markers, want 4", n)
 	}
 }
+
+// TestAttackLedgerSimDuplicates runs the fence simulation with duplicate deliveries of acknowledged ranges (the
+// mapping delivers at least once), a fix deployed part-way, and consuming, racing redrives. Every record must
+// count exactly once.
+func TestAttackLedgerSimDuplicates(t *testing.T) {
+	cfg := simConfig{shards: 2, records: 120, pData: 0.05, pCrash: 0.1, pGetFault: 0.05, pPutBefore: 0.1,
+		pPutAfter: 0.1, pReplay: 0.4, pGiveUp: 0.3, pFix: 0.03, pInterleave: 0.05, maxBatch: 15, consume: true, pRace: 0.5,
+		pDuplicate: 0.2}
+	for seed := range uint64(60) {
+		simulate(t, seed, cfg)
+		if t.Failed() {
+			return
+		}
+	}
+}

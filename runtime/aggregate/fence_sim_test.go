@@ -79,6 +79,9 @@ type simConfig struct {
 	consume bool
 	// pRace, per redrive recount: the pipeline takes a step between the recount's ledger reads and its item reads.
 	pRace float64
+	// pDuplicate, per step: the mapping first delivers again a range of records it had acknowledged (at least
+	// once), then goes on from its checkpoint.
+	pDuplicate float64
 }
 
 // interleaveDB runs a hook before each PutItem: another writer acting between a read and the write.
@@ -210,6 +213,15 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 		if err := store.MarkErrors(ctx, lb, errored, failed); err != nil {
 			return 0
 		}
+		var stored [][]byte
+		for i, r := range batch[:cut] {
+			if !r.permanent || fixed {
+				stored = append(stored, r.contributions(t, i)[0].Position)
+			}
+		}
+		if err := store.LoadMarkers(ctx, lb, stored); err != nil {
+			return 0
+		}
 		var cs []Contribution
 		for i, r := range batch[:cut] {
 			if r.permanent && !fixed {
@@ -301,6 +313,10 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 			m.steps++
 			if m.steps > 100000 {
 				t.Fatalf("seed %d: no progress on shard %d at %d", seed, s, checkpoint)
+			}
+			if cfg.pDuplicate > 0 && checkpoint > 0 && rng.Float64() < cfg.pDuplicate {
+				a := rng.IntN(checkpoint)
+				invoke(s, a, min(checkpoint, a+1+rng.IntN(cfg.maxBatch)))
 			}
 			end := min(checkpoint+size, len(recs[s]))
 			acked := invoke(s, checkpoint, end)
