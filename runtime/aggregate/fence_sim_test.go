@@ -79,8 +79,8 @@ type simConfig struct {
 	consume bool
 	// pRace, per redrive recount: the pipeline takes a step between the recount's ledger reads and its item reads.
 	pRace float64
-	// pDuplicate, per step: the mapping first delivers again a range of records it had acknowledged (at least
-	// once), then goes on from its checkpoint.
+	// pDuplicate, per step: the mapping first delivers again records it had acknowledged (at least once: a
+	// worker resuming from a checkpoint it had passed, any earlier value of the checkpoint), then goes on.
 	pDuplicate float64
 }
 
@@ -292,7 +292,10 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 		}
 	}
 
-	type mapping struct{ checkpoint, size, steps int }
+	type mapping struct {
+		checkpoint, size, steps int
+		past                    []int // earlier checkpoints
+	}
 	maps := make([]mapping, cfg.shards)
 	var step func(s int)
 	// racer is the redrive's store when it races the pipeline: before its first item read, the pipeline of
@@ -314,9 +317,13 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 			if m.steps > 100000 {
 				t.Fatalf("seed %d: no progress on shard %d at %d", seed, s, checkpoint)
 			}
-			if cfg.pDuplicate > 0 && checkpoint > 0 && rng.Float64() < cfg.pDuplicate {
-				a := rng.IntN(checkpoint)
-				invoke(s, a, min(checkpoint, a+1+rng.IntN(cfg.maxBatch)))
+			if n := len(m.past); cfg.pDuplicate > 0 && n > 0 && rng.Float64() < cfg.pDuplicate {
+				if a := m.past[rng.IntN(n)]; a < checkpoint {
+					invoke(s, a, min(checkpoint, a+1+rng.IntN(cfg.maxBatch)))
+				}
+			}
+			if n := len(m.past); n == 0 || m.past[n-1] != checkpoint {
+				m.past = append(m.past, checkpoint)
 			}
 			end := min(checkpoint+size, len(recs[s]))
 			acked := invoke(s, checkpoint, end)
