@@ -306,8 +306,9 @@ type Batch struct {
 	errs    map[string]bool
 	// rewound: the delivery starts at or before the last record processed, and not at the pending one: the
 	// mapping delivers acknowledged records again (at least once). Their marks may be pruned: LoadMarkers.
-	rewound   bool
-	processed []byte // AttrProcessed before this delivery
+	rewound     bool
+	processed   []byte // AttrProcessed before this delivery
+	keepPending []byte // the pending record a delivery behind it leaves as it is (BeginBatch)
 }
 
 // Ledgered reports whether the record at position p is marked as sent to the error table by an earlier delivery:
@@ -337,7 +338,17 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		}
 		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
 			Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
-		if st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
+		// A delivery behind the pending record repeats records acknowledged (and counted) before it: a duplicate
+		// (the mapping delivers at least once); so may one from the pending record that ends before the last record
+		// delivered. Pending stays, here and in EndBatch: overwritten, a give-up of the rest of the pending
+		// record's batch would go undetected. (If the rest comes, the next delivery records a false give-up range,
+		// which never makes a recount count twice.)
+		var keep []byte
+		if c := bytes.Compare(first, st.Pending); st.Pending != nil && (c < 0 || c == 0 && bytes.Compare(last, st.Delivered) < 0) {
+			keep = st.Pending
+			next.Pending = keep
+		}
+		if keep == nil && st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
 			g := Gap{Shard: shard, Start: st.Pending, End: first}
 			known := false
 			for _, o := range st.Gaps {
@@ -365,7 +376,7 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		rewound := st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
 			(st.Pending == nil || bytes.Compare(first, st.Pending) < 0)
 		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs),
-			rewound: rewound, processed: st.Processed}, nil
+			rewound: rewound, processed: st.Processed, keepPending: keep}, nil
 	}
 }
 
@@ -431,7 +442,7 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
 			return err
 		}
-		if !bytes.Equal(st.Pending, b.First) {
+		if !bytes.Equal(st.Pending, b.First) && (b.keepPending == nil || !bytes.Equal(st.Pending, b.keepPending)) {
 			return fmt.Errorf("write shard state %q: another delivery began", b.Shard)
 		}
 	}
@@ -526,6 +537,9 @@ func (s *Store) EndBatch(ctx context.Context, b *Batch, firstFailed []byte) erro
 	for conflicts := 0; ; conflicts++ {
 		next := st
 		next.Pending, next.Version = firstFailed, st.Version+1
+		if b.keepPending != nil {
+			next.Pending = b.keepPending
+		}
 		err := s.writeShardState(ctx, next, st.Version)
 		if err == nil {
 			b.state = next
@@ -537,7 +551,7 @@ func (s *Store) EndBatch(ctx context.Context, b *Batch, firstFailed []byte) erro
 		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
 			return err
 		}
-		if !bytes.Equal(st.Pending, b.First) {
+		if !bytes.Equal(st.Pending, b.First) && (b.keepPending == nil || !bytes.Equal(st.Pending, b.keepPending)) {
 			return nil // a later batch has begun, or this write was applied and its answer lost
 		}
 	}
