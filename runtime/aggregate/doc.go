@@ -101,7 +101,9 @@
 //
 //  1. BeginBatch, before it writes anything: reads the shard state; if pending is set and the batch starts after
 //     it, the mapping gave up on [pending, first): a gap is added. It writes pending = first, delivered = the
-//     later of delivered and last, and prunes errs and unstored below first.
+//     later of delivered and last, and prunes errs and unstored below first. A delivery behind pending, or from it
+//     but ending before delivered (a duplicate: the mapping delivers at least once), leaves pending as it is, here
+//     and in EndBatch, so a give-up not detected yet still is.
 //  2. MarkErrors, after the data and error writes: a record sent to the error table is marked when no earlier
 //     delivery can have stored it (it is after processed, or in unstored): its position goes to errs, the state
 //     is written (processed = the later of processed and last; unstored gains the records that failed on their
