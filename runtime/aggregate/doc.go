@@ -40,6 +40,7 @@
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
 //	                 acknowledged, and passed by the mapping (at most MaxLedgerGaps, the newest)
+//	  forgot (B)     the end of the newest give-up range dropped from gaps: CountUnseen counts nothing before it
 //	  _kver (N)      its version
 //	pk "_error#<hex position>", sk <shard id>: an error marker, attributes shard (S) and position (B): the
 //	  pipeline sent that record to the error table and did not count it
@@ -100,13 +101,17 @@
 //
 //  1. BeginBatch, before it writes anything: reads the shard state; if pending is set and the batch starts after
 //     it, the mapping gave up on [pending, first): a gap is added. It writes pending = first, delivered = the
-//     later of delivered and last, and prunes errs and unstored below first.
+//     later of delivered and last, and prunes errs and unstored below first. A delivery behind pending, or from it
+//     but ending before delivered (a duplicate: the mapping delivers at least once), leaves pending as it is, here
+//     and in EndBatch, so a give-up not detected yet still is.
 //  2. MarkErrors, after the data and error writes: a record sent to the error table is marked when no earlier
 //     delivery can have stored it (it is after processed, or in unstored): its position goes to errs, the state
 //     is written (processed = the later of processed and last; unstored gains the records that failed on their
 //     first delivery and loses those stored or sent to the error table now), then its error marker. A record of
 //     errs that is stored now (the bug was fixed between two deliveries) contributes Ledgered: applied iff not in
-//     the item's set, and added to it.
+//     the item's set, and added to it. A delivery repeating records the mapping had acknowledged (it delivers at
+//     least once; their marks may be pruned from errs) reads the markers of its stored records (LoadMarkers): a
+//     marked one is Ledgered too.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
 //     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
@@ -124,7 +129,11 @@
 //     before X's _kfirst: nothing of G was counted in X in fence order), or, before X crossed G, after X's fence
 //     (or X does not exist);
 //   - pending <= p <= delivered (in flight: the pipeline may still be retrying it): apply iff p is not in X's set
-//     and p is after X's fence; the pipeline's retry then finds p in the set;
+//     and p is after X's fence; the pipeline's retry then finds p in the set. If an item's fence is already past
+//     p, the state and the marker are read again after the items: the pipeline may have marked p (sent to the
+//     error table), or recorded a give-up range holding it, and moved past it since the first reads (MarkErrors
+//     writes the marker, and BeginBatch the range, before Apply moves a fence); p is then recounted as marked, or
+//     by the range's rule;
 //   - p <= delivered and Store.CountUnseen (unseen: the caller vouches that the mapping gave p up while none of
 //     its batch's attempts reached BeginBatch, a DynamoDB outage; kdp redrive --count-unseen, on the word of the
 //     on-failure range): apply iff p is not in X's set;

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // The fencing and the ledger under a random schedule: a simulated event source mapping delivers each shard's
@@ -73,6 +74,14 @@ type simConfig struct {
 	pFix            float64 // per invocation: the fix for the permanent records is deployed
 	pInterleave     float64 // per pipeline item write: a recount runs between its read and its write
 	maxBatch        int
+	// consume: a redrive that stores a record consumes it (deletes its error entry or on-failure message), as kdp
+	// redrive does: it is not redriven at the end.
+	consume bool
+	// pRace, per redrive recount: the pipeline takes a step between the recount's ledger reads and its item reads.
+	pRace float64
+	// pDuplicate, per step: the mapping first delivers again records it had acknowledged (at least once: a
+	// worker resuming from a checkpoint it had passed, any earlier value of the checkpoint), then goes on.
+	pDuplicate float64
 }
 
 // interleaveDB runs a hook before each PutItem: another writer acting between a read and the write.
@@ -86,6 +95,19 @@ func (w *interleaveDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o
 		w.before()
 	}
 	return w.DB.PutItem(ctx, in, o...)
+}
+
+// raceDB runs a hook before each GetItem (with the key's pk).
+type raceDB struct {
+	DB
+	before func(pk string)
+}
+
+func (w *raceDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if w.before != nil {
+		w.before(in.Key["pk"].(*types.AttributeValueMemberS).Value)
+	}
+	return w.DB.GetItem(ctx, in, o...)
 }
 
 // simulate runs the schedule for seed and checks the totals: exact, or, when a shard's state reached
@@ -123,21 +145,23 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 	store := &Store{DB: idb, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
 	recounter := &Store{DB: db, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
 	ctx := context.Background()
+	var racer *Store
+	var raceShard int
 	fixed := false
 	redrivable := map[[2]int]bool{} // error-tabled or given up: {shard, index}
 
 	// recount runs record (s, i) through a recount, as a redrive or replay processor storing it would; partial
 	// recounts only some of its items (a crash between items).
-	recount := func(st *Store, s, i int, partial bool) {
+	recount := func(st *Store, s, i int, partial bool) bool {
 		r := recs[s][i]
 		if r.permanent && !fixed {
-			return // the recount's processor sends it to the error table: nothing to count
+			return false // the recount's processor sends it to the error table: nothing to count
 		}
 		cs := r.contributions(t, i)
 		if partial {
 			cs = cs[:rng.IntN(len(cs))]
 		}
-		st.Recount(ctx, cs) // an error leaves it for the next redrive
+		return st.Recount(ctx, cs).Err == nil && !partial // an error leaves it for the next redrive
 	}
 	idb.before = func() {
 		if cfg.pInterleave > 0 && rng.Float64() < cfg.pInterleave {
@@ -149,8 +173,10 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 	// invoke processes one batch of shard s (records [from, to)) and returns how many records it acknowledges
 	// (to-from for all), or -1 for a crash (nothing acknowledged, the response lost). began is set when the
 	// ledger's first step went through.
-	var began bool
+	var began, inInvoke bool
 	invoke := func(s, from, to int) int {
+		inInvoke = true
+		defer func() { inInvoke = false }()
 		began = false
 		batch := recs[s][from:to]
 		crashAt := -1 // 0 before the ledger, 1 in Apply, 2 before EndBatch, 3 after EndBatch
@@ -185,6 +211,15 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 			}
 		}
 		if err := store.MarkErrors(ctx, lb, errored, failed); err != nil {
+			return 0
+		}
+		var stored [][]byte
+		for i, r := range batch[:cut] {
+			if !r.permanent || fixed {
+				stored = append(stored, r.contributions(t, i)[0].Position)
+			}
+		}
+		if err := store.LoadMarkers(ctx, lb, stored); err != nil {
 			return 0
 		}
 		var cs []Contribution
@@ -245,16 +280,50 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 		}
 		for _, k := range sortedKeys(redrivable) {
 			if k[0] == s && rng.IntN(3) == 0 {
-				recount(recounter, s, k[1], rng.IntN(10) == 0)
+				if cfg.pRace > 0 && rng.Float64() < cfg.pRace {
+					raceShard = s
+				}
+				ok := recount(racer, s, k[1], rng.IntN(10) == 0)
+				raceShard = -1
+				if ok && cfg.consume {
+					delete(redrivable, k)
+				}
 			}
 		}
 	}
 
-	for s := range cfg.shards {
-		checkpoint, size := 0, 1+rng.IntN(cfg.maxBatch)
-		for steps := 0; checkpoint < len(recs[s]); steps++ {
-			if steps > 100000 {
+	type mapping struct {
+		checkpoint, size, steps int
+		past                    []int // earlier checkpoints
+	}
+	maps := make([]mapping, cfg.shards)
+	var step func(s int)
+	// racer is the redrive's store when it races the pipeline: before its first item read, the pipeline of
+	// raceShard takes a step (not while a pipeline invocation is under way).
+	raceShard = -1
+	racer = &Store{DB: &raceDB{DB: db, before: func(pk string) {
+		if raceShard >= 0 && !inInvoke && pk[0] != '_' && maps[raceShard].size > 0 && maps[raceShard].checkpoint < len(recs[raceShard]) {
+			s := raceShard
+			raceShard = -1
+			step(s)
+		}
+	}}, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
+	step = func(s int) {
+		m := &maps[s]
+		checkpoint, size := m.checkpoint, m.size
+		defer func() { m.checkpoint, m.size = checkpoint, size }()
+		{
+			m.steps++
+			if m.steps > 100000 {
 				t.Fatalf("seed %d: no progress on shard %d at %d", seed, s, checkpoint)
+			}
+			if n := len(m.past); cfg.pDuplicate > 0 && n > 0 && rng.Float64() < cfg.pDuplicate {
+				if a := m.past[rng.IntN(n)]; a < checkpoint {
+					invoke(s, a, min(checkpoint, a+1+rng.IntN(cfg.maxBatch)))
+				}
+			}
+			if n := len(m.past); n == 0 || m.past[n-1] != checkpoint {
+				m.past = append(m.past, checkpoint)
 			}
 			end := min(checkpoint+size, len(recs[s]))
 			acked := invoke(s, checkpoint, end)
@@ -277,8 +346,16 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 				fixed = true
 			}
 			if rng.Float64() < cfg.pReplay {
+				m.checkpoint, m.size = checkpoint, size
 				recountSome(rng.IntN(cfg.shards))
+				checkpoint, size = m.checkpoint, m.size
 			}
+		}
+	}
+	for s := range cfg.shards {
+		maps[s].size = 1 + rng.IntN(cfg.maxBatch)
+		for maps[s].checkpoint < len(recs[s]) {
+			step(s)
 		}
 	}
 	// The fix is out; every error-tabled and given-up record is redriven, faults and all, until each recount has

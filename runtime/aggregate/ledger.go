@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // Ledger attributes of aggregate items (see the package documentation).
@@ -64,6 +66,9 @@ const (
 	AttrUnstored = "unstored"
 	// AttrGaps holds the give-up ranges (L of M{s: B, e: B}).
 	AttrGaps = "gaps"
+	// AttrForgot holds the end (B) of the newest give-up range dropped from AttrGaps (MaxLedgerGaps): records
+	// before it may lie in a range the ledger no longer lists, so Store.CountUnseen does not count them.
+	AttrForgot = "forgot"
 	// AttrMarkerShard and AttrMarkerPosition are an error marker's shard id (S) and position (B).
 	AttrMarkerShard    = "shard"
 	AttrMarkerPosition = "position"
@@ -102,6 +107,8 @@ type ShardState struct {
 	Unstored [][]byte
 	// Gaps are the give-up ranges detected, oldest first.
 	Gaps []Gap
+	// Forgot is the end of the newest give-up range dropped from Gaps (MaxLedgerGaps); nil when none was.
+	Forgot []byte
 	// Version is the item's AttrVersion; 0 when there is no item.
 	Version int64
 }
@@ -190,6 +197,9 @@ func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardSt
 	if b, ok := it[AttrProcessed].(*types.AttributeValueMemberB); ok {
 		st.Processed = b.Value
 	}
+	if b, ok := it[AttrForgot].(*types.AttributeValueMemberB); ok {
+		st.Forgot = b.Value
+	}
 	if bs, ok := it[AttrErrs].(*types.AttributeValueMemberBS); ok {
 		st.Errs = sortedPositions(bs.Value)
 	}
@@ -225,6 +235,9 @@ func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) 
 	}
 	if st.Processed != nil {
 		item[AttrProcessed] = &types.AttributeValueMemberB{Value: st.Processed}
+	}
+	if st.Forgot != nil {
+		item[AttrForgot] = &types.AttributeValueMemberB{Value: st.Forgot}
 	}
 	if len(st.Errs) > 0 {
 		item[AttrErrs] = &types.AttributeValueMemberBS{Value: st.Errs}
@@ -300,6 +313,11 @@ type Batch struct {
 	Markers int
 	state   ShardState // as last written
 	errs    map[string]bool
+	// rewound: the delivery starts at or before the last record processed, and not at the pending one: the
+	// mapping delivers acknowledged records again (at least once). Their marks may be pruned: LoadMarkers.
+	rewound     bool
+	processed   []byte // AttrProcessed before this delivery
+	keepPending []byte // the pending record a delivery behind it leaves as it is (BeginBatch)
 }
 
 // Ledgered reports whether the record at position p is marked as sent to the error table by an earlier delivery:
@@ -328,8 +346,18 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			return nil, err
 		}
 		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
-			Version: st.Version + 1, Gaps: st.Gaps}
-		if st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
+			Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
+		// A delivery behind the pending record repeats records acknowledged (and counted) before it: a duplicate
+		// (the mapping delivers at least once); so may one from the pending record that ends before the last record
+		// delivered. Pending stays, here and in EndBatch: overwritten, a give-up of the rest of the pending
+		// record's batch would go undetected. (If the rest comes, the next delivery records a false give-up range,
+		// which never makes a recount count twice.)
+		var keep []byte
+		if c := bytes.Compare(first, st.Pending); st.Pending != nil && (c < 0 || c == 0 && bytes.Compare(last, st.Delivered) < 0) {
+			keep = st.Pending
+			next.Pending = keep
+		}
+		if keep == nil && st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
 			g := Gap{Shard: shard, Start: st.Pending, End: first}
 			known := false
 			for _, o := range st.Gaps {
@@ -338,6 +366,9 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			if !known {
 				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
 				if len(next.Gaps) > MaxLedgerGaps {
+					for _, d := range next.Gaps[:len(next.Gaps)-MaxLedgerGaps] {
+						next.Forgot = maxBytes(next.Forgot, d.End)
+					}
 					next.Gaps = next.Gaps[len(next.Gaps)-MaxLedgerGaps:]
 				}
 			}
@@ -351,7 +382,10 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		if err != nil {
 			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
 		}
-		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs)}, nil
+		rewound := st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
+			(st.Pending == nil || bytes.Compare(first, st.Pending) < 0)
+		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs),
+			rewound: rewound, processed: st.Processed, keepPending: keep}, nil
 	}
 }
 
@@ -417,18 +451,56 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
 			return err
 		}
-		if !bytes.Equal(st.Pending, b.First) {
+		if !bytes.Equal(st.Pending, b.First) && (b.keepPending == nil || !bytes.Equal(st.Pending, b.keepPending)) {
 			return fmt.Errorf("write shard state %q: another delivery began", b.Shard)
 		}
 	}
+	// The markers, several at a time: a bad deployment sends thousands of a batch's records to the error table,
+	// and one after the other they would outlast the invocation on every retry.
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = 8
+	}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	var mu sync.Mutex
 	for _, p := range errored {
 		if !b.errs[string(p)] {
 			continue
 		}
-		if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
+		g.Go(func() error {
+			if err := s.PutErrorMarker(ctx, b.Shard, p); err != nil {
+				return err
+			}
+			mu.Lock()
+			b.Markers++
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
+// delivery: the mapping delivers at least once): their marks in the shard state may have been pruned since, so for
+// each stored record (stored: positions of the delivery's records stored now) processed before, it reads the
+// record's error marker; a marked one is Ledgered (counted only through the items' sets, as a recount counts it).
+// Otherwise it does nothing. An error means nothing may be applied, as for MarkErrors.
+func (s *Store) LoadMarkers(ctx context.Context, b *Batch, stored [][]byte) error {
+	if !b.rewound {
+		return nil
+	}
+	for _, p := range stored {
+		if b.errs[string(p)] || bytes.Compare(p, b.processed) > 0 {
+			continue
+		}
+		marked, err := s.HasErrorMarker(ctx, b.Shard, p)
+		if err != nil {
 			return err
 		}
-		b.Markers++
+		if marked {
+			b.errs[string(p)] = true
+		}
 	}
 	return nil
 }
@@ -474,6 +546,9 @@ func (s *Store) EndBatch(ctx context.Context, b *Batch, firstFailed []byte) erro
 	for conflicts := 0; ; conflicts++ {
 		next := st
 		next.Pending, next.Version = firstFailed, st.Version+1
+		if b.keepPending != nil {
+			next.Pending = b.keepPending
+		}
 		err := s.writeShardState(ctx, next, st.Version)
 		if err == nil {
 			b.state = next
@@ -485,7 +560,7 @@ func (s *Store) EndBatch(ctx context.Context, b *Batch, firstFailed []byte) erro
 		if st, err = s.ReadShardState(ctx, b.Shard); err != nil {
 			return err
 		}
-		if !bytes.Equal(st.Pending, b.First) {
+		if !bytes.Equal(st.Pending, b.First) && (b.keepPending == nil || !bytes.Equal(st.Pending, b.keepPending)) {
 			return nil // a later batch has begun, or this write was applied and its answer lost
 		}
 	}

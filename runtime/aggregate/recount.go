@@ -131,6 +131,46 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 		})
 	}
 	_ = g.Wait()
+	s.recountItems(ctx, records, rules, &out)
+	// A record in flight that an item declined by its fence: the pipeline may have moved the fence past it without
+	// counting it after classify's reads, either because it sent the record to the error table and marked it, or
+	// because the mapping gave up on it and the next batch recorded the give-up range. Both are written before Apply
+	// moves any fence (MarkErrors writes the marker, BeginBatch the range), so the shard state and the marker read
+	// again now, after the items, show them: the record is then recounted as marked, or by the range's crossings
+	// (the items that took it have it in their sets).
+	again := make([]*recountRule, len(records))
+	retry := false
+	fresh := map[string]*shardStateRead{}
+	for i, rr := range out.Records {
+		if rules[i] == nil || rules[i].class != RecountInFlight || rr.Err != nil || rr.Already == 0 {
+			continue
+		}
+		shard := records[i][0].Shard
+		st := fresh[shard]
+		if st == nil {
+			st = &shardStateRead{}
+			st.state, st.err = s.ReadShardState(ctx, shard)
+			fresh[shard] = st
+		}
+		rc, res := s.classify(ctx, st, records[i])
+		if res.Err != nil {
+			out.Records[i].Err = res.Err
+			continue
+		}
+		if rc != nil && (rc.class == RecountMarked || rc.class == RecountGap) {
+			again[i], retry = rc, true
+			out.Records[i].Class = rc.class
+			out.Records[i].Already = -out.Records[i].Applied // the items that took it answer Already again
+		}
+	}
+	if retry {
+		s.recountItems(ctx, records, again, &out)
+	}
+	return out
+}
+
+// recountItems applies records[i] by rules[i] (nil: not at all), tallying into out.
+func (s *Store) recountItems(ctx context.Context, records [][]Contribution, rules []*recountRule, out *RecountBatchResult) {
 	var all []Contribution
 	byRef := map[int][]int{} // contribution Ref -> indexes of records
 	for i, contribs := range records {
@@ -144,7 +184,7 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 		byRef[contribs[0].Ref] = append(byRef[contribs[0].Ref], i)
 	}
 	if len(all) == 0 {
-		return out
+		return
 	}
 	for _, r := range s.update(ctx, all, nil, true) {
 		out.Writes += r.Writes
@@ -172,7 +212,6 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 			}
 		}
 	}
-	return out
 }
 
 // RecountBatchResult is the outcome of RecountBatch.
@@ -217,7 +256,9 @@ func (s *Store) classify(ctx context.Context, st *shardStateRead, contribs []Con
 			st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
 			rc.class = RecountInFlight
 		}
-		if rc.class == RecountCounted && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
+		// Unseen, but not before a forgotten give-up range's end: p may lie in it, partly counted.
+		if rc.class == RecountCounted && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 &&
+			(st.state.Forgot == nil || bytes.Compare(p, st.state.Forgot) >= 0) {
 			if !s.CountUnseen {
 				return nil, RecountResult{Class: RecountCounted, Already: len(contribs), Unseen: true}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -182,13 +183,15 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		last := fence
 		var added, inOrder [][]byte
 		var appliedRefs []int
+		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
 		for _, c := range cs {
-			if !led.decide(c.Position, c.Ledgered, recount, c.rule) {
+			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
 				already++
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
+			done[string(c.Position)] = true
 			appliedRefs = append(appliedRefs, c.Ref)
 			if recount || c.Ledgered {
 				added = append(added, c.Position)
@@ -220,6 +223,13 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				continue
 			}
 			item[m.Name] = measureAttr(st[i])
+		}
+		// Measures this writer does not know (another configuration's: a deployment adding one while an older
+		// writer still runs) are kept as they are: the item is written whole.
+		for name, av := range out.Item {
+			if _, ok := item[name]; !ok && !strings.HasPrefix(name, "_") {
+				item[name] = av
+			}
 		}
 		in := &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}
 		// Compare-and-swap on the version (or, for an item written before versions, the fence): the item is

@@ -80,7 +80,17 @@ func (b *batch) markErrors(ctx context.Context) map[string]*aggr.Batch {
 		if l == nil {
 			continue
 		}
-		if err := b.p.aggs.store.MarkErrors(ctx, l, sp.errored, sp.failed); err != nil {
+		var stored [][]byte // a delivery repeating acknowledged records reads their markers (LoadMarkers)
+		for _, i := range sp.recs {
+			if r := &b.recs[i]; r.out == outStored && len(r.contribs) > 0 {
+				stored = append(stored, r.contribs[0].Position)
+			}
+		}
+		err := b.p.aggs.store.MarkErrors(ctx, l, sp.errored, sp.failed)
+		if err == nil {
+			err = b.p.aggs.store.LoadMarkers(ctx, l, stored)
+		}
+		if err != nil {
 			b.ledgerFailures++
 			b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger not written, the shard's records reported for retry",
 				slog.String("shardId", sp.shard), slog.String("error", err.Error()))
