@@ -3,6 +3,7 @@ package aggregate
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"math/big"
 	"strings"
 	"sync"
@@ -243,8 +244,11 @@ func realContrib(seq uint64) Contribution {
 
 // TestAttackLedgerLargeGapRedrive: the mapping gives up on a batch of 10,000 records (a long DynamoDB outage,
 // every attempt reached BeginBatch and failed later); all fall in one group and window (an hourly count). The
-// redrive of the on-failure range recounts them in batches of 100 as kdp redrive does: every record must count
-// once, and no item (nor the shard state) may outgrow DynamoDB's 400 KB, or the redrive can never finish.
+// redrive of the on-failure range recounts them in batches of 100 as kdp redrive does. No item (nor the shard
+// state) may outgrow DynamoDB's 400 KB, or the item could no longer be written, by the pipeline either: the
+// recount counts MaxRecountedPositions of them into the item, each once, and reports every other one with
+// ErrItemFull (its source kept: never lost silently, never counted twice); a second run changes nothing, and the
+// pipeline still writes to the item.
 func TestAttackLedgerLargeGapRedrive(t *testing.T) {
 	const n = 10000
 	const shard = "shardId-000000000000"
@@ -282,26 +286,43 @@ func TestAttackLedgerLargeGapRedrive(t *testing.T) {
 	if err := s.EndBatch(ctx, b2, nil); err != nil {
 		t.Fatal(err)
 	}
-	var firstErr error
-	failures := 0
-	for lo := uint64(1); lo <= n; lo += 100 {
-		var recs [][]Contribution
-		for q := lo; q < lo+100 && q <= n; q++ {
-			recs = append(recs, []Contribution{realContrib(q)})
-		}
-		for _, r := range s.RecountBatch(ctx, recs).Records {
-			if r.Err != nil {
-				failures++
-				if firstErr == nil {
-					firstErr = r.Err
+	for run := 0; run < 2; run++ {
+		full, other := 0, 0
+		for lo := uint64(1); lo <= n; lo += 100 {
+			var recs [][]Contribution
+			for q := lo; q < lo+100 && q <= n; q++ {
+				recs = append(recs, []Contribution{realContrib(q)})
+			}
+			for _, r := range s.RecountBatch(ctx, recs).Records {
+				switch {
+				case errors.Is(r.Err, ErrItemFull):
+					full++
+				case r.Err != nil:
+					other++
+					t.Errorf("run %d: %v", run, r.Err)
 				}
 			}
 		}
+		if want := n - MaxRecountedPositions; full != want || other != 0 {
+			t.Errorf("run %d: %d records reported full and %d otherwise failed, want %d and 0", run, full, other, want)
+		}
+		counted := append(seqRange(1, MaxRecountedPositions), n+1)
+		checkTotals(t, fake, "a", counted)
 	}
-	if failures > 0 {
-		t.Errorf("%d of %d records not recounted (the redrive reports them for retry, forever): first: %v", failures, n, firstErr)
+	// The pipeline's next record still fits the item.
+	b3, err := s.BeginBatch(ctx, shard, realPos(n+2), realPos(n+2))
+	if err != nil {
+		t.Fatal(err)
 	}
-	checkTotals(t, fake, "a", seqRange(1, n+1))
+	if err := s.MarkErrors(ctx, b3, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Apply(ctx, []Contribution{realContrib(n + 2)}, b3.Gaps...) {
+		if r.Err != nil {
+			t.Fatalf("the pipeline cannot write the item after the recounts: %v", r.Err)
+		}
+	}
+	checkTotals(t, fake, "a", append(seqRange(1, MaxRecountedPositions), n+1, n+2))
 }
 
 // TestAttackLedgerManyErrorsStateSize: a delivery of 10,000 records all sent to the error table (with ~50-byte

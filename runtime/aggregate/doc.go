@@ -172,6 +172,8 @@
 //     and nothing in the table tells its records from counted ones. Only the on-failure range names them:
 //     Store.CountUnseen counts them on its word (an outsider able to write the queue or bucket could otherwise
 //     forge a range over counted records).
+//   - A recount leaves at most MaxRecountedPositions positions in an item's set: a record beyond is reported
+//     (ErrItemFull), not counted there, and its source kept (more would need overflow items under the same pk).
 //   - More than MaxLedgerPositions marked and unstored records at once in a shard, or give-up ranges older than
 //     the newest MaxLedgerGaps, are dropped.
 //   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have

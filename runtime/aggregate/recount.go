@@ -189,9 +189,12 @@ func (s *Store) recountItems(ctx context.Context, records [][]Contribution, rule
 	for _, r := range s.update(ctx, all, nil, true) {
 		out.Writes += r.Writes
 		out.Conflicts += r.Conflicts
-		applied := map[int]bool{}
+		applied, full := map[int]bool{}, map[int]bool{}
 		for _, ref := range r.AppliedRefs {
 			applied[ref] = true
+		}
+		for _, ref := range r.FullRefs {
+			full[ref] = true
 		}
 		seen := map[int]bool{}
 		for _, ref := range r.Refs {
@@ -204,6 +207,8 @@ func (s *Store) recountItems(ctx context.Context, records [][]Contribution, rule
 				switch {
 				case r.Err != nil:
 					rr.Err = errors.Join(rr.Err, fmt.Errorf("recount: %w", r.Err))
+				case full[ref]:
+					rr.Err = errors.Join(rr.Err, fmt.Errorf("recount: item %q/%q: %w", r.Key, r.Shard, ErrItemFull))
 				case applied[ref]:
 					rr.Applied++
 				default:

@@ -90,6 +90,9 @@ type Result struct {
 	Writes, Conflicts int
 	// AppliedRefs are the Ref of the contributions applied by this call.
 	AppliedRefs []int
+	// FullRefs are the Ref of the recount contributions not applied because the item's set already holds
+	// MaxRecountedPositions positions (ErrItemFull).
+	FullRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
 	Err error
@@ -139,6 +142,16 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 	return results
 }
 
+// MaxRecountedPositions is the most positions a recount leaves in an item's set (AttrSet, about 50 bytes each):
+// enough for thousands of records redriven into one aggregate, group, window and shard, and far enough below
+// DynamoDB's 400 KB item limit that the pipeline's own writes to the item always fit. A recount that would pass it
+// does not count the record there (ErrItemFull): the record is reported, and its source kept.
+const MaxRecountedPositions = 4000
+
+// ErrItemFull is why a recount did not count a record into an item whose set holds MaxRecountedPositions
+// positions.
+var ErrItemFull = errors.New("aggregate item full: its set holds the most positions counted out of order a recount may leave there (aggregate.MaxRecountedPositions)")
+
 // maxConflicts bounds how often an item is re-read after another writer changed it.
 const maxConflicts = 10
 
@@ -182,11 +195,15 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		applied, already := 0, 0
 		last := fence
 		var added, inOrder [][]byte
-		var appliedRefs []int
+		var appliedRefs, fullRefs []int
 		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
 		for _, c := range cs {
 			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
 				already++
+				continue
+			}
+			if recount && len(led.setList)+len(added) >= MaxRecountedPositions {
+				fullRefs = append(fullRefs, c.Ref)
 				continue
 			}
 			st.merge(measures, c.Values)
@@ -204,7 +221,7 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 			}
 		}
 		if applied == 0 {
-			res.Already = already
+			res.Already, res.FullRefs = already, fullRefs
 			return res
 		}
 		item := map[string]types.AttributeValue{
@@ -238,7 +255,7 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		_, err = s.DB.PutItem(ctx, in)
 		switch {
 		case err == nil:
-			res.Applied, res.Already, res.Writes, res.AppliedRefs = applied, already, 1, appliedRefs
+			res.Applied, res.Already, res.Writes, res.AppliedRefs, res.FullRefs = applied, already, 1, appliedRefs, fullRefs
 			return res
 		case isConditionFailed(err):
 			res.Conflicts++
