@@ -213,10 +213,17 @@ func TestAttackWindowEdges(t *testing.T) {
 	inC := batch("C", 3, low)
 	batch("D", 3, low) // after the window
 	arr := b.arrivals(t, stream)
+	// The window runs from B's earliest arrival to C's latest: records of one PutRecords call usually share their
+	// arrival time, but on a loaded machine kinesalite can stamp them a millisecond apart.
 	since, until := arr[inB[0]], arr[inC[0]]
-	for _, id := range append(append([]string(nil), inB...), inC...) {
-		if at := arr[id]; !at.Equal(since) && !at.Equal(until) && (at.Before(since) || at.After(until)) {
-			t.Fatalf("precondition: record %s arrived %v outside [%v, %v]", id, at, since, until)
+	for _, id := range inB {
+		if arr[id].Before(since) {
+			since = arr[id]
+		}
+	}
+	for _, id := range inC {
+		if arr[id].After(until) {
+			until = arr[id]
 		}
 	}
 	var want []string
@@ -227,7 +234,7 @@ func TestAttackWindowEdges(t *testing.T) {
 	}
 	sort.Strings(want)
 	if len(want) != 7 {
-		t.Fatalf("precondition: %d records in the window, want 3+1+3 (same arrival within a batch): %v", len(want), arr)
+		t.Fatalf("precondition: %d records in the window, want 3+1+3 (B, between, C): %v", len(want), arr)
 	}
 	for _, mode := range []string{"as the stream answers", "TRIM_HORIZON fallback"} {
 		t.Run(mode, func(t *testing.T) {
