@@ -144,38 +144,41 @@ func exactBuiltin(name string) (string, bool) {
 	return "", false
 }
 
+// decimalPair converts an operator's operands to exact decimals: ok is false (and nothing converted) unless both
+// are numbers, for the operator's own semantics to apply.
+func decimalPair(a, b any) (x, y decimal, ok bool, err error) {
+	if !isNumber(a) || !isNumber(b) {
+		return x, y, false, nil
+	}
+	if x, _, err = asDecimal(a); err != nil {
+		return x, y, true, err
+	}
+	y, _, err = asDecimal(b)
+	return x, y, true, err
+}
+
 // exactOptions are the compile options that make an expression (of source src) exact: the patcher and its functions.
 func exactOptions(src string) []expr.Option {
 	arith := func(name string, op func(a, b decimal) (decimal, error), fallback func(a, b any) any) expr.Option {
 		return expr.Function(name, func(params ...any) (any, error) {
-			a, b := params[0], params[1]
-			if !isNumber(a) || !isNumber(b) {
-				return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
-			}
-			x, _, err := asDecimal(a)
+			x, y, ok, err := decimalPair(params[0], params[1])
 			if err != nil {
 				return nil, err
 			}
-			y, _, err := asDecimal(b)
-			if err != nil {
-				return nil, err
+			if !ok {
+				return fallback(nativeOrSelf(params[0]), nativeOrSelf(params[1])), nil
 			}
 			return op(x, y)
 		}, new(func(any, any) any))
 	}
 	compare := func(name string, test func(c int) bool, fallback func(a, b any) bool) expr.Option {
 		return expr.Function(name, func(params ...any) (any, error) {
-			a, b := params[0], params[1]
-			if !isNumber(a) || !isNumber(b) {
-				return fallback(nativeOrSelf(a), nativeOrSelf(b)), nil
-			}
-			x, _, err := asDecimal(a)
+			x, y, ok, err := decimalPair(params[0], params[1])
 			if err != nil {
 				return nil, err
 			}
-			y, _, err := asDecimal(b)
-			if err != nil {
-				return nil, err
+			if !ok {
+				return fallback(nativeOrSelf(params[0]), nativeOrSelf(params[1])), nil
 			}
 			return test(decCmp(x, y)), nil
 		}, new(func(any, any) bool))

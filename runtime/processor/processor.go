@@ -84,9 +84,10 @@ type Options struct {
 	// implement ItemReader: aggregate items are read, then written on a condition). Default: "".
 	AggregateTableName string
 	// SkipAggregates leaves Config.Aggregates out: records are processed as without them (the contributions are
-	// neither computed nor applied, and no aggregate table is needed). For tools that run records outside the event
-	// source mapping's order, such as redrive and replay: applying their records could move a fence past records
-	// the pipeline has not applied yet (see runtime/aggregate). Default: false.
+	// neither computed nor applied, and no aggregate table is needed): data items only, the records left uncounted
+	// (kdp redrive and replay --skip-aggregates). A tool running records outside the event source mapping's order
+	// must set this or RecountAggregates, never neither: applying its records in fence order could move a fence past
+	// records the pipeline has not applied yet (see runtime/aggregate). Default: false.
 	SkipAggregates bool
 	// RecountAggregates runs the processor as a redrive or replay does: records come outside the event source
 	// mapping's order, so fences are never moved; each stored record is counted only where the aggregate table's
