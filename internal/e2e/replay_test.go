@@ -101,7 +101,7 @@ func TestReplaysAfterReportedFailures(t *testing.T) {
 	// Heavy throttling and a short deadline: the processor runs out of time and reports the records it could not
 	// store; the runner replays from there. Items keyed by event id make any duplicate visible.
 	p := newPipeline(t, ctx, 2, byEventIDWithSequence(), dynamostandin.Options{
-		Seed: 4, ThrottleRate: 0.6, UnprocessedRate: 0.5, Latency: 5 * time.Millisecond,
+		Seed: 4, ThrottleRate: 0.85, UnprocessedRate: 0.5, Latency: 5 * time.Millisecond,
 		FaultOperations: []string{dynamostandin.OpBatchWriteItem, dynamostandin.OpPutItem},
 	})
 	w := makeWorkload(1000, 4)
@@ -123,7 +123,7 @@ func TestReplaysAfterReportedFailures(t *testing.T) {
 	lost, duplicated := checkByEventID(t, ctx, p, w)
 	ss := p.standin.Stats()
 	t.Logf("runner %+v; stand-in %d requests, %d throttled, %d partial", st, ss.Requests, ss.Throttled, ss.PartialBatches)
-	report(t, figures{Test: fmt.Sprintf("replays: 1,000 records, 60%% throttled + 50%% partial, 1 s deadline (%d partial failures, %d records replayed)",
+	report(t, figures{Test: fmt.Sprintf("replays: 1,000 records, 85%% throttled + 50%% partial, 1 s deadline (%d partial failures, %d records replayed)",
 		st.PartialFailures, st.RecordsDelivered-int64(len(w.entries))), Records: len(w.entries), FaultsInjected: faultsInjected(ss),
 		Lost: lost, Duplicated: duplicated, Seconds: time.Since(start).Seconds()})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -17,18 +18,37 @@ import (
 
 // NewDynamoDBClient returns a DynamoDB client for the processor. Its retryer is the SDK's standard one without the
 // client-side retry quota (ratelimit.None), so sustained throttling never exhausts a shared quota and turns every
-// request into an immediate failure; backoff stays short (at most 1 s) because the processor retries throttled
-// writes itself within the invocation's deadline. optFns run after these settings.
+// request into an immediate failure, and with a short backoff (sdkBackoff: full jitter from 25 ms, at most
+// 250 ms), because the processor retries throttled writes itself within the invocation's deadline. The SDK's own
+// backoff after a throttle is up to 1 s, which under a short function timeout spends the whole write budget on one
+// sleep. optFns run after these settings.
 func NewDynamoDBClient(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
 	fns := make([]func(*dynamodb.Options), 0, len(optFns)+1)
 	fns = append(fns, func(o *dynamodb.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.RateLimiter = ratelimit.None
-			so.MaxBackoff = time.Second
+			so.MaxBackoff = sdkBackoffCap
+			so.Backoff = sdkBackoff{}
 		})
 	})
 	fns = append(fns, optFns...)
 	return dynamodb.NewFromConfig(cfg, fns...)
+}
+
+// sdkBackoffCap is the longest wait of the SDK's retryer between two attempts of one request.
+const sdkBackoffCap = 250 * time.Millisecond
+
+// sdkBackoff is the SDK retryer's delay before retry number attempt (1-based, as the SDK counts): exponential from
+// backoffBase with full jitter, at most sdkBackoffCap, for throttling and other retryable errors alike.
+type sdkBackoff struct{}
+
+// BackoffDelay implements retry.BackoffDelayer.
+func (sdkBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	d := backoffBase << min(max(attempt-1, 0), 16)
+	if d > sdkBackoffCap || d <= 0 {
+		d = sdkBackoffCap
+	}
+	return rand.N(d + 1), nil
 }
 
 // Start runs the processor as a Lambda function: it reads the table names from EnvTableName and EnvErrorTableName,
