@@ -46,8 +46,19 @@ const startupTimeout = 30 * time.Second
 
 // server is the node program that starts an emulator package on 127.0.0.1 with a free port, prints the port as
 // JSON, and exits when its standard input closes (so it never outlives the test process). kinesalite's CLI binds
-// every interface and dynalite's cannot take port 0, hence this instead of their CLIs.
+// every interface and dynalite's cannot take port 0, hence this instead of their CLIs. Both emulators throw from a
+// request's error listener when a client goes away mid-request (Ctrl-C on kdp redrive against kdp local's
+// emulators, a reset connection), which would end the process: that error (ECONNRESET, "aborted") is logged and the
+// emulator goes on; any other uncaught exception still ends it.
 const server = `
+process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'aborted')) {
+    console.error('client went away mid-request: ' + err.message);
+    return;
+  }
+  console.error(err && err.stack || err);
+  process.exit(1);
+});
 const [pkgDir, optsJSON] = process.argv.slice(1);
 const srv = require(pkgDir)(JSON.parse(optsJSON));
 srv.on('error', (err) => { console.error(err && err.stack || err); process.exit(1); });

@@ -4,7 +4,9 @@ package emulators_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -148,5 +150,75 @@ func TestCreateKeyedTable(t *testing.T) {
 	}
 	if got := *desc.Table.KeySchema[0].AttributeName; got != "businessId" {
 		t.Errorf("partition key = %s, want businessId", got)
+	}
+}
+
+// TestEmulatorsSurviveAbortedRequests sends each emulator requests that end early (a client interrupted with
+// Ctrl-C mid-body, or its connection reset) and checks that the emulator still answers afterwards: kdp local's
+// emulators must outlive an interrupted kdp redrive or kdp replay.
+func TestEmulatorsSurviveAbortedRequests(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		endpoint func(testing.TB) string
+		target   string
+	}{
+		{"dynalite", emulators.Dynalite, "DynamoDB_20120810.ListTables"},
+		{"kinesalite", emulators.Kinesalite, "Kinesis_20131202.ListStreams"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			endpoint := tt.endpoint(t)
+			addr := strings.TrimPrefix(endpoint, "http://")
+			aborts := []struct {
+				name string
+				send func(c net.Conn) error
+			}{
+				{"body cut short", func(c net.Conn) error {
+					_, err := fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: %s\r\nContent-Length: 1000\r\n\r\n{\"Lim", addr, tt.target)
+					return err
+				}},
+				{"headers cut short", func(c net.Conn) error {
+					_, err := fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Ty", addr)
+					return err
+				}},
+				{"reset mid-body", func(c net.Conn) error {
+					if _, err := fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: %s\r\nContent-Length: 1000\r\n\r\n{", addr, tt.target); err != nil {
+						return err
+					}
+					return c.(*net.TCPConn).SetLinger(0) // Close then sends RST
+				}},
+			}
+			for round := 0; round < 3; round++ {
+				for _, a := range aborts {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Fatalf("%s: %v", a.name, err)
+					}
+					if err := a.send(c); err != nil {
+						t.Fatalf("%s: %v", a.name, err)
+					}
+					time.Sleep(20 * time.Millisecond)
+					c.Close()
+				}
+			}
+			// The emulator must still answer a whole request.
+			time.Sleep(200 * time.Millisecond)
+			req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+			req.Header.Set("X-Amz-Target", tt.target)
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/x/aws4_request, SignedHeaders=host, Signature=0")
+			req.Header.Set("X-Amz-Date", "20240101T000000Z")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("after the aborted requests, %s does not answer: %v", tt.name, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode >= 500 {
+				t.Fatalf("after the aborted requests, %s answers %d: %s", tt.name, resp.StatusCode, body)
+			}
+		})
 	}
 }
