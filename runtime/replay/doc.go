@@ -4,7 +4,7 @@
 //
 // # What it reads
 //
-// Every shard of the pinned stream (ListShards, by stream name; on AWS with a FROM_TIMESTAMP shard filter at the
+// Every shard of the pinned stream (ListShards, by stream name and ARN, as every call names it; on AWS with a FROM_TIMESTAMP shard filter at the
 // window's start, so shards closed before it are left out) or only the shards chosen (Options.Shards). A shard
 // starts only when every parent it has in the list (ParentShardId, AdjacentParentShardId: after a split, one parent;
 // after a merge, two) is done: a key's records before a reshard are in a parent, its later records in a child, so

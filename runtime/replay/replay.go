@@ -409,6 +409,7 @@ func (r *Replayer) listShards(ctx context.Context) ([]Shard, error) {
 	var out []Shard
 	in := &kinesis.ListShardsInput{
 		StreamName:  aws.String(r.ref.Name),
+		StreamARN:   aws.String(r.ref.ARN), // both, as in every other call: the ARN names the account and region
 		ShardFilter: &ktypes.ShardFilter{Type: ktypes.ShardFilterTypeFromTimestamp, Timestamp: aws.Time(r.opts.Since)},
 	}
 	for pages := 0; pages < 10000; pages++ {
