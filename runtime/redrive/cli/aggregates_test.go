@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -289,6 +290,58 @@ func TestCountUnseenFlag(t *testing.T) {
 			var out, errOut bytes.Buffer
 			if got := run(context.Background(), give, &out, &errOut, noClients); got != tt.want {
 				t.Errorf("exit = %d, want %d; stderr:\n%s", got, tt.want, errOut.String())
+			}
+		})
+	}
+}
+
+// TestCountUnverifiedFlag: --count-unverified exists for the inputs whose payloads may be unverified (errors: entries
+// the stream does not confirm; s3: payload records past its retention), and not for dlq, whose records all come from
+// the stream.
+func TestCountUnverifiedFlag(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+	cfg := writeConfig(t, aggregatesConfig)
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{ModeErrors, "--error-table", "e", "--table", "t"}, ExitLeftover},
+		{[]string{ModeS3, "--bucket", "b", "--stream", arn, "--table", "t"}, ExitLeftover},
+		{[]string{ModeDLQ, "--queue-url", "u", "--stream", arn, "--table", "t"}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			t.Setenv(processor.EnvConfigFile, "")
+			give := append(append([]string(nil), tt.args...), "--config", cfg, "--aggregate-table", "agg", "--"+FlagCountUnverified)
+			var out, errOut bytes.Buffer
+			if got := run(context.Background(), give, &out, &errOut, noClients); got != tt.want {
+				t.Errorf("exit = %d, want %d; stderr:\n%s", got, tt.want, errOut.String())
+			}
+		})
+	}
+}
+
+// TestFormatSummaryUnverified: the summary names the records stored but left uncounted because their payload was
+// not verified against the stream, and the flag that counts them, in the modes that can have such records.
+func TestFormatSummaryUnverified(t *testing.T) {
+	const line = "  aggregates: 2 records stored, left uncounted: payload not verified against the stream"
+	tests := []struct {
+		mode       string
+		unverified int
+		want       bool
+	}{
+		{ModeErrors, 2, true},
+		{ModeS3, 2, true},
+		{ModeErrors, 0, false},
+		{ModeS3, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d", tt.mode, tt.unverified), func(t *testing.T) {
+			got := formatSummary(tt.mode, redrive.Summary{Aggregates: redrive.AggregatesRecount,
+				Records: redrive.RecordCounts{Read: 3, Written: 3, Recounted: 1, Unverified: tt.unverified}})
+			has := strings.Contains(got, line) && strings.Contains(got, "--"+FlagCountUnverified)
+			if has != tt.want || strings.Contains(got, "left uncounted") != tt.want {
+				t.Errorf("summary names the unverified records: %v, want %v:\n%s", has, tt.want, got)
 			}
 		})
 	}
