@@ -73,7 +73,8 @@ func sumsByKey(t *testing.T, db *dynamodb.Client, table string) string {
 // TestS3UnverifiedPayloadNotCounted: the event source mapping gave up on two records (the aggregate ledger records a
 // give-up range over them, so a recount would count them), and the stream no longer holds them (past retention). The
 // failure bucket's object for them carries forged values. A redrive stores them insert-only but counts nothing,
-// keeps the object and reports them (RecordCounts.Unverified, OutcomeFailed), run after run; with CountUnverified
+// keeps the object and reports them (RecordCounts.Unverified, OutcomeFailed), run after run (also with
+// AllowOverwriteUnverified, which changes how the data is written, not what is trusted); with CountUnverified
 // they are counted once, and the object put back and redriven again adds nothing. The aggregates are read back from
 // the table and compared with sums computed here from the payloads.
 func TestS3UnverifiedPayloadNotCounted(t *testing.T) {
@@ -133,11 +134,11 @@ func TestS3UnverifiedPayloadNotCounted(t *testing.T) {
 	key := mappingPrefix(shard) + "2025-01-02T03.04.05-forged"
 	object := e.s3Object(t, shard, seqs[1:3], []string{fmt.Sprintf(`{"cat":"a","v":%d}`, forged[0]), fmt.Sprintf(`{"cat":"a","v":%d}`, forged[1])}, true)
 	b.put(t, key, object)
-	redriveS3 := func(count bool) (redrive.Summary, []redrive.Result) {
+	redriveS3 := func(count, overwrite bool) (redrive.Summary, []redrive.Result) {
 		t.Helper()
 		var results []redrive.Result
 		sum, err := newRedriver(t, e.s3Clients(b), e, func(o *redrive.Options) {
-			o.Config, o.AggregateTableName, o.CountUnverified = cfg, agg, count
+			o.Config, o.AggregateTableName, o.CountUnverified, o.AllowOverwriteUnverified = cfg, agg, count, overwrite
 			o.Result = func(r redrive.Result) { results = append(results, r) }
 		}).S3(ctx, redrive.S3Input{Bucket: b.name, Delete: true})
 		if err != nil {
@@ -146,8 +147,9 @@ func TestS3UnverifiedPayloadNotCounted(t *testing.T) {
 		return sum, results
 	}
 
+	// Round 1 writes the data conditionally (AllowOverwriteUnverified): the payload is no more verified for that.
 	for round := range 2 {
-		sum, results := redriveS3(false)
+		sum, results := redriveS3(false, round == 1)
 		if len(results) != 1 || results[0].Outcome != redrive.OutcomeFailed || !strings.Contains(results[0].Reason, "not verified against the stream") ||
 			sum.Records.Unverified != 2 || sum.Records.Recounted != 0 || sum.Records.Written != 2 || len(sum.Unrecoverable) != 1 {
 			t.Errorf("default round %d: summary %+v, results %+v; want the 2 records stored, unverified, not recounted, the object left behind", round, sum, results)
@@ -161,7 +163,7 @@ func TestS3UnverifiedPayloadNotCounted(t *testing.T) {
 	}
 	counted := want(4, values[0]+values[3]+forged[0]+forged[1])
 	for round := range 2 {
-		sum, results := redriveS3(true)
+		sum, results := redriveS3(true, false)
 		wantRecounted := 2
 		if round == 1 {
 			wantRecounted = 0
