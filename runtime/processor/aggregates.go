@@ -34,6 +34,10 @@ const (
 	// MetricAggregateUnseen counts records a redrive or replay stored but did not count because the aggregate
 	// ledger never saw them delivered (aggregate.RecountResult.Unseen; Options.RecountUnseen counts them) (Count).
 	MetricAggregateUnseen = "AggregateUnseen"
+	// MetricAggregateUnverified counts records a redrive stored but did not count because their payload was not
+	// verified against the stream (Options.Unverified, Options.InsertOnly; Options.RecountUnverified counts them)
+	// (Count).
+	MetricAggregateUnverified = "AggregateUnverified"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

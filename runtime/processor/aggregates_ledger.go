@@ -147,7 +147,8 @@ func (b *batch) endLedger(ctx context.Context, ledgers map[string]*aggr.Batch) i
 // recountAggregates counts each stored record with contributions where the ledger shows the pipeline did not
 // (aggregate.Store.RecountBatch: one write per item for the whole batch, so records sharing an item do not contend
 // for it), for Options.RecountAggregates: no fence moves, no ledger state is written. A record whose recount fails
-// is reported for retry (recounting it again decides the same way).
+// is reported for retry (recounting it again decides the same way). Unverified records (Options.Unverified) are
+// not counted, only reported (MetricAggregateUnverified), unless Options.RecountUnverified.
 func (b *batch) recountAggregates(ctx context.Context) {
 	var idx []int
 	var records [][]aggr.Contribution
@@ -160,6 +161,11 @@ func (b *batch) recountAggregates(ctx context.Context) {
 		records = append(records, r.contribs)
 	}
 	if len(records) == 0 {
+		return
+	}
+	if b.p.aggs.uncounted {
+		// Unverified payloads: their values may be forged, so they are never counted (Options.Unverified).
+		b.p.emitAggregateMetrics(0, 0, 0, 0, 0, len(records))
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
@@ -178,5 +184,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			r.out, r.err = outFailed, safeReason("aggregates not recounted")
 		}
 	}
-	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen)
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, 0)
 }

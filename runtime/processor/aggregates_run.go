@@ -18,6 +18,9 @@ type aggregates struct {
 	list    []*compiledAggregate
 	store   *aggr.Store
 	recount bool // Options.RecountAggregates: Store.Recount per stored record, no fences, no ledger state
+	// uncounted: a recount of unverified records (Options.Unverified or InsertOnly, without RecountUnverified):
+	// their contributions are computed, never counted.
+	uncounted bool
 }
 
 // aggregateDB is what the aggregate store needs of db.
@@ -58,7 +61,7 @@ func newAggregates(db DB, o *Options) (*aggregates, error) {
 	}
 	return &aggregates{list: list, store: &aggr.Store{DB: db.(aggregateDB), Table: o.AggregateTableName,
 		Measures: measures, MaxInFlight: o.MaxInFlight, CountUnseen: o.RecountAggregates && o.RecountUnseen},
-		recount: o.RecountAggregates}, nil
+		recount: o.RecountAggregates, uncounted: o.RecountAggregates && (o.Unverified || o.InsertOnly) && !o.RecountUnverified}, nil
 }
 
 // contribute computes record i's contributions, nil without aggregates.
@@ -144,13 +147,14 @@ func (b *batch) applyAggregates(ctx context.Context) {
 	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
 		return
 	}
-	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0)
+	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0, 0)
 }
 
 // emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
 // recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted, nor
-// unseen: the records a recount left uncounted because the ledger never saw them).
-func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen int) {
+// unseen: the records a recount left uncounted because the ledger never saw them, nor unverified: those it left
+// uncounted because their payload is unverified).
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen, unverified int) {
 	fn := p.functionName
 	if fn == "" {
 		fn = "unknown"
@@ -164,6 +168,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted,
 		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}`...)
 	if recounted >= 0 {
 		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"},{"Name":"`+MetricAggregateUnseen+`","Unit":"Count"}`...)
+		b = append(b, `,{"Name":"`+MetricAggregateUnverified+`","Unit":"Count"}`...)
 	}
 	b = append(b, `]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
@@ -173,6 +178,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted,
 	if recounted >= 0 {
 		b = appendMetric(b, MetricAggregateRecounted, int64(recounted))
 		b = appendMetric(b, MetricAggregateUnseen, int64(unseen))
+		b = appendMetric(b, MetricAggregateUnverified, int64(unverified))
 	}
 	b = append(b, "}\n"...)
 	p.metricsMu.Lock()

@@ -143,7 +143,9 @@
 // aggregates are configured. Around the aggregate writes run the ledger's steps (BeginBatch before the batch's
 // writes, MarkErrors before Apply, EndBatch after), which let the tools that run records out of order (kdp
 // redrive, kdp replay) count exactly once: Options.RecountAggregates counts each stored record only where the
-// pipeline did not (aggregate.Store.Recount, MetricAggregateRecounted), never moving a fence.
+// pipeline did not (aggregate.Store.Recount, MetricAggregateRecounted), never moving a fence. A record whose payload
+// the stream did not vouch for (Options.Unverified, InsertOnly) is never recounted unless Options.RecountUnverified:
+// anyone able to write its source could forge the values counted (MetricAggregateUnverified counts them).
 // Options.SkipAggregates turns aggregates off (data items only).
 //
 // Aggregate expressions (AggregateValue.Expression, AggregateMeasure.Expression) see what Transform's see, but

@@ -100,6 +100,16 @@ type Options struct {
 	// aggregate table (aggregate.Store.CountUnseen: for a record the pipeline counted, it counts it twice). For
 	// redrives of on-failure ranges whose source only Lambda writes. Default: false.
 	RecountUnseen bool
+	// Unverified says the records' payloads come from a source the stream did not vouch for (an error-table entry,
+	// or a queue message or bucket object past the stream's retention): anyone able to write that source could have
+	// forged their values. InsertOnly implies it. With RecountAggregates, the contributions of such records are
+	// computed (a record whose contributions cannot be computed still goes to the error table) but never counted,
+	// unless RecountUnverified: each stored record left uncounted so is counted in MetricAggregateUnverified.
+	// Default: false.
+	Unverified bool
+	// RecountUnverified, with RecountAggregates, recounts unverified records (Unverified, InsertOnly) as verified
+	// ones are, on the caller's word that their source was not forged. Default: false.
+	RecountUnverified bool
 }
 
 // Processor processes batches of Kinesis records into DynamoDB. It is safe for concurrent use.

@@ -115,4 +115,11 @@
 // (processor.MetricAggregateRecounted). A dry run reads the aggregate table and writes nothing to it: it counts what
 // it would recount. Options.SkipAggregates (--skip-aggregates) stores data only: the records it stores stay
 // uncounted (a later replay of their window with the aggregate table counts them, while the stream holds them).
+//
+// Records the stream cannot vouch for (payload records past its retention, error entries it does not confirm) are
+// stored insert-only but never counted by default (processor.Options.Unverified): a forged entry, message or
+// object at a position the ledger shows uncounted would otherwise count the forger's values. RecordCounts.Unverified
+// names them (processor.MetricAggregateUnverified), their source is kept and the outcome is OutcomeFailed, as for
+// records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified) counts them on
+// the operator's word.
 package redrive

@@ -317,6 +317,9 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 	case !br.ok():
 		res.Outcome, res.Reason = OutcomeFailed, "not stored: a transient failure (see the processor's warnings); the entry is kept"
 		return res
+	case len(uncounted(br.counts)) > 0:
+		res.Outcome, res.Reason = OutcomeFailed, strings.Join(uncounted(br.counts), "; ")
+		return res
 	}
 	res.Outcome = OutcomeRecovered
 	if r.opts.DryRun {

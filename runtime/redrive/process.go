@@ -51,6 +51,8 @@ func newRunner(db DB, o Options) (*runner, error) {
 			// Out of stream order: never the pipeline's fenced counting (see runtime/aggregate), a recount or nothing.
 			// Unseen records are counted on the word of the on-failure range: only with the stream's own payload.
 			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, o.CountUnseen && verified)
+			// Unverified payloads may be forged: counted only on the operator's word.
+			po.Unverified, po.RecountUnverified = !verified, !verified && o.CountUnverified
 		})
 		p, err := processor.New(rdb, fns...)
 		return p, rdb, err
@@ -112,6 +114,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 			Read: len(ev.Records), Written: m[processor.MetricRecordsWritten], Skipped: m[processor.MetricRecordsSkipped],
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
 			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
+			Unverified: r.metrics.Unverified(),
 		},
 		errorReasons: r.db.reasons(),
 	}

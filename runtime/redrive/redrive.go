@@ -106,6 +106,13 @@ type Options struct {
 	// it only for the DLQ and S3 inputs, and only when nothing but Lambda writes the queue or bucket: a range forged
 	// over records the pipeline counted would count them twice. Default: false: those records stay uncounted.
 	CountUnseen bool
+	// CountUnverified also counts into the aggregates the records whose payload the stream cannot vouch for (S3
+	// payload records past the stream's retention, error-table entries not verified against it;
+	// processor.Options.RecountUnverified), on the operator's word: anyone able to write the error table, the
+	// bucket or the queue could forge a payload at a position the ledger says the pipeline did not count, and its
+	// values would be counted. Default: false: those records are stored (insert-only) but stay uncounted, named in
+	// RecordCounts.Unverified, and their sources are kept.
+	CountUnverified bool
 	// DryRun reads and transforms but writes and deletes nothing. Default: false.
 	DryRun bool
 	// Rate is the most records processed per second; 0 means no limit. Default: 0.
@@ -261,6 +268,9 @@ type RecordCounts struct {
 	// (processor.MetricAggregateUnseen): in an on-failure range, records of a batch given up while none of its
 	// attempts reached the aggregate table; Options.CountUnseen counts them.
 	Unseen int
+	// Unverified counts records stored but not counted into the aggregates because their payload was not
+	// verified against the stream (processor.MetricAggregateUnverified); Options.CountUnverified counts them.
+	Unverified int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -272,6 +282,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Refused += o.Refused
 	c.Recounted += o.Recounted
 	c.Unseen += o.Unseen
+	c.Unverified += o.Unverified
 }
 
 // Summary counts a run's sources by outcome and their records.

@@ -93,15 +93,30 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 	}
 	reasons = append(reasons, b.failed...)
-	if b.counts.Unseen > 0 && res.Outcome == OutcomeRecovered {
+	if why := uncounted(b.counts); len(why) > 0 && res.Outcome == OutcomeRecovered {
 		// Stored, but not counted into the aggregates: the source is kept for a run that may count them.
 		res.Outcome = OutcomeFailed
-		reasons = append(reasons, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
-			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", b.counts.Unseen))
+		reasons = append(reasons, why...)
 	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
+}
+
+// uncounted says why records c counts were stored but left uncounted into the aggregates, none when there are none:
+// the ledger never saw them (Unseen), or their payload was not verified against the stream (Unverified). Their
+// source is kept for a run with the option that counts them.
+func uncounted(c RecordCounts) []string {
+	var why []string
+	if c.Unseen > 0 {
+		why = append(why, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
+			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", c.Unseen))
+	}
+	if c.Unverified > 0 {
+		why = append(why, fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream "+
+			"(anyone able to write the source could have forged it): the source is kept for a run with CountUnverified (--count-unverified)", c.Unverified))
+	}
+	return why
 }
 
 // refusedReason says why n records were refused.

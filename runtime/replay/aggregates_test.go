@@ -59,6 +59,8 @@ func (c *tableCalls) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opt
 // TestReplayAggregates: a configuration with aggregates is replayed with the aggregate table (its stored records are
 // looked up there, to be counted where the pipeline did not count them), or with SkipAggregates (the aggregate table
 // is never touched); without either, New refuses it. A dry run reads the aggregate table and writes nothing at all.
+// Records come from the stream, so they are verified: a caller's processor option marking them unverified is
+// overridden and they are still looked up to be counted.
 func TestReplayAggregates(t *testing.T) {
 	cfg, err := processor.ParseConfig([]byte(`{"aggregates":[{"name":"perMinute","windowSeconds":60,"measures":[{"name":"n","kind":"count"}]}]}`))
 	if err != nil {
@@ -68,6 +70,7 @@ func TestReplayAggregates(t *testing.T) {
 		name         string
 		table        string
 		skip, dryRun bool
+		unverified   bool // a caller's ProcessorOptions set processor.Options.Unverified
 		wantErr      string
 		wantMode     redrive.AggregateMode
 		wantAggReads bool
@@ -78,6 +81,7 @@ func TestReplayAggregates(t *testing.T) {
 		{name: "skip", skip: true, wantMode: redrive.AggregatesSkip, wantItems: 1},
 		{name: "skip with a table", table: "agg", skip: true, wantMode: redrive.AggregatesSkip, wantItems: 1},
 		{name: "dry run", table: "agg", dryRun: true, wantMode: redrive.AggregatesRecount, wantAggReads: true},
+		{name: "recount, the caller says unverified", table: "agg", unverified: true, wantMode: redrive.AggregatesRecount, wantAggReads: true, wantItems: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +95,9 @@ func TestReplayAggregates(t *testing.T) {
 			r, err := replay.New(replay.Clients{DB: db, Kinesis: ks}, func(o *replay.Options) {
 				o.StreamARN, o.Since, o.TableName, o.Config = attackARN, now.Add(-time.Hour), "data", cfg
 				o.AggregateTableName, o.SkipAggregates, o.DryRun = tt.table, tt.skip, tt.dryRun
+				if tt.unverified {
+					o.ProcessorOptions = append(o.ProcessorOptions, func(po *processor.Options) { po.Unverified = true })
+				}
 			})
 			if tt.wantErr != "" {
 				var ue *replay.UsageError

@@ -54,6 +54,8 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 		// recount or nothing.
 		po.AggregateTableName = o.AggregateTableName
 		po.SkipAggregates, po.RecountAggregates = o.SkipAggregates, !o.SkipAggregates
+		// Every record comes from the stream (GetRecords): verified, counted like the pipeline's own.
+		po.Unverified = false
 	})
 	p, err := processor.New(cdb, fns...)
 	if err != nil {

@@ -79,3 +79,34 @@ func TestCaptureRecounted(t *testing.T) {
 		})
 	}
 }
+
+func TestCaptureUnverified(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   int
+	}{
+		{"nothing written", nil, 0},
+		{"no line carries it", []string{"{\"RecordsWritten\":3}\n{\"AggregateUnseen\":2,\"AggregateRecounted\":1}\n"}, 0},
+		{"on the aggregates' line", []string{"{\"AggregateRecounted\":0,\"AggregateUnverified\":2}\n{\"RecordsWritten\":3}\n"}, 2},
+		{"added up over lines", []string{"{\"AggregateUnverified\":1}\n{\"AggregateUnverified\":", "4}\n"}, 5},
+		{"a partial line does not count yet", []string{"{\"AggregateUnverified\":2}\n{\"AggregateUnverified\":3}"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c emfcount.Capture
+			for _, w := range tt.writes {
+				if _, err := c.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.Unverified(); got != tt.want {
+				t.Errorf("Unverified() = %d, want %d", got, tt.want)
+			}
+			c.Reset()
+			if got := c.Unverified(); got != 0 {
+				t.Errorf("after Reset, Unverified() = %d", got)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,7 +178,8 @@ func (d *aggDB) DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*
 // TestAggregateTableReachesTheProcessor: an error-table redrive of a configuration with aggregates runs the
 // processor with the aggregate table --aggregate-table names: the records it stores are looked up there (to be
 // counted where the pipeline did not count them). With --skip-aggregates the aggregate table is never touched; a dry
-// run reads it but sends it no write, and its summary says the aggregates were not recounted.
+// run reads it but sends it no write, and its summary says the aggregates were not recounted. The entry cannot be
+// verified (no --stream): without --count-unverified it is stored but not looked up nor counted, and the run exits 1.
 func TestAggregateTableReachesTheProcessor(t *testing.T) {
 	const shard = "shardId-000000000000"
 	const seq = "49590338271490256608559692538361571095921575989136588802"
@@ -203,12 +205,15 @@ func TestAggregateTableReachesTheProcessor(t *testing.T) {
 		wantAggWrites  bool // may the aggregate table receive writes (only a real recount may)
 		wantDataWrites int
 		wantSummary    string
+		wantCode       int
 	}{
-		{name: "recount", extra: []string{"--aggregate-table", "agg"}, wantAggReads: true, wantAggWrites: true, wantDataWrites: 1,
+		{name: "recount", extra: []string{"--aggregate-table", "agg", "--" + FlagCountUnverified}, wantAggReads: true, wantAggWrites: true, wantDataWrites: 1,
 			wantSummary: "  aggregates: "},
+		{name: "unverified left uncounted", extra: []string{"--aggregate-table", "agg"}, wantDataWrites: 1, wantCode: ExitLeftover,
+			wantSummary: "  aggregates: 1 records stored, left uncounted: payload not verified against the stream"},
 		{name: "skip", extra: []string{"--skip-aggregates"}, wantDataWrites: 1,
 			wantSummary: "  aggregates: not recounted (--skip-aggregates): the records stored are left uncounted"},
-		{name: "dry run", extra: []string{"--aggregate-table", "agg", "--dry-run"}, wantAggReads: true,
+		{name: "dry run", extra: []string{"--aggregate-table", "agg", "--dry-run", "--" + FlagCountUnverified}, wantAggReads: true,
 			wantSummary: "  aggregates: not recounted (dry run: nothing written to the aggregate table); 0 records would be recounted"},
 	}
 	for _, tt := range tests {
@@ -221,8 +226,8 @@ func TestAggregateTableReachesTheProcessor(t *testing.T) {
 			clients := func(context.Context, clientOptions) (redrive.Clients, error) { return redrive.Clients{DB: db}, nil }
 			args := append([]string{ModeErrors, "--error-table", "e", "--table", "t", "--config", config}, tt.extra...)
 			var out, errOut bytes.Buffer
-			if code := run(context.Background(), args, &out, &errOut, clients); code != ExitOK {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, ExitOK, out.String(), errOut.String())
+			if code := run(context.Background(), args, &out, &errOut, clients); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out.String(), errOut.String())
 			}
 			if got := db.count(db.reads, "agg") > 0; got != tt.wantAggReads {
 				t.Errorf("aggregate table read: %v, want %v", got, tt.wantAggReads)
@@ -289,6 +294,58 @@ func TestCountUnseenFlag(t *testing.T) {
 			var out, errOut bytes.Buffer
 			if got := run(context.Background(), give, &out, &errOut, noClients); got != tt.want {
 				t.Errorf("exit = %d, want %d; stderr:\n%s", got, tt.want, errOut.String())
+			}
+		})
+	}
+}
+
+// TestCountUnverifiedFlag: --count-unverified exists for the inputs whose payloads may be unverified (errors: entries
+// the stream does not confirm; s3: payload records past its retention), and not for dlq, whose records all come from
+// the stream.
+func TestCountUnverifiedFlag(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+	cfg := writeConfig(t, aggregatesConfig)
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{ModeErrors, "--error-table", "e", "--table", "t"}, ExitLeftover},
+		{[]string{ModeS3, "--bucket", "b", "--stream", arn, "--table", "t"}, ExitLeftover},
+		{[]string{ModeDLQ, "--queue-url", "u", "--stream", arn, "--table", "t"}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			t.Setenv(processor.EnvConfigFile, "")
+			give := append(append([]string(nil), tt.args...), "--config", cfg, "--aggregate-table", "agg", "--"+FlagCountUnverified)
+			var out, errOut bytes.Buffer
+			if got := run(context.Background(), give, &out, &errOut, noClients); got != tt.want {
+				t.Errorf("exit = %d, want %d; stderr:\n%s", got, tt.want, errOut.String())
+			}
+		})
+	}
+}
+
+// TestFormatSummaryUnverified: the summary names the records stored but left uncounted because their payload was
+// not verified against the stream, and the flag that counts them, in the modes that can have such records.
+func TestFormatSummaryUnverified(t *testing.T) {
+	const line = "  aggregates: 2 records stored, left uncounted: payload not verified against the stream"
+	tests := []struct {
+		mode       string
+		unverified int
+		want       bool
+	}{
+		{ModeErrors, 2, true},
+		{ModeS3, 2, true},
+		{ModeErrors, 0, false},
+		{ModeS3, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d", tt.mode, tt.unverified), func(t *testing.T) {
+			got := formatSummary(tt.mode, redrive.Summary{Aggregates: redrive.AggregatesRecount,
+				Records: redrive.RecordCounts{Read: 3, Written: 3, Recounted: 1, Unverified: tt.unverified}})
+			has := strings.Contains(got, line) && strings.Contains(got, "--"+FlagCountUnverified)
+			if has != tt.want || strings.Contains(got, "left uncounted") != tt.want {
+				t.Errorf("summary names the unverified records: %v, want %v:\n%s", has, tt.want, got)
 			}
 		})
 	}

@@ -59,6 +59,8 @@ const (
 	FlagSkipAggregates           = "skip-aggregates"
 	// FlagCountUnseen counts records of on-failure ranges the aggregate ledger never saw (dlq and s3 modes).
 	FlagCountUnseen = "count-unseen"
+	// FlagCountUnverified counts records whose payload the stream cannot vouch for (errors and s3 modes).
+	FlagCountUnverified = "count-unverified"
 )
 
 // Main runs the command with args (the arguments after the program name) and returns its exit status. AWS access
@@ -126,6 +128,7 @@ type common struct {
 	aggregateTable                        string
 	dryRun, verbose, allowOverwrite       bool
 	skipAggregates, countUnseen           bool
+	countUnverified                       bool
 	rate                                  float64
 	batchSize                             int
 }
@@ -149,6 +152,12 @@ func (c *common) register(fs *flag.FlagSet, mode string) {
 			"also count into the aggregates the records of these on-failure ranges that the aggregate ledger never saw delivered "+
 				"(a batch given up while DynamoDB was unreachable for all its attempts); trusts the ranges: only when nothing but Lambda writes the "+
 				"queue or bucket (without it those records are stored but stay uncounted)")
+	}
+	if mode == ModeErrors || mode == ModeS3 {
+		fs.BoolVar(&c.countUnverified, FlagCountUnverified, false,
+			"also count into the aggregates the records whose payload the stream cannot vouch for (error entries it does not confirm, "+
+				"payload records past its retention); trusts their source: anyone able to write the error table or the bucket could forge "+
+				"the values counted (without it those records are stored, left uncounted, and their sources kept)")
 	}
 	fs.BoolVar(&c.dryRun, FlagDryRun, false, "read and transform, but write, delete and send nothing; report what would happen")
 	fs.Float64Var(&c.rate, "rate", 0, "most records processed (and read from the stream) per second (0: no limit)")
@@ -281,6 +290,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		o.TableName, o.ErrorTableName, o.Config, o.StreamARN = c.table, c.errorTable, cfg, c.stream
 		o.DryRun, o.Rate, o.BatchSize, o.AllowOverwriteUnverified = c.dryRun, c.rate, c.batchSize, c.allowOverwrite
 		o.AggregateTableName, o.SkipAggregates, o.CountUnseen = c.aggregateTable, c.skipAggregates, c.countUnseen
+		o.CountUnverified = c.countUnverified
 		// The text handler quotes (and so escapes) any value that is not plain printable text.
 		o.Logger = slog.New(slog.NewTextHandler(prog.logWriter(), &slog.HandlerOptions{Level: level}))
 		o.Progress = prog.update

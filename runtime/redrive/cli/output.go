@@ -95,6 +95,9 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if (mode == ModeDLQ || mode == ModeS3) && s.Records.Unseen > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnseen(s.Records.Unseen))
 		}
+		if (mode == ModeErrors || mode == ModeS3) && s.Records.Unverified > 0 {
+			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnverified(s.Records.Unverified))
+		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
@@ -192,6 +195,14 @@ func FormatUnseen(n int) string {
 	return fmt.Sprintf("%d records of these on-failure ranges left uncounted: the aggregate ledger never saw them "+
 		"(a batch given up while DynamoDB was unreachable for all its attempts); run again with --%s to count them, "+
 		"if only the mapping can write this queue or bucket", n, FlagCountUnseen)
+}
+
+// FormatUnverified says that n records were stored but left uncounted because their payload was not verified
+// against the stream, and how to count them.
+func FormatUnverified(n int) string {
+	return fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream (an error entry or "+
+		"payload record past the stream's retention: anyone able to write the error table or bucket could have forged it); "+
+		"their sources are kept; run again with --%s to count them, if you trust their source", n, FlagCountUnverified)
 }
 
 // FormatAggregates says what a run did with the configuration's aggregates, "" when it has none: the records
