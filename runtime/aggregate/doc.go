@@ -143,6 +143,8 @@
 //   - p <= delivered and Store.CountUnseen (unseen: the caller vouches that the mapping gave p up while none of
 //     its batch's attempts reached BeginBatch, a DynamoDB outage; kdp redrive --count-unseen, on the word of the
 //     on-failure range): apply iff p is not in X's set;
+//   - p <= delivered, before forgot (forgotten: p may lie in a give-up range the state dropped): nothing, and
+//     the result says so (RecountForgotten);
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
 //
 // RecountBatch does this for a whole batch of a redrive or replay at once: shard states read once, markers once
@@ -182,8 +184,8 @@
 //     (ErrItemFull), not counted there, and its source kept (more would need overflow items under the same pk).
 //   - Give-up ranges older than the newest MaxLedgerGaps are dropped from the state (forgot keeps the newest
 //     end dropped). A recount of a record before forgot that is not marked, in no gap and not in flight cannot
-//     tell counted from uncounted: it counts nothing and reports it (RecountResult.Forgotten, Class
-//     RecountForgotten; Store.CountUnseen does not count it), and kdp redrive keeps its source and exits 1.
+//     tell counted from uncounted: it counts nothing and reports it (RecountForgotten; Store.CountUnseen
+//     does not count it either), and kdp redrive keeps its source and exits 1.
 //   - (Not a count lost, but a stall.) A single KPL aggregate whose user records sent to the error table outnumber
 //     Store.LedgerPositions cannot be marked: Lambda redelivers the whole aggregate, whose earlier user records'
 //     marks fill the state again each time, until the mapping gives up on it (a give-up range, recounted by a

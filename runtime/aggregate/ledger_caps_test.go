@@ -183,3 +183,73 @@ func markedSeqs(t *testing.T, db *fakeDB) []uint64 {
 	slices.Sort(out)
 	return out
 }
+
+// TestLedgerForgottenRangeReported: the mapping gives up on record 1 after the pipeline counted it into group a
+// but not b (its write there failed), then on more than MaxLedgerGaps later batches, so the shard state drops the
+// range holding 1 (AttrForgot). A recount of 1 cannot tell counted from uncounted: it must count nothing, with or
+// without CountUnseen, and report the record as forgotten (not as counted by the pipeline), so a redrive keeps its
+// source; a record of a range still held is recounted by the gap rule, and one the pipeline counted after the
+// ranges is reported counted.
+func TestLedgerForgottenRangeReported(t *testing.T) {
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: fake, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	deliver := func(first, last uint64, apply []Contribution, failed [][]byte, firstFail []byte) {
+		t.Helper()
+		b, err := s.BeginBatch(ctx, "shard-1", pos(first), pos(last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkErrors(ctx, b, nil, failed); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range s.Apply(ctx, apply, b.Gaps...) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		if err := s.EndBatch(ctx, b, firstFail); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(1, 1, ledgerContrib(1)[:1], nil, pos(1)) // group a only: b's write "failed", 1 reported
+	q := uint64(10)
+	for range MaxLedgerGaps + 1 { // each batch fails transiently, and the mapping gives up on it
+		deliver(q, q, nil, [][]byte{pos(q)}, pos(q))
+		q += 10
+	}
+	deliver(q, q, ledgerContrib(q), nil, nil) // then one goes through
+	st, err := s.ReadShardState(ctx, "shard-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Forgot == nil || len(st.Gaps) != MaxLedgerGaps {
+		t.Fatalf("state: forgot %x, %d gaps; want a forgotten range and %d gaps", st.Forgot, len(st.Gaps), MaxLedgerGaps)
+	}
+	tests := []struct {
+		name       string
+		seq        uint64
+		unseen     bool
+		want       RecountClass
+		counted    bool
+		wantUnseen bool // reported unseen (uncounted for want of CountUnseen)
+	}{
+		{"in the forgotten range", 1, false, RecountForgotten, false, false},
+		{"in the forgotten range, CountUnseen", 1, true, RecountForgotten, false, false},
+		{"in a range still held", q - 10, false, RecountGap, true, false},
+		{"counted by the pipeline", q, false, RecountCounted, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.CountUnseen = tt.unseen
+			r := s.Recount(ctx, ledgerContrib(tt.seq))
+			if r.Err != nil || r.Class != tt.want || r.Counted() != tt.counted || r.Unseen != tt.wantUnseen {
+				t.Errorf("recount of %d: class %v, applied %d, unseen %v, err %v; want %v, counted %v, unseen %v",
+					tt.seq, r.Class, r.Applied, r.Unseen, r.Err, tt.want, tt.counted, tt.wantUnseen)
+			}
+		})
+	}
+	s.CountUnseen = false
+	checkTotals(t, fake, "a", []uint64{1, q - 10, q})
+	checkTotals(t, fake, "b", []uint64{q - 10, q})
+}

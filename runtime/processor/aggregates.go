@@ -34,6 +34,10 @@ const (
 	// MetricAggregateUnseen counts records a redrive or replay stored but did not count because the aggregate
 	// ledger never saw them delivered (aggregate.RecountResult.Unseen; Options.RecountUnseen counts them) (Count).
 	MetricAggregateUnseen = "AggregateUnseen"
+	// MetricAggregateForgotten counts records a redrive or replay stored but did not count because they lie before
+	// the end of a give-up range the aggregate ledger dropped (aggregate.RecountForgotten: uncounted or counted,
+	// nothing tells) (Count).
+	MetricAggregateForgotten = "AggregateForgotten"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

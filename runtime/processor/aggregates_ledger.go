@@ -190,13 +190,15 @@ func (b *batch) recountAggregates(ctx context.Context) {
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
-	failures, recounted, unseen := 0, 0, 0
+	failures, recounted, unseen, forgotten := 0, 0, 0, 0
 	for j, rr := range res.Records {
 		r := &b.recs[idx[j]]
 		if rr.Counted() {
 			recounted++
 		} else if rr.Unseen && rr.Class != aggr.RecountUnseen { // unseen, and not counted for want of RecountUnseen
 			unseen++
+		} else if rr.Class == aggr.RecountForgotten {
+			forgotten++
 		}
 		if rr.Err != nil {
 			failures++
@@ -205,5 +207,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			r.out, r.err = outFailed, safeReason("aggregates not recounted")
 		}
 	}
-	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen)
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, forgotten)
 }

@@ -112,6 +112,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 			Read: len(ev.Records), Written: m[processor.MetricRecordsWritten], Skipped: m[processor.MetricRecordsSkipped],
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
 			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
+			Forgotten: r.metrics.Forgotten(),
 		},
 		errorReasons: r.db.reasons(),
 	}

@@ -261,6 +261,10 @@ type RecordCounts struct {
 	// (processor.MetricAggregateUnseen): in an on-failure range, records of a batch given up while none of its
 	// attempts reached the aggregate table; Options.CountUnseen counts them.
 	Unseen int
+	// Forgotten counts records stored but not counted because they lie before a give-up range the aggregate
+	// ledger dropped (processor.MetricAggregateForgotten): they may be uncounted, and nothing counts them
+	// (not even Options.CountUnseen); their sources are kept.
+	Forgotten int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -272,6 +276,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Refused += o.Refused
 	c.Recounted += o.Recounted
 	c.Unseen += o.Unseen
+	c.Forgotten += o.Forgotten
 }
 
 // Summary counts a run's sources by outcome and their records.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 )
 
@@ -99,9 +100,24 @@ func (b *batcher) result(res *Result) {
 		reasons = append(reasons, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
 			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", b.counts.Unseen))
 	}
+	if b.counts.Forgotten > 0 {
+		// Stored, and perhaps uncounted: the ledger dropped the give-up range they may lie in. Nothing counts them.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
+		reasons = append(reasons, forgottenReason(b.counts.Forgotten))
+	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
+}
+
+// forgottenReason says why n records stored were not counted into the aggregates: they lie before a give-up range
+// the aggregate ledger dropped (aggregate.MaxLedgerGaps), so it cannot tell whether the pipeline counted them.
+func forgottenReason(n int) string {
+	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: they lie before the end of a "+
+		"give-up range the aggregate ledger no longer holds (more than %d give-ups on the shard since), so nothing tells whether the "+
+		"pipeline counted them; the source is kept (--count-unseen does not count them)", n, aggregate.MaxLedgerGaps)
 }
 
 // refusedReason says why n records were refused.

@@ -17,14 +17,15 @@ var counted = []string{processor.MetricRecordsWritten, processor.MetricRecordsSk
 // Capture is an io.Writer for processor.Options.MetricsWriter that keeps the counts of the last complete metrics
 // line holding record counts (other lines, such as the aggregates' metrics, are passed over). Self-test records stored in the error table (processor.MetricSelfTestRecordsToErrorTable) are added to
 // processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other. It also adds up
-// processor.MetricAggregateRecounted and processor.MetricAggregateUnseen over every line since Reset, whichever
-// line carries them (Recounted, Unseen).
+// processor.MetricAggregateRecounted, processor.MetricAggregateUnseen and processor.MetricAggregateForgotten over
+// every line since Reset, whichever line carries them (Recounted, Unseen, Forgotten).
 type Capture struct {
 	mu        sync.Mutex
 	buf       bytes.Buffer
 	count     map[string]int
 	recounted int
 	unseen    int
+	forgotten int
 }
 
 // Write keeps the counts of each complete line of p; a partial line waits for the rest.
@@ -50,6 +51,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 		if f, ok := v[processor.MetricAggregateUnseen].(float64); ok {
 			c.unseen += int(f)
 		}
+		if f, ok := v[processor.MetricAggregateForgotten].(float64); ok {
+			c.forgotten += int(f)
+		}
 		m := map[string]int{}
 		for _, name := range counted {
 			if f, ok := v[name].(float64); ok {
@@ -71,7 +75,7 @@ func (c *Capture) Reset() {
 	defer c.mu.Unlock()
 	c.buf.Reset()
 	c.count = nil
-	c.recounted, c.unseen = 0, 0
+	c.recounted, c.unseen, c.forgotten = 0, 0, 0
 }
 
 // Last returns the counts of the last complete metrics line, and false when there was none since Reset.
@@ -95,4 +99,12 @@ func (c *Capture) Unseen() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.unseen
+}
+
+// Forgotten returns the records a recount left uncounted because they lie before a give-up range the aggregate
+// ledger dropped, since Reset (processor.MetricAggregateForgotten, summed over every complete line).
+func (c *Capture) Forgotten() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forgotten
 }

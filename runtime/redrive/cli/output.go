@@ -95,6 +95,9 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if (mode == ModeDLQ || mode == ModeS3) && s.Records.Unseen > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnseen(s.Records.Unseen))
 		}
+		if s.Records.Forgotten > 0 {
+			fmt.Fprintf(&b, "  aggregates: %s\n", FormatForgotten(s.Records.Forgotten))
+		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
@@ -192,6 +195,14 @@ func FormatUnseen(n int) string {
 	return fmt.Sprintf("%d records of these on-failure ranges left uncounted: the aggregate ledger never saw them "+
 		"(a batch given up while DynamoDB was unreachable for all its attempts); run again with --%s to count them, "+
 		"if only the mapping can write this queue or bucket", n, FlagCountUnseen)
+}
+
+// FormatForgotten says that n records were stored but left uncounted because they lie before a give-up range the
+// aggregate ledger dropped: nothing tells whether the pipeline counted them.
+func FormatForgotten(n int) string {
+	return fmt.Sprintf("%d records left uncounted, perhaps never counted: they lie before a give-up range the aggregate ledger "+
+		"dropped (too many give-ups on their shard since), so nothing tells whether the pipeline counted them; their sources are "+
+		"kept (--%s does not count them): compare the aggregates with the data table for their windows", n, FlagCountUnseen)
 }
 
 // FormatAggregates says what a run did with the configuration's aggregates, "" when it has none: the records
