@@ -39,6 +39,10 @@ type batcher struct {
 	pending  []events.KinesisEventRecord
 	counts   RecordCounts
 	failed   []string // why batches were not stored
+
+	// distrust says why the range's unseen records are not counted on its word (runner.distrustRange); "" if
+	// they may be.
+	distrust string
 }
 
 func (b *batcher) add(ctx context.Context, recs ...events.KinesisEventRecord) error {
@@ -67,7 +71,7 @@ func (b *batcher) flushN(ctx context.Context, n int) error {
 			return err
 		}
 	}
-	res, err := b.r.run.handle(ctx, events.KinesisEvent{Records: chunk}, b.verified)
+	res, err := b.r.run.handleWith(ctx, events.KinesisEvent{Records: chunk}, b.verified, b.distrust != "")
 	b.pending = append(b.pending[:0], b.pending[n:]...)
 	if err != nil {
 		b.counts.Read += n
@@ -99,6 +103,9 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 		reasons = append(reasons, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
 			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", b.counts.Unseen))
+	}
+	if b.counts.Unseen > 0 && b.distrust != "" {
+		reasons = append(reasons, b.distrust)
 	}
 	if b.counts.Forgotten > 0 {
 		// Stored, and perhaps uncounted: the ledger dropped the give-up range they may lie in. Nothing counts them.
@@ -135,6 +142,7 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 	}
 	ref := *r.pin
 	b := &batcher{r: r, verified: true, paced: true}
+	_, b.distrust = r.run.distrustRange(ctx, bi)
 	readErr := r.readRange(ctx, ref, bi, true, func(recs []ktypes.Record) error {
 		evs := make([]events.KinesisEventRecord, len(recs))
 		for i, rec := range recs {
