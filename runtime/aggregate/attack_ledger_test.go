@@ -326,8 +326,9 @@ func TestAttackLedgerLargeGapRedrive(t *testing.T) {
 }
 
 // TestAttackLedgerManyErrorsStateSize: a delivery of 10,000 records all sent to the error table (with ~50-byte
-// positions): the shard state stays under 400 KB (MaxLedgerPositions), the batch goes through, and the marked
-// records redriven with the fix count once; the unmarked ones (beyond the cap) count nothing (never twice).
+// positions): the shard state stays under 400 KB (MaxLedgerPositions), the records beyond the cap are reported
+// unmarked (Batch.Unmarked: the processor fails them for retry), and the marked records redriven with the fix
+// count once; the unmarked ones count nothing (never twice) until a delivery marks them.
 func TestAttackLedgerManyErrorsStateSize(t *testing.T) {
 	const n = 10000
 	const shard = "shardId-000000000000"
@@ -363,6 +364,9 @@ func TestAttackLedgerManyErrorsStateSize(t *testing.T) {
 	markers := len(marked)
 	if markers == 0 || markers > MaxLedgerPositions {
 		t.Fatalf("%d markers, want 1..%d", markers, MaxLedgerPositions)
+	}
+	if len(b.Unmarked) != n-markers || len(b.Unmarked) > 0 && bySeq[string(b.Unmarked[0])] != uint64(markers)+1 {
+		t.Fatalf("%d records reported unmarked, want the %d after the first %d marked", len(b.Unmarked), n-markers, markers)
 	}
 	var counted []uint64
 	full := 0

@@ -35,7 +35,8 @@
 //	pk "_shard", sk <shard id>: the shard's state
 //	  pending (B)    the first record delivered and not acknowledged (absent when all are)
 //	  delivered (B)  the last record of the last batch that began (BeginBatch)
-//	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors
+//	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors (or a bound just below
+//	                 the record MarkErrors cut it at: see 2. below)
 //	  errs (BS)      records marked as sent to the error table, at or after the last batch's first
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
@@ -111,7 +112,12 @@
 //     errs that is stored now (the bug was fixed between two deliveries) contributes Ledgered: applied iff not in
 //     the item's set, and added to it. A delivery repeating records the mapping had acknowledged (it delivers at
 //     least once; their marks may be pruned from errs) reads the markers of its stored records (LoadMarkers): a
-//     marked one is Ledgered too.
+//     marked one is Ledgered too. Errs and unstored hold at most Store.LedgerPositions positions together
+//     (MaxLedgerPositions): at the first record needing a new one when none is left, the delivery is cut: nothing
+//     from there changes in the state, processed stays just below it, and its records sent to the error table are
+//     not marked but failed for retry (Batch.Unmarked; the processor reports the first, and counts nothing after
+//     it, as after any failed record). The retry starts there (or before), BeginBatch prunes everything below it,
+//     and MarkErrors marks them as first deliveries: every record sent to the error table gets its marker.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
 //     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
@@ -137,6 +143,8 @@
 //   - p <= delivered and Store.CountUnseen (unseen: the caller vouches that the mapping gave p up while none of
 //     its batch's attempts reached BeginBatch, a DynamoDB outage; kdp redrive --count-unseen, on the word of the
 //     on-failure range): apply iff p is not in X's set;
+//   - p <= delivered, before forgot (forgotten: p may lie in a give-up range the state dropped): nothing, and
+//     the result says so (RecountForgotten);
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
 //
 // RecountBatch does this for a whole batch of a redrive or replay at once: shard states read once, markers once
@@ -174,8 +182,14 @@
 //     forge a range over counted records).
 //   - A recount leaves at most MaxRecountedPositions positions in an item's set: a record beyond is reported
 //     (ErrItemFull), not counted there, and its source kept (more would need overflow items under the same pk).
-//   - More than MaxLedgerPositions marked and unstored records at once in a shard, or give-up ranges older than
-//     the newest MaxLedgerGaps, are dropped.
+//   - Give-up ranges older than the newest MaxLedgerGaps are dropped from the state (forgot keeps the newest
+//     end dropped). A recount of a record before forgot that is not marked, in no gap and not in flight cannot
+//     tell counted from uncounted: it counts nothing and reports it (RecountForgotten; Store.CountUnseen
+//     does not count it either), and kdp redrive keeps its source and exits 1.
+//   - (Not a count lost, but a stall.) A single KPL aggregate whose user records sent to the error table outnumber
+//     Store.LedgerPositions cannot be marked: Lambda redelivers the whole aggregate, whose earlier user records'
+//     marks fill the state again each time, until the mapping gives up on it (a give-up range, recounted by a
+//     redrive of its on-failure record).
 //   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have
 //     no marker and lie in no gap.
 //   - Only the mapping may run the pipeline mode (Store.Apply with the ledger): a tool replaying records through

@@ -55,7 +55,8 @@ const (
 	// (BeginBatch).
 	AttrDelivered = "delivered"
 	// AttrProcessed holds the last position (B) of the last batch whose records' outcomes reached the ledger
-	// (MarkErrors): a record after it was never stored by the pipeline.
+	// (MarkErrors), or a bound just below the record MarkErrors cut that batch at (the ledger was full): a record
+	// after it was never counted by the pipeline.
 	AttrProcessed = "processed"
 	// AttrErrs holds positions (BS) this ledger marked as sent to the error table, at or after the last batch's
 	// first record.
@@ -318,6 +319,11 @@ type Batch struct {
 	rewound     bool
 	processed   []byte // AttrProcessed before this delivery
 	keepPending []byte // the pending record a delivery behind it leaves as it is (BeginBatch)
+
+	// Unmarked are the positions of records sent to the error table that MarkErrors could not mark (the shard
+	// state holds at most Store.LedgerPositions positions), in stream order: they must not be acknowledged (report
+	// the first for retry). Their next delivery starts from the first of them, and marks them.
+	Unmarked [][]byte
 }
 
 // Ledgered reports whether the record at position p is marked as sent to the error table by an earlier delivery:
@@ -325,8 +331,9 @@ type Batch struct {
 func (b *Batch) Ledgered(p []byte) bool { return b.errs[string(p)] }
 
 // MaxLedgerPositions bounds the positions a shard state holds (AttrErrs and AttrUnstored together), keeping the
-// item well under DynamoDB's 400 KB: a delivery sending more records to the error table than fit leaves the rest
-// unmarked (a recount then does not count them: never twice, but not at all).
+// item well under DynamoDB's 400 KB (Store.LedgerPositions, by default): a delivery needing more is cut at the
+// first record that does not fit, and its error-tabled records from there are reported for retry (Batch.Unmarked),
+// to be marked by their next delivery, which starts there (MarkErrors).
 const MaxLedgerPositions = 5000
 
 // MaxLedgerGaps bounds the give-up ranges a shard state keeps: the oldest is dropped beyond it (its records, if
@@ -397,52 +404,21 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 // and a record stored now stops being unstored. The state is written (only when it changes) before the markers, so
 // a marker always has its position in errs: the pipeline then counts that record only through the set rule. An
 // error means nothing may be applied and none of the delivery's stored or error-tabled records may be
-// acknowledged.
+// acknowledged. When errs and unstored would hold more than Store.LedgerPositions positions, the delivery is cut
+// at the first record that does not fit (markPlan): the records sent to the error table from there are not marked
+// but listed in b.Unmarked, and must not be acknowledged (nor anything counted from the first of them, as after a
+// failed record); their next delivery starts at or before the first, and marks them.
 func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]byte) error {
-	isFailed := positionSet(failed)
 	st := b.state
 	for conflicts := 0; ; conflicts++ {
-		unstored := positionSet(st.Unstored)
-		fresh := func(p []byte) bool {
-			return st.Processed == nil || bytes.Compare(p, st.Processed) > 0 || unstored[string(p)]
-		}
-		next := st
-		next.Version = st.Version + 1
-		next.Processed = maxBytes(st.Processed, b.Last)
-		errs := positionSet(st.Errs)
-		room := MaxLedgerPositions - len(st.Errs)
-		added := false
-		for _, p := range errored {
-			if fresh(p) && !errs[string(p)] && room > 0 {
-				next.Errs = append(append([][]byte(nil), next.Errs...), p)
-				errs[string(p)] = true
-				room--
-				added = true
-			}
-		}
-		// Never stored: kept while failed again (or not delivered again), added on a first delivery that failed.
-		next.Unstored = nil
-		for _, p := range st.Unstored {
-			if (bytes.Compare(p, b.Last) > 0 || isFailed[string(p)]) && room > 0 {
-				next.Unstored = append(next.Unstored, p)
-				room--
-			}
-		}
-		for _, p := range failed {
-			if !unstored[string(p)] && (st.Processed == nil || bytes.Compare(p, st.Processed) > 0) && room > 0 {
-				next.Unstored = append(next.Unstored, p)
-				room--
-			}
-		}
-		next.Errs = sortedPositions(next.Errs)
-		next.Unstored = sortedPositions(next.Unstored)
-		if !added && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) {
-			b.errs = errs
+		next, errs, unmarked := s.markPlan(st, b, errored, failed)
+		if len(next.Errs) == len(st.Errs) && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) {
+			b.errs, b.Unmarked = errs, unmarked
 			break
 		}
 		err := s.writeShardState(ctx, next, st.Version)
 		if err == nil {
-			b.state, b.errs = next, errs
+			b.state, b.errs, b.Unmarked = next, errs, unmarked
 			break
 		}
 		if !errors.Is(err, errStateChanged) || conflicts+1 >= maxConflicts {
@@ -480,6 +456,120 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 	}
 	return g.Wait()
 }
+
+// markPlan computes MarkErrors' next shard state from st: the marks (a record sent to the error table whose first
+// delivery to reach MarkErrors this is, after st.Processed, or that no delivery stored or sent to the error table,
+// in st.Unstored, goes to Errs) and the never-stored records (a failed record after st.Processed joins Unstored; one
+// stored now leaves it; one marked now moves to Errs), in stream order, while Errs and Unstored together hold at
+// most Store.LedgerPositions positions. At the first record that needs a new position and finds no room, the
+// delivery is cut: nothing at or after it changes (Unmarked lists its error-tabled records, which the caller must
+// not acknowledge), and Processed stays below it (before), so that its next delivery, which Lambda starts from the
+// first record reported, treats it and the records after it as first deliveries again: BeginBatch prunes every
+// position below it, so the room returns. Without a cut, Processed becomes the later of st.Processed and b.Last.
+func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte) (next ShardState, errs map[string]bool, unmarked [][]byte) {
+	unstored, isFailed, isErrored := positionSet(st.Unstored), positionSet(failed), positionSet(errored)
+	errs = positionSet(st.Errs)
+	fresh := func(p []byte) bool {
+		return st.Processed == nil || bytes.Compare(p, st.Processed) > 0 || unstored[string(p)]
+	}
+	const (
+		mark  = iota // an error-tabled record to mark (cost 1, or 0 when it moves from Unstored)
+		fail         // a failed record that joins Unstored (cost 1)
+		store        // a record of Unstored stored now (cost -1)
+	)
+	type step struct {
+		p    []byte
+		kind int
+	}
+	var steps []step
+	for _, p := range sortedPositions(errored) {
+		if fresh(p) && !errs[string(p)] {
+			steps = append(steps, step{p, mark})
+		}
+	}
+	for _, p := range sortedPositions(failed) {
+		if !unstored[string(p)] && (st.Processed == nil || bytes.Compare(p, st.Processed) > 0) {
+			steps = append(steps, step{p, fail})
+		}
+	}
+	for _, p := range st.Unstored {
+		if bytes.Compare(p, b.Last) <= 0 && !isFailed[string(p)] && !isErrored[string(p)] {
+			steps = append(steps, step{p, store})
+		}
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return bytes.Compare(steps[i].p, steps[j].p) < 0 })
+	room := s.ledgerPositions() - len(st.Errs) - len(st.Unstored)
+	var cut []byte
+	var marked [][]byte
+	drop, add := map[string]bool{}, [][]byte(nil)
+	for _, sp := range steps {
+		cost := 1
+		switch {
+		case sp.kind == store:
+			cost = -1
+		case sp.kind == mark && unstored[string(sp.p)]:
+			cost = 0
+		}
+		if cost > 0 && cost > room { // a move or a removal always fits, even in a state over the cap
+			cut = sp.p
+			break
+		}
+		room -= cost
+		switch sp.kind {
+		case mark:
+			marked = append(marked, sp.p)
+			errs[string(sp.p)] = true
+			drop[string(sp.p)] = true
+		case fail:
+			add = append(add, sp.p)
+		case store:
+			drop[string(sp.p)] = true
+		}
+	}
+	next = st
+	next.Version = st.Version + 1
+	next.Processed = maxBytes(st.Processed, b.Last)
+	if cut != nil {
+		next.Processed = maxBytes(st.Processed, before(cut))
+		for _, sp := range steps {
+			if sp.kind == mark && bytes.Compare(sp.p, cut) >= 0 {
+				unmarked = append(unmarked, sp.p)
+			}
+		}
+	}
+	next.Errs = sortedPositions(append(append([][]byte(nil), st.Errs...), marked...))
+	var keep [][]byte
+	for _, p := range st.Unstored {
+		if !drop[string(p)] {
+			keep = append(keep, p)
+		}
+	}
+	next.Unstored = sortedPositions(append(keep, add...))
+	return next, errs, unmarked
+}
+
+// before returns a bound just below position p: less than p, and at least every position less than p that is at
+// most positionPad bytes longer than p (the processor's positions of a shard differ in length by at most 107
+// bytes). MarkErrors keeps AttrProcessed there when it cuts a delivery at p.
+func before(p []byte) []byte {
+	n := len(p)
+	switch {
+	case n == 0:
+		return nil
+	case p[n-1] == 0:
+		return bytes.Clone(p[:n-1]) // nothing lies between p without its last byte and p
+	}
+	out := make([]byte, n, n+positionPad)
+	copy(out, p)
+	out[n-1]--
+	for len(out) < n+positionPad {
+		out = append(out, 0xff)
+	}
+	return out
+}
+
+// positionPad is how much longer than a position p the bound before(p) is.
+const positionPad = 256
 
 // LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
 // delivery: the mapping delivers at least once): their marks in the shard state may have been pruned since, so for

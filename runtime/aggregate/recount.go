@@ -31,6 +31,11 @@ const (
 	// RecountUnseen: the pipeline passed the record without the ledger seeing it delivered, and Store.CountUnseen
 	// vouches that it was given up: counted in every item whose AttrSet lacks it.
 	RecountUnseen
+	// RecountForgotten: the record lies before the end of a give-up range the shard state dropped (AttrForgot,
+	// MaxLedgerGaps), and is not marked, in no gap kept and not in flight: it may lie in the dropped range,
+	// uncounted or partly counted, or the pipeline counted it; nothing tells which. Nothing is counted (not even
+	// with Store.CountUnseen), and the caller must not take it for counted: kdp redrive keeps its source.
+	RecountForgotten
 )
 
 // String names the class.
@@ -46,6 +51,8 @@ func (c RecountClass) String() string {
 		return "in-flight"
 	case RecountUnseen:
 		return "unseen"
+	case RecountForgotten:
+		return "forgotten"
 	}
 	return "counted"
 }
@@ -261,7 +268,11 @@ func (s *Store) classify(ctx context.Context, st *shardStateRead, contribs []Con
 			st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 {
 			rc.class = RecountInFlight
 		}
-		// Unseen, but not before a forgotten give-up range's end: p may lie in it, partly counted.
+		// Unseen, but not before a forgotten give-up range's end: p may lie in it, partly counted; reported.
+		if rc.class == RecountCounted && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 &&
+			st.state.Forgot != nil && bytes.Compare(p, st.state.Forgot) < 0 {
+			return nil, RecountResult{Class: RecountForgotten, Already: len(contribs)}
+		}
 		if rc.class == RecountCounted && st.state.Delivered != nil && bytes.Compare(p, st.state.Delivered) <= 0 &&
 			(st.state.Forgot == nil || bytes.Compare(p, st.state.Forgot) >= 0) {
 			if !s.CountUnseen {

@@ -75,6 +75,18 @@ type Store struct {
 	// MaxAttempts bounds the requests sent for one read or write that keeps failing with a retryable error (the
 	// context's deadline bounds them too). Default: 20.
 	MaxAttempts int
+	// LedgerPositions bounds the positions a shard state holds (AttrErrs and AttrUnstored together): a delivery
+	// needing more fails the records from the first one that does not fit (MarkErrors, Batch.Unmarked). Default
+	// (0): MaxLedgerPositions, which keeps the state well under DynamoDB's 400 KB; tests set it lower.
+	LedgerPositions int
+}
+
+// ledgerPositions returns s.LedgerPositions, or MaxLedgerPositions when it is not set.
+func (s *Store) ledgerPositions() int {
+	if s.LedgerPositions > 0 {
+		return s.LedgerPositions
+	}
+	return MaxLedgerPositions
 }
 
 // Result is the outcome of one item's update.

@@ -38,6 +38,10 @@ const (
 	// verified against the stream (Options.Unverified, Options.InsertOnly; Options.RecountUnverified counts them)
 	// (Count).
 	MetricAggregateUnverified = "AggregateUnverified"
+	// MetricAggregateForgotten counts records a redrive or replay stored but did not count because they lie before
+	// the end of a give-up range the aggregate ledger dropped (aggregate.RecountForgotten: uncounted or counted,
+	// nothing tells) (Count).
+	MetricAggregateForgotten = "AggregateForgotten"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

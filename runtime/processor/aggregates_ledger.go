@@ -102,9 +102,36 @@ func (b *batch) markErrors(ctx context.Context) map[string]*aggr.Batch {
 			}
 			continue
 		}
+		b.failUnmarked(ctx, sp, l)
 		ledgers[sp.shard] = l
 	}
 	return ledgers
+}
+
+// failUnmarked fails the records of sp sent to the error table that the ledger could not mark (its shard state is
+// full: aggregate.Batch.Unmarked): Lambda delivers them again from the first, whose delivery marks them. Their
+// error items are written already; the retry writes the same ones again (keyed by event id), and counts nothing
+// after the first of them now (the contiguity rule).
+func (b *batch) failUnmarked(ctx context.Context, sp *shardSpan, l *aggr.Batch) {
+	if len(l.Unmarked) == 0 {
+		return
+	}
+	unmarked := map[string]bool{}
+	for _, p := range l.Unmarked {
+		unmarked[string(p)] = true
+	}
+	for _, i := range sp.recs {
+		r := &b.recs[i]
+		if r.out != outErrorStored || isSelfTest(&r.rec) {
+			continue
+		}
+		if pos, err := EncodePosition(r.rec.ShardID, r.rec.SequenceNumber, r.rec.SubSequenceNumber); err == nil && unmarked[string(pos)] {
+			r.out, r.err = outFailed, safeReason("aggregates ledger full: sent to the error table but not marked yet")
+		}
+	}
+	b.ledgerFailures++
+	b.p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "aggregates ledger full: records sent to the error table not marked, reported for retry",
+		slog.String("shardId", sp.shard), slog.Int("records", len(l.Unmarked)))
 }
 
 // endLedger runs the ledger step once the batch's outcomes are decided (aggregate.Store.EndBatch): the shard's
@@ -165,17 +192,19 @@ func (b *batch) recountAggregates(ctx context.Context) {
 	}
 	if b.p.aggs.uncounted {
 		// Unverified payloads: their values may be forged, so they are never counted (Options.Unverified).
-		b.p.emitAggregateMetrics(0, 0, 0, 0, 0, len(records))
+		b.p.emitAggregateMetrics(0, 0, 0, 0, 0, 0, len(records))
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
-	failures, recounted, unseen := 0, 0, 0
+	failures, recounted, unseen, forgotten := 0, 0, 0, 0
 	for j, rr := range res.Records {
 		r := &b.recs[idx[j]]
 		if rr.Counted() {
 			recounted++
 		} else if rr.Unseen && rr.Class != aggr.RecountUnseen { // unseen, and not counted for want of RecountUnseen
 			unseen++
+		} else if rr.Class == aggr.RecountForgotten {
+			forgotten++
 		}
 		if rr.Err != nil {
 			failures++
@@ -184,5 +213,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			r.out, r.err = outFailed, safeReason("aggregates not recounted")
 		}
 	}
-	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, 0)
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, forgotten, 0)
 }

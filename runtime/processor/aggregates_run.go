@@ -147,14 +147,15 @@ func (b *batch) applyAggregates(ctx context.Context) {
 	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
 		return
 	}
-	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0, 0)
+	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0, 0, 0)
 }
 
 // emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
 // recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted, nor
-// unseen: the records a recount left uncounted because the ledger never saw them, nor unverified: those it left
-// uncounted because their payload is unverified).
-func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen, unverified int) {
+// unseen: the records a recount left uncounted because the ledger never saw them; nor forgotten: those left
+// uncounted because they lie before a give-up range the ledger dropped; nor unverified: those it left uncounted
+// because their payload is unverified).
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen, forgotten, unverified int) {
 	fn := p.functionName
 	if fn == "" {
 		fn = "unknown"
@@ -169,6 +170,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted,
 	if recounted >= 0 {
 		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"},{"Name":"`+MetricAggregateUnseen+`","Unit":"Count"}`...)
 		b = append(b, `,{"Name":"`+MetricAggregateUnverified+`","Unit":"Count"}`...)
+		b = append(b, `,{"Name":"`+MetricAggregateForgotten+`","Unit":"Count"}`...)
 	}
 	b = append(b, `]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
@@ -179,6 +181,7 @@ func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted,
 		b = appendMetric(b, MetricAggregateRecounted, int64(recounted))
 		b = appendMetric(b, MetricAggregateUnseen, int64(unseen))
 		b = appendMetric(b, MetricAggregateUnverified, int64(unverified))
+		b = appendMetric(b, MetricAggregateForgotten, int64(forgotten))
 	}
 	b = append(b, "}\n"...)
 	p.metricsMu.Lock()

@@ -122,4 +122,37 @@
 // names them (processor.MetricAggregateUnverified), their source is kept and the outcome is OutcomeFailed, as for
 // records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified) counts them on
 // the operator's word.
+//
+// A record the ledger cannot place is stored, not counted, and its source kept (the run exits 1), counted in
+// RecordCounts: Unseen, a record at or before the last one the ledger saw delivered that is not marked, in no
+// give-up range and not in flight (the pipeline counted it, or its whole batch was given up while none of its
+// attempts reached the aggregate table); Forgotten, such a record before the end of a give-up range the ledger
+// dropped (aggregate.MaxLedgerGaps), which nothing tells from a counted one.
+//
+// Options.CountUnseen (--count-unseen, dlq and s3 only) counts the unseen records of an on-failure range on the
+// range's word. That is right only if the range holds nothing but records of a batch given up before any of its
+// attempts reached the ledger: the range must start at the mapping's checkpoint (the first record of the last
+// attempt) and hold no record an earlier attempt acknowledged. What AWS documents (as of this writing):
+//
+//   - The on-failure record of a Kinesis mapping carries KinesisBatchInfo (shardId, startSequenceNumber,
+//     endSequenceNumber, approximateArrivalOfFirstRecord, approximateArrivalOfLastRecord, batchSize, streamArn):
+//     https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html
+//   - With ReportBatchItemFailures, Lambda checkpoints before the lowest sequence number reported and retries all
+//     records from there; with BisectBatchOnFunctionError as well, "the batch is bisected at the returned sequence
+//     number and Lambda retries only the remaining records"; a function error bisects whatever the response type:
+//     https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
+//   - With BisectBatchOnFunctionError, batchSize "could be greater than 1 since Lambda consolidates failed messages
+//     metadata when writing to the OnFailure destination":
+//     https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-eventsourcemapping.html#cfn-lambda-eventsourcemapping-bisectbatchonfunctionerror
+//
+// AWS does not say whether startSequenceNumber is the first record of the last attempt (after partial successes or
+// bisection, the retried remainder) or of the batch first read, nor that a consolidated range is contiguous and
+// holds only failed records; the construct turns both ReportBatchItemFailures and bisection on. So the assumption
+// may fail, and a range reaching back over records the pipeline counted would make --count-unseen count them
+// twice. The ledger shows it when the given-up batch reached the ledger in any attempt: the range's last record is
+// then in flight, in a give-up range or marked, not unseen (aggregate.Store.Seen). Such a range is not trusted: its
+// unseen records stay uncounted and reported, as without CountUnseen, its source is kept, and the reason says why.
+// A range whose last record the ledger never saw is still taken on its word: if Lambda consolidated one range over
+// halves that succeeded and halves given up while the aggregate table was unreachable, its counted records would
+// count twice (no such consolidation is documented; a dry run shows how many records a run would recount).
 package redrive

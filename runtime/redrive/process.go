@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/emfcount"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
 )
@@ -27,6 +28,11 @@ type runner struct {
 	verified, unverified *processor.Processor
 	metrics              *emfcount.Capture
 	db                   *recordingDB
+
+	// With Options.CountUnseen: verified without it, for on-failure ranges the ledger shows are not of a batch it
+	// missed (distrusted), and the ledger that tells (nil without CountUnseen).
+	verifiedNoUnseen *processor.Processor
+	ledger           *aggregate.Store
 }
 
 func newRunner(db DB, o Options) (*runner, error) {
@@ -66,7 +72,39 @@ func newRunner(db DB, o Options) (*runner, error) {
 		return nil, err
 	}
 	urdb.shared = rdb // one record of error reasons for both
-	return &runner{verified: verified, unverified: unverified, metrics: mc, db: rdb}, nil
+	run := &runner{verified: verified, unverified: unverified, metrics: mc, db: rdb}
+	if o.CountUnseen && !o.SkipAggregates && o.AggregateTableName != "" && len(o.Config.Aggregates) > 0 {
+		nrdb := (*recordingDB)(nil)
+		if run.verifiedNoUnseen, nrdb, err = build(false, false); err != nil {
+			return nil, err
+		}
+		nrdb.shared = rdb
+		run.ledger = &aggregate.Store{DB: db, Table: o.AggregateTableName}
+	}
+	return run, nil
+}
+
+// distrustRange reports whether the unseen records of bi's range must not be counted on its word
+// (Options.CountUnseen), and why: the ledger saw its last record delivered, so its batch reached the ledger and
+// the range's unseen records are records the pipeline counted (the range reaches back before the checkpoint of the
+// batch given up), not records of a batch the ledger missed. A failed check distrusts the range too.
+func (r *runner) distrustRange(ctx context.Context, bi KinesisBatchInfo) (bool, string) {
+	if r.ledger == nil {
+		return false, ""
+	}
+	p, err := processor.EncodePosition(bi.ShardID, bi.EndSequenceNumber, 0)
+	if err != nil {
+		return true, fmt.Sprintf("--count-unseen not applied to this range: its end has no position: %v", err)
+	}
+	seen, err := r.ledger.Seen(ctx, bi.ShardID, p)
+	switch {
+	case err != nil:
+		return true, fmt.Sprintf("--count-unseen not applied to this range: the aggregate ledger could not be read: %v", err)
+	case seen:
+		return true, "--count-unseen not applied to this range: the aggregate ledger saw its last record delivered, so the range " +
+			"reaches back over records the pipeline counted (it does not start at the checkpoint of the batch given up)"
+	}
+	return false, ""
 }
 
 // keyNames returns the data table's key attribute names under cfg.
@@ -95,11 +133,20 @@ func (b batchResult) ok() bool {
 
 // handle runs ev through the verified processor when verified, else through the unverified one.
 func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bool) (batchResult, error) {
+	return r.handleWith(ctx, ev, verified, false)
+}
+
+// handleWith is handle; distrust (verified records of a range distrustRange refused) runs them without
+// Options.CountUnseen.
+func (r *runner) handleWith(ctx context.Context, ev events.KinesisEvent, verified, distrust bool) (batchResult, error) {
 	r.metrics.Reset()
 	r.db.reset()
 	p := r.unverified
 	if verified {
 		p = r.verified
+	}
+	if verified && distrust && r.verifiedNoUnseen != nil {
+		p = r.verifiedNoUnseen
 	}
 	resp, err := p.Handle(ctx, ev)
 	if err != nil {
@@ -115,6 +162,7 @@ func (r *runner) handle(ctx context.Context, ev events.KinesisEvent, verified bo
 			ToErrorTable: m[processor.MetricRecordsToErrorTable], Failed: m[processor.MetricRecordsFailed],
 			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
 			Unverified: r.metrics.Unverified(),
+			Forgotten:  r.metrics.Forgotten(),
 		},
 		errorReasons: r.db.reasons(),
 	}

@@ -271,6 +271,10 @@ type RecordCounts struct {
 	// Unverified counts records stored but not counted into the aggregates because their payload was not
 	// verified against the stream (processor.MetricAggregateUnverified); Options.CountUnverified counts them.
 	Unverified int
+	// Forgotten counts records stored but not counted because they lie before a give-up range the aggregate
+	// ledger dropped (processor.MetricAggregateForgotten): they may be uncounted, and nothing counts them
+	// (not even Options.CountUnseen); their sources are kept.
+	Forgotten int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -283,6 +287,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Recounted += o.Recounted
 	c.Unseen += o.Unseen
 	c.Unverified += o.Unverified
+	c.Forgotten += o.Forgotten
 }
 
 // Summary counts a run's sources by outcome and their records.

@@ -172,6 +172,7 @@ func (r *Redriver) processPayload(ctx context.Context, source string, bi Kinesis
 		err = ub.flush(ctx)
 	}
 	vb := &batcher{r: r, verified: true}
+	_, vb.distrust = r.run.distrustRange(ctx, bi)
 	if err == nil {
 		evs := make([]events.KinesisEventRecord, len(held))
 		for i, rec := range held {

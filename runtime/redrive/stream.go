@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/internal/kinesisread"
 )
 
@@ -38,6 +39,10 @@ type batcher struct {
 	pending  []events.KinesisEventRecord
 	counts   RecordCounts
 	failed   []string // why batches were not stored
+
+	// distrust says why the range's unseen records are not counted on its word (runner.distrustRange); "" if
+	// they may be.
+	distrust string
 }
 
 func (b *batcher) add(ctx context.Context, recs ...events.KinesisEventRecord) error {
@@ -66,7 +71,7 @@ func (b *batcher) flushN(ctx context.Context, n int) error {
 			return err
 		}
 	}
-	res, err := b.r.run.handle(ctx, events.KinesisEvent{Records: chunk}, b.verified)
+	res, err := b.r.run.handleWith(ctx, events.KinesisEvent{Records: chunk}, b.verified, b.distrust != "")
 	b.pending = append(b.pending[:0], b.pending[n:]...)
 	if err != nil {
 		b.counts.Read += n
@@ -98,6 +103,16 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 		reasons = append(reasons, why...)
 	}
+	if b.counts.Unseen > 0 && b.distrust != "" {
+		reasons = append(reasons, b.distrust)
+	}
+	if b.counts.Forgotten > 0 {
+		// Stored, and perhaps uncounted: the ledger dropped the give-up range they may lie in. Nothing counts them.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
+		reasons = append(reasons, forgottenReason(b.counts.Forgotten))
+	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
@@ -119,6 +134,14 @@ func uncounted(c RecordCounts) []string {
 	return why
 }
 
+// forgottenReason says why n records stored were not counted into the aggregates: they lie before a give-up range
+// the aggregate ledger dropped (aggregate.MaxLedgerGaps), so it cannot tell whether the pipeline counted them.
+func forgottenReason(n int) string {
+	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: they lie before the end of a "+
+		"give-up range the aggregate ledger no longer holds (more than %d give-ups on the shard since), so nothing tells whether the "+
+		"pipeline counted them; the source is kept (--count-unseen does not count them)", n, aggregate.MaxLedgerGaps)
+}
+
 // refusedReason says why n records were refused.
 func refusedReason(n int) string {
 	return fmt.Sprintf("refused: the key holds another record's item (%d records not written: they cannot be verified against the stream, so they are only inserted where their key is free; the item there is left as it is)", n)
@@ -134,6 +157,7 @@ func (r *Redriver) processRange(ctx context.Context, source string, bi KinesisBa
 	}
 	ref := *r.pin
 	b := &batcher{r: r, verified: true, paced: true}
+	_, b.distrust = r.run.distrustRange(ctx, bi)
 	readErr := r.readRange(ctx, ref, bi, true, func(recs []ktypes.Record) error {
 		evs := make([]events.KinesisEventRecord, len(recs))
 		for i, rec := range recs {

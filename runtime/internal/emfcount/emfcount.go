@@ -17,8 +17,9 @@ var counted = []string{processor.MetricRecordsWritten, processor.MetricRecordsSk
 // Capture is an io.Writer for processor.Options.MetricsWriter that keeps the counts of the last complete metrics
 // line holding record counts (other lines, such as the aggregates' metrics, are passed over). Self-test records stored in the error table (processor.MetricSelfTestRecordsToErrorTable) are added to
 // processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other. It also adds up
-// processor.MetricAggregateRecounted, processor.MetricAggregateUnseen and processor.MetricAggregateUnverified over
-// every line since Reset, whichever line carries them (Recounted, Unseen, Unverified).
+// processor.MetricAggregateRecounted, processor.MetricAggregateUnseen, processor.MetricAggregateUnverified and
+// processor.MetricAggregateForgotten over every line since Reset, whichever line carries them (Recounted, Unseen,
+// Unverified, Forgotten).
 type Capture struct {
 	mu        sync.Mutex
 	buf       bytes.Buffer
@@ -26,6 +27,7 @@ type Capture struct {
 	recounted int
 	unseen    int
 	unverif   int
+	forgotten int
 }
 
 // Write keeps the counts of each complete line of p; a partial line waits for the rest.
@@ -54,6 +56,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 		if f, ok := v[processor.MetricAggregateUnverified].(float64); ok {
 			c.unverif += int(f)
 		}
+		if f, ok := v[processor.MetricAggregateForgotten].(float64); ok {
+			c.forgotten += int(f)
+		}
 		m := map[string]int{}
 		for _, name := range counted {
 			if f, ok := v[name].(float64); ok {
@@ -75,7 +80,7 @@ func (c *Capture) Reset() {
 	defer c.mu.Unlock()
 	c.buf.Reset()
 	c.count = nil
-	c.recounted, c.unseen, c.unverif = 0, 0, 0
+	c.recounted, c.unseen, c.unverif, c.forgotten = 0, 0, 0, 0
 }
 
 // Last returns the counts of the last complete metrics line, and false when there was none since Reset.
@@ -107,4 +112,12 @@ func (c *Capture) Unverified() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.unverif
+}
+
+// Forgotten returns the records a recount left uncounted because they lie before a give-up range the aggregate
+// ledger dropped, since Reset (processor.MetricAggregateForgotten, summed over every complete line).
+func (c *Capture) Forgotten() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forgotten
 }

@@ -98,6 +98,9 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if (mode == ModeErrors || mode == ModeS3) && s.Records.Unverified > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnverified(s.Records.Unverified))
 		}
+		if s.Records.Forgotten > 0 {
+			fmt.Fprintf(&b, "  aggregates: %s\n", FormatForgotten(s.Records.Forgotten))
+		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
@@ -203,6 +206,14 @@ func FormatUnverified(n int) string {
 	return fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream (an error entry or "+
 		"payload record past the stream's retention: anyone able to write the error table or bucket could have forged it); "+
 		"their sources are kept; run again with --%s to count them, if you trust their source", n, FlagCountUnverified)
+}
+
+// FormatForgotten says that n records were stored but left uncounted because they lie before a give-up range the
+// aggregate ledger dropped: nothing tells whether the pipeline counted them.
+func FormatForgotten(n int) string {
+	return fmt.Sprintf("%d records left uncounted, perhaps never counted: they lie before a give-up range the aggregate ledger "+
+		"dropped (too many give-ups on their shard since), so nothing tells whether the pipeline counted them; their sources are "+
+		"kept (--%s does not count them): compare the aggregates with the data table for their windows", n, FlagCountUnseen)
 }
 
 // FormatAggregates says what a run did with the configuration's aggregates, "" when it has none: the records
