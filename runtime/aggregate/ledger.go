@@ -347,9 +347,10 @@ const MaxLedgerGaps = 100
 // BeginBatch is the ledger's first step, before the pipeline processes a delivery of shard's records (first to
 // last, in stream order): it reads the shard's state, detects a give-up range (the delivery starts after the first
 // record delivered and not acknowledged: the mapping passed it), and writes pending = first, delivered = the later
-// of delivered and last, the gaps, and the marked and never-stored positions at or after first, conditionally on
-// the version (re-reading on a conflict). An error means none of the delivery's records may be written or
-// acknowledged.
+// of delivered and last, begun = the later of begun and first, the gaps, and the marked and never-stored positions
+// at or after first, conditionally on the version (re-reading on a conflict). A delivery starting before begun
+// (and at or before processed) is rewound: LoadMarkers reads its records' markers. An error means none of the
+// delivery's records may be written or acknowledged.
 func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte) (*Batch, error) {
 	rewound := false
 	for conflicts := 0; ; conflicts++ {
@@ -497,8 +498,9 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 	return g.Wait()
 }
 
-// LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
-// delivery: the mapping delivers at least once): their marks in the shard state may have been pruned since, so for
+// LoadMarkers runs after MarkErrors when the delivery starts before the first record of a later batch (a duplicate
+// delivery: the mapping delivers at least once; BeginBatch says so): their marks in the shard state may have been
+// pruned since, so for
 // each stored record (stored: positions of the delivery's records stored now) processed before, it reads the
 // record's error marker; a marked one is Ledgered (counted only through the items' sets, as a recount counts it).
 // Otherwise it does nothing. An error means nothing may be applied, as for MarkErrors.
