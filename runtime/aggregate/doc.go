@@ -125,7 +125,8 @@
 //     recount of it would (marked if Ledgered, else by the gap's rule below), through the set, and moves no fence:
 //     processed may have passed the range before any of its deliveries reached MarkErrors, so a record of it the
 //     duplicate sends to the error table gets no marker, and a fence moved past it would put it at or before the
-//     range's crossing, where no recount counts it.
+//     range's crossing, where no recount counts it. As for a recount, an item's set takes at most
+//     MaxRecountedPositions: a record beyond is left to the redrive (which reports it).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
 //     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
 //     ending at or before the item's _kfirst needs none (so a new item does not copy every old gap).

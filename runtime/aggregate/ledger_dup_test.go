@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"testing"
@@ -195,4 +196,80 @@ func seedRange(a, b uint64, more ...uint64) []uint64 {
 		out = append(out, s)
 	}
 	return append(out, more...)
+}
+
+// TestLedgerLargeGapDuplicate: the mapping gives up on 10,000 records of one group and window, then a duplicate
+// delivers them all again, stored. Counted through the item's set (they lie in a give-up range), they must not
+// grow the item past DynamoDB's 400 KB: the pipeline counts MaxRecountedPositions of them, each once, and leaves
+// the rest to the redrive, which reports them (ErrItemFull) and counts nothing twice; the pipeline still writes
+// the item afterwards.
+func TestLedgerLargeGapDuplicate(t *testing.T) {
+	const n = 10000
+	const shard = "shardId-000000000000"
+	ctx := context.Background()
+	fake := newFakeDB()
+	s := &Store{DB: &hookDB{fakeDB: fake}, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond}
+	deliver := func(first, last uint64, failAll bool) {
+		t.Helper()
+		b, err := s.BeginBatch(ctx, shard, realPos(first), realPos(last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed, stored [][]byte
+		var cs []Contribution
+		for q := first; q <= last; q++ {
+			if failAll {
+				failed = append(failed, realPos(q))
+				continue
+			}
+			stored = append(stored, realPos(q))
+			cs = append(cs, realContrib(q))
+		}
+		if err := s.MarkErrors(ctx, b, nil, failed); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LoadMarkers(ctx, b, stored); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range s.Apply(ctx, cs, b.Gaps...) {
+			if r.Err != nil {
+				t.Fatalf("delivery %d..%d: %v", first, last, r.Err)
+			}
+		}
+		var ff []byte
+		if failAll {
+			ff = realPos(first)
+		}
+		if err := s.EndBatch(ctx, b, ff); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(1, n, true)
+	deliver(n+1, n+1, false) // the mapping gave up on 1..n
+	deliver(1, n, false)     // a duplicate of the range
+	counted := append(seqRange(1, MaxRecountedPositions), n+1)
+	checkTotals(t, fake, "a", counted)
+	full := 0
+	for lo := uint64(1); lo <= n; lo += 100 {
+		var recs [][]Contribution
+		for q := lo; q < lo+100; q++ {
+			recs = append(recs, []Contribution{realContrib(q)})
+		}
+		for _, r := range s.RecountBatch(ctx, recs).Records {
+			switch {
+			case errors.Is(r.Err, ErrItemFull):
+				full++
+			case r.Err != nil:
+				t.Errorf("redrive: %v", r.Err)
+			case r.Applied > 0:
+				t.Errorf("redrive counted a record the duplicate counted")
+			}
+		}
+	}
+	if full != n-MaxRecountedPositions {
+		t.Errorf("redrive reported %d records full, want %d", full, n-MaxRecountedPositions)
+	}
+	checkTotals(t, fake, "a", counted)
+	deliver(n+2, n+2, false)
+	checkTotals(t, fake, "a", append(counted, n+2))
 }

@@ -90,8 +90,9 @@ type Result struct {
 	Writes, Conflicts int
 	// AppliedRefs are the Ref of the contributions applied by this call.
 	AppliedRefs []int
-	// FullRefs are the Ref of the recount contributions not applied because the item's set already holds
-	// MaxRecountedPositions positions (ErrItemFull).
+	// FullRefs are the Ref of the recount contributions (and of the pipeline's contributions of records in a
+	// give-up range: a duplicate delivery) not applied because the item's set already holds
+	// MaxRecountedPositions positions (ErrItemFull): the pipeline leaves them to the redrive, which reports them.
 	FullRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
@@ -215,7 +216,7 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				already++
 				continue
 			}
-			if recount && len(led.setList)+len(added) >= MaxRecountedPositions {
+			if (recount || inGap) && len(led.setList)+len(added) >= MaxRecountedPositions {
 				fullRefs = append(fullRefs, c.Ref)
 				continue
 			}
