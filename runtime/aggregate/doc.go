@@ -37,6 +37,7 @@
 //	  delivered (B)  the last record of the last batch that began (BeginBatch)
 //	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors (or a bound just below
 //	                 the record MarkErrors cut it at: see 2. below)
+//	  begun (B)      the highest first record of a batch that began: errs may lack marks below it
 //	  errs (BS)      records marked as sent to the error table, at or after the last batch's first
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
@@ -88,7 +89,8 @@
 //   - A crash or timeout between the data write and the aggregate write, or in the middle of the aggregate writes:
 //     nothing is acknowledged, the batch comes again, each item applies what it lacks.
 //   - Records already counted that come again (a duplicate delivery): at or before every fence, or in the item's
-//     set, never counted twice.
+//     set, never counted twice. Records the mapping gave up on that come again (a duplicate from a checkpoint
+//     before the range) count by the range's rule, through the set (Recounts, step 3).
 //   - Resharding: items are per shard; Lambda finishes a parent shard before its children, and a child's records
 //     go to the child's own items.
 //
@@ -102,23 +104,35 @@
 //
 //  1. BeginBatch, before it writes anything: reads the shard state; if pending is set and the batch starts after
 //     it, the mapping gave up on [pending, first): a gap is added. It writes pending = first, delivered = the
-//     later of delivered and last, and prunes errs and unstored below first. A delivery behind pending, or from it
-//     but ending before delivered (a duplicate: the mapping delivers at least once), leaves pending as it is, here
-//     and in EndBatch, so a give-up not detected yet still is.
+//     later of delivered and last, begun = the later of begun and first, and prunes errs and unstored below first.
+//     A delivery behind pending, or from it but ending before delivered (a duplicate: the mapping delivers at
+//     least once), leaves pending as it is, here and in EndBatch, so a give-up not detected yet still is. A
+//     duplicate when nothing is pending moves pending back to its first record: every record before the next
+//     batch's is counted, marked or in a gap, so the range the next batch then records is false, and safe (see
+//     EndBatch below). A delivery starting before begun and at or before processed repeats records whose marks
+//     may be pruned (rewound: LoadMarkers, step 2). Begun, not pending, tells it: pending is the delivery's own
+//     first record when its state write was applied and the answer lost (the retry reads its own write), or when
+//     a duplicate died after BeginBatch and comes again; any read of the retries saying rewound counts.
 //  2. MarkErrors, after the data and error writes: a record sent to the error table is marked when no earlier
 //     delivery can have stored it (it is after processed, or in unstored): its position goes to errs, the state
 //     is written (processed = the later of processed and last; unstored gains the records that failed on their
 //     first delivery and loses those stored or sent to the error table now), then its error marker. A record of
 //     errs that is stored now (the bug was fixed between two deliveries) contributes Ledgered: applied iff not in
-//     the item's set, and added to it. A delivery repeating records the mapping had acknowledged (it delivers at
-//     least once; their marks may be pruned from errs) reads the markers of its stored records (LoadMarkers): a
-//     marked one is Ledgered too. Errs and unstored hold at most Store.LedgerPositions positions together
+//     the item's set, and added to it. A rewound delivery (step 1: it repeats records whose marks may be pruned
+//     from errs) reads the markers of its stored records at or before processed (LoadMarkers): a marked one is
+//     Ledgered too. Errs and unstored hold at most Store.LedgerPositions positions together
 //     (MaxLedgerPositions): at the first record needing a new one when none is left, the delivery is cut: nothing
 //     from there changes in the state, processed stays just below it, and its records sent to the error table are
 //     not marked but failed for retry (Batch.Unmarked; the processor reports the first, and counts nothing after
 //     it, as after any failed record). The retry starts there (or before), BeginBatch prunes everything below it,
 //     and MarkErrors marks them as first deliveries: every record sent to the error table gets its marker.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
+//     A contribution of a record in a gap (only a duplicate delivers one: the mapping passed it) applies as a
+//     recount of it would (marked if Ledgered, else by the gap's rule below), through the set, and moves no fence:
+//     processed may have passed the range before any of its deliveries reached MarkErrors, so a record of it the
+//     duplicate sends to the error table gets no marker, and a fence moved past it would put it at or before the
+//     range's crossing, where no recount counts it. As for a recount, an item's set takes at most
+//     MaxRecountedPositions: a record beyond is left to the redrive (which reports it).
 //     When a write moves an item's fence past a gap's end for the first time, the item records the crossing: its
 //     fence before (or the last position of the gap the write applies, if later), NULL if it had none; a gap
 //     ending at or before the item's _kfirst needs none (so a new item does not copy every old gap).
@@ -161,14 +175,22 @@
 //     and a stored record of errs is Ledgered.
 //   - A record is marked only if no delivery stored it before (after processed, or in unstored, both written
 //     before Apply), so a marked record was never counted in fence order.
+//   - A record of a gap is counted in fence order only by the deliveries before the mapping passed it, in
+//     stream order from the checkpoint: a record of the gap at or before its crossing that they did not count
+//     was sent to the error table by a delivery that reached MarkErrors first, hence marked. Duplicates
+//     delivering the gap later count its records through the set by the recount's own rule, so the crossing
+//     still says what the fence-order writes counted, and a record a duplicate sends to the error table
+//     unmarked stays after it (a recount counts it).
 //   - The conditional writes make each item's read-decide-write atomic against the pipeline, other recounts and a
 //     lost answer; items decide independently, so a crash between items leaves the rest to the next recount, which
 //     decides the same way.
 //   - EndBatch is not needed for safety: if it fails after a batch the mapping acknowledged, pending stays at the
 //     batch's first record and the next batch records a false gap over records the pipeline counted; their
-//     crossings are at or after them (they are at or before the fences), so a recount counts none of them. It
-//     keeps errs (only BeginBatch prunes them, below the new first record), so a record marked in a delivery whose
-//     response was lost after EndBatch is still Ledgered when the mapping delivers it again.
+//     crossings are at or after them (they are at or before the fences), so a recount counts none of them. The
+//     same holds for the false range after a duplicate moved pending back (step 1). It keeps errs (only BeginBatch
+//     prunes them, below the new first record), so a record marked in a delivery whose response was lost after
+//     EndBatch is still Ledgered when the mapping delivers it again; a delivery starting before the first record
+//     of a later batch (begun) reads markers instead, whatever pending says.
 //
 // Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice, except through
 // the last one and through CountUnseen given a range over records the pipeline counted):
@@ -206,7 +228,9 @@
 // write unit per started KB; items are well under 1 KB): with batches of 100 and a few groups per window, a few
 // writes per batch, against 100 data writes. A conflict adds one read and one write. The ledger adds, per batch,
 // one strongly consistent read and two or three writes of the shard state (BeginBatch, MarkErrors when the batch
-// has records not seen before or errors, EndBatch), and one write per record sent to the error table (its marker).
+// has records not seen before or errors, EndBatch), and one write per record sent to the error table (its marker);
+// a rewound delivery (a duplicate, or the first delivery at or before processed after an upgrade from a state
+// without begun) reads one marker per stored record at or before processed.
 // A recount costs, per record, one strongly consistent read (its marker) and, per RecountBatch call, one read of
 // each shard's state and, where it may count, one read and at most one write per item (Recount alone: all of it
 // per record). Sets and crossings grow items by about 50 bytes per position recounted or

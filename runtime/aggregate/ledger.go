@@ -54,6 +54,9 @@ const (
 	// AttrDelivered holds the last position (B) of the last batch that reached the ledger's first step
 	// (BeginBatch).
 	AttrDelivered = "delivered"
+	// AttrBegun holds the highest first position (B) of a batch that reached BeginBatch: BeginBatch prunes AttrErrs
+	// below it, so a delivery starting before it may hold records whose marks are gone (LoadMarkers reads them).
+	AttrBegun = "begun"
 	// AttrProcessed holds the last position (B) of the last batch whose records' outcomes reached the ledger
 	// (MarkErrors), or a bound just below the record MarkErrors cut that batch at (the ledger was full): a record
 	// after it was never counted by the pipeline.
@@ -102,6 +105,8 @@ type ShardState struct {
 	Delivered []byte
 	// Processed is the last position of the last batch that reached MarkErrors.
 	Processed []byte
+	// Begun is the highest first position of a batch that reached BeginBatch (nil in states written before it).
+	Begun []byte
 	// Errs are the positions marked as sent to the error table, at or after the last batch's first record.
 	Errs [][]byte
 	// Unstored are the positions delivered that no delivery stored or sent to the error table yet.
@@ -198,6 +203,9 @@ func decodeShardState(shard string, it map[string]types.AttributeValue) (ShardSt
 	if b, ok := it[AttrProcessed].(*types.AttributeValueMemberB); ok {
 		st.Processed = b.Value
 	}
+	if b, ok := it[AttrBegun].(*types.AttributeValueMemberB); ok {
+		st.Begun = b.Value
+	}
 	if b, ok := it[AttrForgot].(*types.AttributeValueMemberB); ok {
 		st.Forgot = b.Value
 	}
@@ -236,6 +244,9 @@ func (s *Store) writeShardState(ctx context.Context, st ShardState, prev int64) 
 	}
 	if st.Processed != nil {
 		item[AttrProcessed] = &types.AttributeValueMemberB{Value: st.Processed}
+	}
+	if st.Begun != nil {
+		item[AttrBegun] = &types.AttributeValueMemberB{Value: st.Begun}
 	}
 	if st.Forgot != nil {
 		item[AttrForgot] = &types.AttributeValueMemberB{Value: st.Forgot}
@@ -314,8 +325,8 @@ type Batch struct {
 	Markers int
 	state   ShardState // as last written
 	errs    map[string]bool
-	// rewound: the delivery starts at or before the last record processed, and not at the pending one: the
-	// mapping delivers acknowledged records again (at least once). Their marks may be pruned: LoadMarkers.
+	// rewound: the delivery starts at or before the last record processed and before the first record of a later
+	// batch (AttrBegun): the mapping delivers records again (at least once). Their marks may be pruned: LoadMarkers.
 	rewound     bool
 	processed   []byte // AttrProcessed before this delivery
 	keepPending []byte // the pending record a delivery behind it leaves as it is (BeginBatch)
@@ -343,17 +354,25 @@ const MaxLedgerGaps = 100
 // BeginBatch is the ledger's first step, before the pipeline processes a delivery of shard's records (first to
 // last, in stream order): it reads the shard's state, detects a give-up range (the delivery starts after the first
 // record delivered and not acknowledged: the mapping passed it), and writes pending = first, delivered = the later
-// of delivered and last, the gaps, and the marked and never-stored positions at or after first, conditionally on
-// the version (re-reading on a conflict). An error means none of the delivery's records may be written or
-// acknowledged.
+// of delivered and last, begun = the later of begun and first, the gaps, and the marked and never-stored positions
+// at or after first, conditionally on the version (re-reading on a conflict). A delivery starting before begun
+// (and at or before processed) is rewound: LoadMarkers reads its records' markers. An error means none of the
+// delivery's records may be written or acknowledged.
 func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte) (*Batch, error) {
+	rewound := false
 	for conflicts := 0; ; conflicts++ {
 		st, err := s.ReadShardState(ctx, shard)
 		if err != nil {
 			return nil, err
 		}
+		// Marks below the first record of a later batch may have been pruned from errs: a delivery starting there
+		// reads its records' markers (a state written before AttrBegun: one starting at or before processed). Any
+		// read saying so counts: after a write applied and its answer lost, the read again shows this delivery's
+		// own write.
+		rewound = rewound || st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
+			(st.Begun == nil || bytes.Compare(first, st.Begun) < 0)
 		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
-			Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
+			Begun: maxBytes(st.Begun, first), Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
 		// A delivery behind the pending record repeats records acknowledged (and counted) before it: a duplicate
 		// (the mapping delivers at least once); so may one from the pending record that ends before the last record
 		// delivered. Pending stays, here and in EndBatch: overwritten, a give-up of the rest of the pending
@@ -389,8 +408,6 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		if err != nil {
 			return nil, fmt.Errorf("write shard state %q: %w", shard, err)
 		}
-		rewound := st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
-			(st.Pending == nil || bytes.Compare(first, st.Pending) < 0)
 		return &Batch{Shard: shard, First: first, Last: last, Gaps: next.Gaps, state: next, errs: positionSet(next.Errs),
 			rewound: rewound, processed: st.Processed, keepPending: keep}, nil
 	}
@@ -571,8 +588,9 @@ func before(p []byte) []byte {
 // positionPad is how much longer than a position p the bound before(p) is.
 const positionPad = 256
 
-// LoadMarkers runs after MarkErrors when the delivery repeats records the mapping had acknowledged (a duplicate
-// delivery: the mapping delivers at least once): their marks in the shard state may have been pruned since, so for
+// LoadMarkers runs after MarkErrors when the delivery starts before the first record of a later batch (a duplicate
+// delivery: the mapping delivers at least once; BeginBatch says so): their marks in the shard state may have been
+// pruned since, so for
 // each stored record (stored: positions of the delivery's records stored now) processed before, it reads the
 // record's error marker; a marked one is Ledgered (counted only through the items' sets, as a recount counts it).
 // Otherwise it does nothing. An error means nothing may be applied, as for MarkErrors.

@@ -102,8 +102,9 @@ type Result struct {
 	Writes, Conflicts int
 	// AppliedRefs are the Ref of the contributions applied by this call.
 	AppliedRefs []int
-	// FullRefs are the Ref of the recount contributions not applied because the item's set already holds
-	// MaxRecountedPositions positions (ErrItemFull).
+	// FullRefs are the Ref of the recount contributions (and of the pipeline's contributions of records in a
+	// give-up range: a duplicate delivery) not applied because the item's set already holds
+	// MaxRecountedPositions positions (ErrItemFull): the pipeline leaves them to the redrive, which reports them.
 	FullRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
@@ -210,11 +211,24 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		var appliedRefs, fullRefs []int
 		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
 		for _, c := range cs {
-			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
+			// A record of a give-up range the pipeline sees again (a duplicate delivery: the mapping delivers at
+			// least once, even records it passed) counts as a recount of it would, through the set, and moves no
+			// fence: a record of the range it sends to the error table unmarked (processed has passed it) must stay
+			// after the range's crossing, where a recount counts it.
+			rule, inGap := c.rule, false
+			if !recount {
+				if g, ok := gapOf(gaps, c.Shard, c.Position); ok {
+					rule, inGap = &recountRule{class: RecountGap, gap: g}, true
+					if c.Ledgered {
+						rule.class = RecountMarked
+					}
+				}
+			}
+			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount || inGap, rule) {
 				already++
 				continue
 			}
-			if recount && len(led.setList)+len(added) >= MaxRecountedPositions {
+			if (recount || inGap) && len(led.setList)+len(added) >= MaxRecountedPositions {
 				fullRefs = append(fullRefs, c.Ref)
 				continue
 			}
@@ -222,13 +236,13 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 			applied++
 			done[string(c.Position)] = true
 			appliedRefs = append(appliedRefs, c.Ref)
-			if recount || c.Ledgered {
+			if recount || c.Ledgered || inGap {
 				added = append(added, c.Position)
 				led.set[string(c.Position)] = true // a duplicate in cs applies once
 			} else {
 				inOrder = append(inOrder, c.Position)
 			}
-			if !recount {
+			if !recount && !inGap {
 				last = maxBytes(last, c.Position)
 			}
 		}
@@ -281,6 +295,16 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 			return res
 		}
 	}
+}
+
+// gapOf returns the first (oldest) of gaps of shard holding p, as a recount classifies it.
+func gapOf(gaps []Gap, shard string, p []byte) (Gap, bool) {
+	for _, g := range gaps {
+		if g.Shard == shard && g.contains(p) {
+			return g, true
+		}
+	}
+	return Gap{}, false
 }
 
 // retry reports whether a failed request may be sent again, after waiting.
