@@ -75,6 +75,10 @@ type Store struct {
 	// MaxAttempts bounds the requests sent for one read or write that keeps failing with a retryable error (the
 	// context's deadline bounds them too). Default: 20.
 	MaxAttempts int
+
+	// Tests make the archive small: the set's limit (MaxRecountedPositions), a bucket's (MaxRecountedPositions)
+	// and the number of buckets (ArchiveBuckets); 0 is the default.
+	setCap, bucketCap, buckets int
 }
 
 // Result is the outcome of one item's update.
@@ -170,6 +174,10 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		AttrPartitionKey: &types.AttributeValueMemberS{Value: first.Key},
 		AttrSortKey:      &types.AttributeValueMemberS{Value: first.Shard},
 	}
+	// Each round reads the item, decides, archives when the set would pass its limit, and writes; a round whose
+	// additions to the set do not all fit writes those before the first that does not, and the next round takes
+	// the rest (cs from there).
+	conflicts := 0 // refused writes in a row
 	for attempt := 0; ; attempt++ {
 		out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key, ConsistentRead: aws.Bool(true)})
 		if err != nil {
@@ -192,27 +200,96 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				return res
 			}
 		}
+		// A position at or below the archive watermark that would otherwise apply may have been moved to its
+		// bucket: the buckets are read now, after the item (the watermark rises only after its positions are in
+		// their buckets), and membership there counts as membership in the set.
+		if led.archive != nil {
+			var probe [][]byte
+			for _, c := range cs {
+				if bytes.Compare(c.Position, led.archive) <= 0 && led.decide(c.Position, c.Ledgered, recount, c.rule) {
+					probe = append(probe, c.Position)
+				}
+			}
+			if len(probe) > 0 {
+				if led.inArch, err = s.archived(ctx, first.Key, first.Shard, probe); err != nil {
+					res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+					return res
+				}
+			}
+		}
+		const (
+			skip    = iota // already applied
+			toSet          // applied out of fence order: added to the set
+			inFence        // applied in fence order
+			full           // a recount's, not applied: no room in the set (ErrItemFull)
+		)
+		verdicts := make([]int, len(cs))
+		adds := 0
+		seen := map[string]bool{} // a duplicate record in cs applies once
+		for i, c := range cs {
+			if seen[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
+				continue
+			}
+			seen[string(c.Position)] = true
+			if recount || c.Ledgered {
+				verdicts[i] = toSet
+				adds++
+			} else {
+				verdicts[i] = inFence
+			}
+		}
+		// Room in the set: when the additions would take it past its limit, its lowest positions go to the
+		// archive first (they are counted: the set read holds them), and this write removes them and raises the
+		// watermark.
+		room := adds
+		limit := s.maxSet()
+		if move := toArchive(led.setList, adds, limit); len(move) > 0 {
+			moved, err := s.archive(ctx, first.Key, first.Shard, move)
+			if err != nil {
+				res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+				return res
+			}
+			if len(moved) > 0 {
+				led.setList = without(led.setList, moved)
+				led.archive = maxBytes(led.archive, highest(moved))
+			}
+			room = max(limit-len(led.setList), 0)
+		}
+		cut, n := len(cs), 0
+		for i := range cs {
+			switch {
+			case verdicts[i] != toSet:
+			case n < room:
+				n++
+			case room > 0:
+				cut = i // the rest in the next round, after archiving again
+			case recount:
+				verdicts[i] = full // nothing could be archived: its buckets are full
+			}
+			if cut < len(cs) {
+				break
+			}
+		}
+		// (The pipeline's own additions are applied even then: the set grows past its limit, as before the
+		// archive.)
 		applied, already := 0, 0
 		last := fence
 		var added, inOrder [][]byte
 		var appliedRefs, fullRefs []int
-		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
-		for _, c := range cs {
-			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount, c.rule) {
+		for i, c := range cs[:cut] {
+			switch verdicts[i] {
+			case skip:
 				already++
 				continue
-			}
-			if recount && len(led.setList)+len(added) >= MaxRecountedPositions {
+			case full:
 				fullRefs = append(fullRefs, c.Ref)
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
-			done[string(c.Position)] = true
 			appliedRefs = append(appliedRefs, c.Ref)
-			if recount || c.Ledgered {
+			if verdicts[i] == toSet {
 				added = append(added, c.Position)
-				led.set[string(c.Position)] = true // a duplicate in cs applies once
 			} else {
 				inOrder = append(inOrder, c.Position)
 			}
@@ -221,7 +298,8 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 			}
 		}
 		if applied == 0 {
-			res.Already, res.FullRefs = already, fullRefs
+			res.Already += already
+			res.FullRefs = append(res.FullRefs, fullRefs...)
 			return res
 		}
 		item := map[string]types.AttributeValue{
@@ -255,12 +333,20 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		_, err = s.DB.PutItem(ctx, in)
 		switch {
 		case err == nil:
-			res.Applied, res.Already, res.Writes, res.AppliedRefs, res.FullRefs = applied, already, 1, appliedRefs, fullRefs
-			return res
+			res.Applied += applied
+			res.Already += already
+			res.Writes++
+			res.AppliedRefs = append(res.AppliedRefs, appliedRefs...)
+			res.FullRefs = append(res.FullRefs, fullRefs...)
+			if cut == len(cs) {
+				return res
+			}
+			cs, conflicts, attempt = cs[cut:], 0, -1
 		case isConditionFailed(err):
 			res.Conflicts++
-			if res.Conflicts >= maxConflicts || !s.wait(ctx, res.Conflicts-1) {
-				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", res.Conflicts, err)
+			conflicts++
+			if conflicts >= maxConflicts || !s.wait(ctx, conflicts-1) {
+				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", conflicts, err)
 				return res
 			}
 		case s.retry(ctx, err, attempt):
