@@ -596,8 +596,8 @@ type itemLedger struct {
 	set     map[string]bool
 	setList [][]byte
 	gaps    map[string]types.AttributeValue // AttrGapCrossings
-	archive []byte          // AttrArchive: nil when nothing was archived
-	inArch  map[string]bool // positions at or below archive found in their buckets (read after the item)
+	archive []byte                          // AttrArchive: nil when nothing was archived
+	inArch  map[string]bool                 // positions at or below archive found in their buckets (read after the item)
 }
 
 // decodeLedger reads an existing item's ledger attributes.
