@@ -89,13 +89,14 @@ type Result struct {
 	Refs []int
 	// Applied counts the contributions applied by this call; Already those the item's fence showed applied before.
 	Applied, Already int
-	// Writes counts successful writes (0 or 1); Conflicts the writes refused because the item changed after it was
-	// read (another writer: a redrive, a replay, a second invocation).
+	// Writes counts successful writes (0 or 1; more when the set's archive splits the contributions over several
+	// writes); Conflicts the writes refused because the item changed after it was read (another writer: a redrive,
+	// a replay, a second invocation).
 	Writes, Conflicts int
 	// AppliedRefs are the Ref of the contributions applied by this call.
 	AppliedRefs []int
-	// FullRefs are the Ref of the recount contributions not applied because the item's set already holds
-	// MaxRecountedPositions positions (ErrItemFull).
+	// FullRefs are the Ref of the recount contributions not applied because the item's set holds
+	// MaxRecountedPositions positions and their archive buckets are full (ErrItemFull).
 	FullRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
@@ -146,15 +147,17 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 	return results
 }
 
-// MaxRecountedPositions is the most positions a recount leaves in an item's set (AttrSet, about 50 bytes each):
-// enough for thousands of records redriven into one aggregate, group, window and shard, and far enough below
-// DynamoDB's 400 KB item limit that the pipeline's own writes to the item always fit. A recount that would pass it
-// does not count the record there (ErrItemFull): the record is reported, and its source kept.
+// MaxRecountedPositions is the most positions a write leaves in an item's set (AttrSet, about 50 bytes each), and
+// the most an archive bucket holds: far enough below DynamoDB's 400 KB item limit that the pipeline's own writes
+// to the item always fit. A write that would pass it first moves the set's lowest positions to the item's archive
+// buckets (AttrArchive, ArchivePrefix): an item holds about ArchiveBuckets+1 times as many, a million records
+// counted out of fence order into one aggregate, group, window and shard. A recount that finds no room left does
+// not count the record there (ErrItemFull): the record is reported, and its source kept.
 const MaxRecountedPositions = 4000
 
 // ErrItemFull is why a recount did not count a record into an item whose set holds MaxRecountedPositions
-// positions.
-var ErrItemFull = errors.New("aggregate item full: its set holds the most positions counted out of order a recount may leave there (aggregate.MaxRecountedPositions)")
+// positions and whose archive bucket for the record is full too.
+var ErrItemFull = errors.New("aggregate item full: its set and its archive bucket hold the most positions counted out of order they may (aggregate.MaxRecountedPositions)")
 
 // maxConflicts bounds how often an item is re-read after another writer changed it.
 const maxConflicts = 10
