@@ -34,9 +34,9 @@ const (
 	AttrFirst = "_kfirst"
 )
 
-// IsLedgerItem reports whether item, an item of the aggregate table, is one of the ledger's (a shard state or an
-// error marker) rather than an aggregate item: its partition key starts with '_' (aggregate names start with a
-// letter).
+// IsLedgerItem reports whether item, an item of the aggregate table, is one of the ledger's (a shard state, an
+// error marker or an archive bucket) rather than an aggregate item: its partition key starts with '_' (aggregate
+// names start with a letter).
 func IsLedgerItem(item map[string]types.AttributeValue) bool {
 	pk, ok := item[AttrPartitionKey].(*types.AttributeValueMemberS)
 	return ok && strings.HasPrefix(pk.Value, "_")
