@@ -142,9 +142,29 @@ func checkLayout(t *testing.T, db *fakeDB, n uint64, limit int) {
 	}
 }
 
+// limitDB records the largest set written to an aggregate item.
+type limitDB struct {
+	DB
+	largest int
+}
+
+func (l *limitDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if strings.HasPrefix(in.Item["pk"].(*types.AttributeValueMemberS).Value, "agg#") {
+		n := 0
+		switch v := in.Item["_kset"].(type) {
+		case *types.AttributeValueMemberBS:
+			n = len(v.Value)
+		case *types.AttributeValueMemberL:
+			n = len(v.Value)
+		}
+		l.largest = max(l.largest, n)
+	}
+	return l.DB.PutItem(ctx, in, o...)
+}
+
 // TestArchiveRecountManyIntoOneItem: ten times the set's limit of marked records are redriven into one item (two:
 // groups a and b), in batches of random sizes (some larger than the limit): each counts once, the set stays within
-// its limit, and running the redrive again changes nothing.
+// its limit in every write, and running the redrive again changes nothing.
 func TestArchiveRecountManyIntoOneItem(t *testing.T) {
 	for _, tc := range []struct {
 		name                  string
@@ -158,8 +178,9 @@ func TestArchiveRecountManyIntoOneItem(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := uint64(10 * tc.setCap)
 			db := newFakeDB()
-			s := &Store{DB: db, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond,
-				setCap: tc.setCap, buckets: tc.buckets}
+			ldb := &limitDB{DB: db}
+			s := &Store{DB: ldb, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond,
+				MaxInFlight: 1, setCap: tc.setCap, buckets: tc.buckets}
 			markAll(t, s, n)
 			rng := rand.New(rand.NewPCG(1, 2))
 			for run := 0; run < 2; run++ {
@@ -170,6 +191,9 @@ func TestArchiveRecountManyIntoOneItem(t *testing.T) {
 				checkTotals(t, db, "a", seqRange(1, n+1))
 				checkTotals(t, db, "b", seqRange(1, n+1))
 				checkLayout(t, db, n, tc.setCap)
+			}
+			if ldb.largest > tc.setCap {
+				t.Errorf("a write left %d positions in a set, more than %d", ldb.largest, tc.setCap)
 			}
 		})
 	}
@@ -380,5 +404,87 @@ func TestArchiveInterleaved(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("seed %d", seed)
 		}
+	}
+}
+
+// TestArchivePipelineLedgered: the pipeline's own additions archive too. Records 1..40 are delivered, the odd ones
+// sent to the error table (marked), the even ones counted; the mapping then delivers 1..60 again with the fix: the
+// odd records are Ledgered (twenty additions to a set whose limit is 4, so the write is split in rounds, each
+// archiving first), the even ones at or before the fence, 41..60 new, in fence order after them. Every record
+// counts once, the set stays within its limit, and the same delivery once more changes nothing.
+func TestArchivePipelineLedgered(t *testing.T) {
+	ctx := context.Background()
+	db := newFakeDB()
+	ldb := &limitDB{DB: db}
+	s := &Store{DB: ldb, Table: "agg", Measures: map[string][]Measure{"agg": testMeasures}, BackoffBase: time.Microsecond,
+		MaxInFlight: 1, setCap: 4, buckets: 3}
+	deliver := func(last uint64, fixed bool) []Result {
+		t.Helper()
+		b, err := s.BeginBatch(ctx, "shard-1", pos(1), pos(last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errored, stored [][]byte
+		for q := uint64(1); q <= last; q++ {
+			if q%2 == 1 && !fixed {
+				errored = append(errored, pos(q))
+			} else {
+				stored = append(stored, pos(q))
+			}
+		}
+		if err := s.MarkErrors(ctx, b, errored, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LoadMarkers(ctx, b, stored); err != nil {
+			t.Fatal(err)
+		}
+		var cs []Contribution
+		for _, p := range stored {
+			for _, c := range ledgerContrib(uint64(p[len(p)-1])) {
+				c.Ledgered = b.Ledgered(c.Position)
+				cs = append(cs, c)
+			}
+		}
+		res := s.Apply(ctx, cs, b.Gaps...)
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+		if err := s.EndBatch(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var even []uint64
+	for q := uint64(2); q <= 40; q += 2 {
+		even = append(even, q)
+	}
+	deliver(40, false)
+	checkTotals(t, db, "a", even)
+	for round := 0; round < 2; round++ {
+		res := deliver(60, true)
+		checkTotals(t, db, "a", seqRange(1, 60))
+		checkTotals(t, db, "b", seqRange(1, 60))
+		for _, r := range res {
+			if round == 0 && (r.Applied != 40 || r.Writes < 5) || round == 1 && r.Applied != 0 {
+				t.Errorf("delivery %d: item %q: %d applied in %d writes, want %d (in at least 5 writes: 20 additions, 4 a write)",
+					round, r.Key, r.Applied, r.Writes, 40*(1-round))
+			}
+		}
+		for _, g := range []string{"a", "b"} {
+			set, archived, w := rawLayout(t, db, g)
+			if len(set) > 4 || w == nil {
+				t.Errorf("group %s: %d positions in the set, watermark %v", g, len(set), w)
+			}
+			for q := uint64(1); q <= 40; q += 2 {
+				if p := string(pos(q)); !set[p] && !(archived[p] && p <= string(w)) {
+					t.Errorf("group %s: record %d neither in the set nor archived", g, q)
+				}
+			}
+		}
+	}
+	if ldb.largest > 4 {
+		t.Errorf("a write left %d positions in a set, more than 4", ldb.largest)
 	}
 }

@@ -244,17 +244,18 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		// Room in the set: when the additions would take it past its limit, its lowest positions go to the
 		// archive first (they are counted: the set read holds them), and this write removes them and raises the
 		// watermark.
-		room := adds
-		limit := s.maxSet()
-		if move := toArchive(led.setList, adds, limit); len(move) > 0 {
-			moved, err := s.archive(ctx, first.Key, first.Shard, move)
-			if err != nil {
-				res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
-				return res
-			}
-			if len(moved) > 0 {
-				led.setList = without(led.setList, moved)
-				led.archive = maxBytes(led.archive, highest(moved))
+		room, limit := adds, s.maxSet()
+		if adds > 0 && len(led.setList)+adds > limit {
+			if move := toArchive(led.setList, adds, limit); len(move) > 0 {
+				moved, err := s.archive(ctx, first.Key, first.Shard, move)
+				if err != nil {
+					res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+					return res
+				}
+				if len(moved) > 0 {
+					led.setList = without(led.setList, moved)
+					led.archive = maxBytes(led.archive, highest(moved))
+				}
 			}
 			room = max(limit-len(led.setList), 0)
 		}
@@ -268,13 +269,14 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				cut = i // the rest in the next round, after archiving again
 			case recount:
 				verdicts[i] = full // nothing could be archived: its buckets are full
+			default:
+				// The pipeline's own additions are applied even then: the set grows past its limit, as it did
+				// before the archive.
 			}
 			if cut < len(cs) {
 				break
 			}
 		}
-		// (The pipeline's own additions are applied even then: the set grows past its limit, as before the
-		// archive.)
 		applied, already := 0, 0
 		last := fence
 		var added, inOrder [][]byte
