@@ -76,6 +76,14 @@ func (s *Store) maxBucket() int {
 	return MaxRecountedPositions
 }
 
+// inFlight returns how many buckets are read or written at once (MaxInFlight, default 8).
+func (s *Store) inFlight() int {
+	if s.MaxInFlight > 0 {
+		return s.MaxInFlight
+	}
+	return 8
+}
+
 // bucket is an archive bucket as read.
 type bucket struct {
 	members map[string]bool
@@ -128,7 +136,7 @@ func (s *Store) archived(ctx context.Context, itemKey, shard string, positions [
 	out := map[string]bool{}
 	var mu sync.Mutex
 	var g errgroup.Group
-	g.SetLimit(max(s.MaxInFlight, 1))
+	g.SetLimit(s.inFlight())
 	for b, ps := range byBucket {
 		g.Go(func() error {
 			bk, err := s.readBucket(ctx, itemKey, shard, b)
@@ -167,7 +175,7 @@ func (s *Store) archive(ctx context.Context, itemKey, shard string, positions []
 	}
 	moved := make([][][]byte, len(order))
 	var g errgroup.Group
-	g.SetLimit(max(s.MaxInFlight, 1))
+	g.SetLimit(s.inFlight())
 	for i, b := range order {
 		g.Go(func() error {
 			var err error
