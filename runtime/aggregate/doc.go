@@ -23,7 +23,11 @@
 // and the ledger's attributes (_kfence counts records applied in fence order; an item only recounts wrote has none):
 //
 //	_kset (BS)       positions counted out of fence order (by a recount, or by the pipeline for a record it had
-//	                 sent to the error table); absent when none
+//	                 sent to the error table) and not archived; absent when none. On an item with an archive, a list
+//	                 of binaries (L) instead, possibly empty: a writer older than the archive, which cannot see
+//	                 archived positions, then refuses the item ("not a binary set") instead of counting them again
+//	_karch (B)       the archive watermark: every position counted out of fence order that is not in _kset is at
+//	                 or below it, in the item's archive bucket for that position; absent when nothing was archived
 //	_kfirst (B)      the first position applied in fence order (every later one is after it)
 //	_kgaps (M)       per give-up range ("<hex start>-<hex end>") ending after _kfirst: the item's fence when its
 //	                 fence first moved past the range's end (B), or NULL when it had none; absent when none
@@ -46,6 +50,11 @@
 //	  _kver (N)      its version
 //	pk "_error#<hex position>", sk <shard id>: an error marker, attributes shard (S) and position (B): the
 //	  pipeline sent that record to the error table and did not count it
+//	pk "_kset#<hex SHA-256 of an aggregate item's pk>", sk "<shard id>#<bucket, 2 hex digits>": an archive
+//	  bucket of that item (ArchiveBuckets of them, a position's bucket the first byte of its SHA-256)
+//	  item (S)       the aggregate item's pk (checked on every read)
+//	  _kset (BS)     positions moved out of the item's _kset (it only ever grows)
+//	  _kver (N)      its version
 //
 // The total of a group and window is the combination of its items (one per shard that saw records of it): counts
 // and sums add, minima and maxima take the smallest and largest. Totals does it with one Query on pk. Windows
@@ -62,9 +71,9 @@
 //	    of S that contribute to X, were stored (not skipped, not sent to the error table) when processed, are not in
 //	    X's set, and lie at or before F(X) — up to the give-up ranges the ledger records (see Recounts).
 //
-// Apply keeps it: it reads X (strongly consistent), drops every contribution at or before F(X) or in X's set,
-// merges the rest and writes X back with F(X) set to the last one merged, on the condition that X's version is
-// still what it read (or that X does not exist). The condition makes the read-merge-write atomic against any other writer (a redrive or replay
+// Apply keeps it: it reads X (strongly consistent), drops every contribution at or before F(X) or in X's set (or
+// its archive: see Recounts), merges the rest and writes X back with F(X) set to the last one merged, on the
+// condition that X's version is still what it read (or that X does not exist). The condition makes the read-merge-write atomic against any other writer (a redrive or replay
 // running beside the pipeline, a duplicate invocation): a refused write is re-read and merged again (counted in
 // Result.Conflicts). A write that DynamoDB applied but whose answer was lost (a timeout) is retried the same way:
 // the re-read shows the new fence and nothing is merged twice.
@@ -161,13 +170,37 @@
 //     the result says so (RecountForgotten);
 //   - otherwise the pipeline counted p (or has not reached it: a replay ahead of it): nothing.
 //
+// The archive. An item's set would outgrow DynamoDB's 400 KB (a redrive of an hour of records sent to the error
+// table by a bad deployment puts hundreds of thousands into one item of an hourly aggregate), so a write that
+// would take _kset past MaxRecountedPositions first moves its lowest positions (down to half the limit, all of
+// them when the additions alone pass it) to their archive buckets: each bucket is read, united with its
+// positions and written on the condition that its version is unchanged (re-read on a conflict; idempotent). Only
+// then is the item written, without them and with _karch raised to the highest moved, on the condition that
+// the item is still what was read, as every item write. Additions always go to _kset, never straight to a
+// bucket; additions that still do not fit wait for the next write (Apply and RecountBatch loop until all are
+// written). A position is counted in the item out of fence order iff it is in _kset, or at or below _karch and
+// in its bucket; so a writer, after reading the item, reads the bucket of each position at or below _karch that
+// it would otherwise apply (strongly consistent), and treats membership there as membership in _kset. Why
+// single-item atomicity survives:
+//
+//   - Buckets hold only counted positions: an archive moves positions of _kset as read, and sets only ever grow
+//     (a position leaves _kset only in a write that raises _karch to at least it).
+//   - Additions serialize on the item's version: a writer that finds p in neither place and writes p to _kset
+//     wins only if no other write came between its read of the item and its write, so nobody counted p in
+//     between; an archive counts nothing (it copies counted positions).
+//   - A bucket is written before the watermark that covers it: a reader that sees _karch at or above p in the
+//     item read its bucket after the write that raised it, hence after p reached the bucket; below _karch a
+//     position absent from _kset and from its bucket was never counted out of fence order.
+//   - A crash (or a refused item write) after the buckets and before the item leaves positions in both places,
+//     which changes nothing: membership is the union; the next write archives them again, idempotently.
+//
 // RecountBatch does this for a whole batch of a redrive or replay at once: shard states read once, markers once
 // per record, and each item read and written once for every record counted into it (records sharing an item
 // would otherwise refuse each other's writes).
 //
 // Why each record counts exactly once:
 //
-//   - A position counted out of fence order is in that item's set, and every writer checks the set first.
+//   - A position counted out of fence order is in that item's set or archive, and every writer checks both first.
 //   - A position counted in fence order is at or before the fence; a recount applies only after the fence
 //     (in flight), after the crossing (a gap: the fence when the pipeline moved past the range, before any later
 //     record was applied; records of the range at or before it were counted then, by (I), none after), or a marked
@@ -202,8 +235,12 @@
 //     and nothing in the table tells its records from counted ones. Only the on-failure range names them:
 //     Store.CountUnseen counts them on its word (an outsider able to write the queue or bucket could otherwise
 //     forge a range over counted records).
-//   - A recount leaves at most MaxRecountedPositions positions in an item's set: a record beyond is reported
-//     (ErrItemFull), not counted there, and its source kept (more would need overflow items under the same pk).
+//   - An item holds at most MaxRecountedPositions positions in its set plus as many in each of its ArchiveBuckets
+//     buckets (about a million records counted out of fence order per aggregate, group, window and shard): a
+//     recount of a record whose bucket is full and finds no room in the set is reported (ErrItemFull), not
+//     counted there, and its source kept. (The pipeline's own additions of a delivery's marked records are written even
+//     then: the set grows past its limit, as before the archive; a duplicate's records of a give-up range are
+//     left to the redrive, which reports them.)
 //   - Give-up ranges older than the newest MaxLedgerGaps are dropped from the state (forgot keeps the newest
 //     end dropped). A recount of a record before forgot that is not marked, in no gap and not in flight cannot
 //     tell counted from uncounted: it counts nothing and reports it (RecountForgotten; Store.CountUnseen
@@ -234,5 +271,9 @@
 // A recount costs, per record, one strongly consistent read (its marker) and, per RecountBatch call, one read of
 // each shard's state and, where it may count, one read and at most one write per item (Recount alone: all of it
 // per record). Sets and crossings grow items by about 50 bytes per position recounted or
-// marked record stored, and per give-up range crossed.
+// marked record stored, and per give-up range crossed. The archive costs nothing until an item's set reaches
+// MaxRecountedPositions; then a write that archives reads and writes each bucket it moves positions to (half the
+// set: up to 256 buckets, each up to 200 KB, so once per 2,000 positions added), and a position at or below the
+// watermark that the item and its rule would apply costs one strongly consistent read of its bucket (one per
+// bucket per write); positions the fence or _kset decide (nearly all of the pipeline's) cost nothing more.
 package aggregate

@@ -12,10 +12,10 @@ import (
 
 // fakeDB is an in-memory table keyed by pk and sk that answers as DynamoDB does on the wire (fakewire_test.go):
 // it evaluates condition expressions (AND, OR, NOT, comparisons, attribute_exists, attribute_not_exists) with
-// expression attribute names and values, rejects unused or undefined placeholders, empty or duplicated sets and
-// false NULLs with a ValidationException, and returns copies, sets in an order of its own. Hooks
-// inject faults: before (the request fails, nothing done) or after (the write is done, then the request fails, as a
-// timeout after DynamoDB applied it looks to the caller).
+// expression attribute names and values, rejects unused or undefined placeholders, empty or duplicated sets, false
+// NULLs and items over 400 KB with a ValidationException, and returns copies, sets in an order of its own. Hooks
+// inject faults: before (the request fails, nothing done) or after (the write is done, then the request fails, as
+// a timeout after DynamoDB applied it looks to the caller).
 type fakeDB struct {
 	mu    sync.Mutex
 	items map[[2]string]map[string]types.AttributeValue
@@ -59,6 +59,9 @@ func (f *fakeDB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func
 	}
 	if err := validateItem(in.Item); err != nil {
 		return nil, err
+	}
+	if n := dynamoItemSize(in.Item); n > 400*1024 {
+		return nil, validation("Item size has exceeded the maximum allowed size (%d bytes)", n)
 	}
 	k := keyOf(in.Item)
 	old := f.items[k]

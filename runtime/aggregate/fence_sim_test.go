@@ -82,6 +82,8 @@ type simConfig struct {
 	// pDuplicate, per step: the mapping first delivers again records it had acknowledged (at least once: a
 	// worker resuming from a checkpoint it had passed, any earlier value of the checkpoint), then goes on.
 	pDuplicate float64
+	// setCap and buckets make the sets' archive small (Store.setCap, Store.buckets; 0: the defaults).
+	setCap, buckets int
 }
 
 // interleaveDB runs a hook before each PutItem: another writer acting between a read and the write.
@@ -142,8 +144,10 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 		return ""
 	}
 	idb := &interleaveDB{DB: db}
-	store := &Store{DB: idb, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
-	recounter := &Store{DB: db, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
+	store := &Store{DB: idb, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1,
+		setCap: cfg.setCap, buckets: cfg.buckets}
+	recounter := &Store{DB: db, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1,
+		setCap: cfg.setCap, buckets: cfg.buckets}
 	ctx := context.Background()
 	var racer *Store
 	var raceShard int
@@ -307,7 +311,8 @@ func simulate(t testing.TB, seed uint64, cfg simConfig) (capped bool) {
 			raceShard = -1
 			step(s)
 		}
-	}}, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1}
+	}}, Table: "agg", Measures: simMeasures, BackoffBase: time.Nanosecond, MaxAttempts: 2, MaxInFlight: 1,
+		setCap: cfg.setCap, buckets: cfg.buckets}
 	step = func(s int) {
 		m := &maps[s]
 		checkpoint, size := m.checkpoint, m.size
@@ -496,12 +501,30 @@ func TestFenceSimulation(t *testing.T) {
 	}
 }
 
+// TestFenceSimulationArchive is the simulation with the sets' limit at 1 to 3 positions and 1 to 4 buckets: items
+// archive all the time, between the pipeline's and the recounts' reads and writes.
+func TestFenceSimulationArchive(t *testing.T) {
+	cfg := simConfig{shards: 2, records: 150, pData: 0.02, pCrash: 0.1, pGetFault: 0.1, pPutBefore: 0.15,
+		pPutAfter: 0.15, pReplay: 0.3, pGiveUp: 0.3, pFix: 0.01, pInterleave: 0.1, maxBatch: 20, pRace: 0.3,
+		pDuplicate: 0.1}
+	for seed := range uint64(60) {
+		cfg.setCap, cfg.buckets, cfg.consume = 1+int(seed%3), 1+int(seed/3%4), seed%2 == 0
+		if simulate(t, seed, cfg) {
+			t.Errorf("seed %d: a shard reached MaxLedgerGaps: the exact check did not run", seed)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
 func FuzzFence(f *testing.F) {
 	f.Add(uint64(1), uint8(50), uint8(10), uint8(30))
 	f.Add(uint64(7), uint8(200), uint8(3), uint8(60))
 	f.Fuzz(func(t *testing.T, seed uint64, n, maxBatch, faultPct uint8) {
 		p := float64(faultPct%80) / 100
 		simulate(t, seed, simConfig{shards: 2, records: 1 + int(n), pData: p / 10, pCrash: p / 3, pGetFault: p / 2,
-			pPutBefore: p / 2, pPutAfter: p / 2, pReplay: 0.3, pGiveUp: p, pFix: 0.02, pInterleave: p / 4, maxBatch: 1 + int(maxBatch%50)})
+			pPutBefore: p / 2, pPutAfter: p / 2, pReplay: 0.3, pGiveUp: p, pFix: 0.02, pInterleave: p / 4, maxBatch: 1 + int(maxBatch%50),
+			setCap: int(seed % 4), buckets: 1 + int(seed/4%8)}) // setCap 0: the default limit (no archive)
 	})
 }

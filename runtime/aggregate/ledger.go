@@ -34,9 +34,9 @@ const (
 	AttrFirst = "_kfirst"
 )
 
-// IsLedgerItem reports whether item, an item of the aggregate table, is one of the ledger's (a shard state or an
-// error marker) rather than an aggregate item: its partition key starts with '_' (aggregate names start with a
-// letter).
+// IsLedgerItem reports whether item, an item of the aggregate table, is one of the ledger's (a shard state, an
+// error marker or an archive bucket) rather than an aggregate item: its partition key starts with '_' (aggregate
+// names start with a letter).
 func IsLedgerItem(item map[string]types.AttributeValue) bool {
 	pk, ok := item[AttrPartitionKey].(*types.AttributeValueMemberS)
 	return ok && strings.HasPrefix(pk.Value, "_")
@@ -704,6 +704,8 @@ type itemLedger struct {
 	set     map[string]bool
 	setList [][]byte
 	gaps    map[string]types.AttributeValue // AttrGapCrossings
+	archive []byte                          // AttrArchive: nil when nothing was archived
+	inArch  map[string]bool                 // positions at or below archive found in their buckets (read after the item)
 }
 
 // decodeLedger reads an existing item's ledger attributes.
@@ -736,14 +738,21 @@ func decodeLedger(it map[string]types.AttributeValue) (itemLedger, error) {
 		return l, fmt.Errorf("no %s and no %s: not written by this package", AttrFence, AttrVersion)
 	}
 	if v, ok := it[AttrSet]; ok {
-		bs, isBS := v.(*types.AttributeValueMemberBS)
-		if !isBS {
-			return l, fmt.Errorf("%s is not a binary set", AttrSet)
+		ps, err := decodeSet(v)
+		if err != nil {
+			return l, err
 		}
-		for _, p := range bs.Value {
+		for _, p := range ps {
 			l.set[string(p)] = true
 			l.setList = append(l.setList, p)
 		}
+	}
+	if v, ok := it[AttrArchive]; ok {
+		b, isB := v.(*types.AttributeValueMemberB)
+		if !isB || len(b.Value) == 0 {
+			return l, fmt.Errorf("%s is not a position", AttrArchive)
+		}
+		l.archive = b.Value
 	}
 	if v, ok := it[AttrGapCrossings]; ok {
 		m, isM := v.(*types.AttributeValueMemberM)
@@ -753,6 +762,25 @@ func decodeLedger(it map[string]types.AttributeValue) (itemLedger, error) {
 		l.gaps = m.Value
 	}
 	return l, nil
+}
+
+// decodeSet reads an item's AttrSet: a binary set, or, on an item with an archive, a list of binaries.
+func decodeSet(v types.AttributeValue) ([][]byte, error) {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberBS:
+		return x.Value, nil
+	case *types.AttributeValueMemberL:
+		out := make([][]byte, len(x.Value))
+		for i, e := range x.Value {
+			b, ok := e.(*types.AttributeValueMemberB)
+			if !ok || len(b.Value) == 0 {
+				return nil, fmt.Errorf("%s[%d] is not a position", AttrSet, i)
+			}
+			out[i] = b.Value
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%s is not a binary set", AttrSet)
 }
 
 // crossing returns the item's crossing of gap g: the fence when the item's fence first moved past g.End (nil: no
@@ -777,7 +805,7 @@ type recountRule struct {
 // decide reports whether the contribution at p applies to an item with ledger l: the set rule, then the fence (or,
 // in a recount, the record's rule rc: nil counts nothing).
 func (l *itemLedger) decide(p []byte, ledgered, recount bool, rc *recountRule) bool {
-	if l.set[string(p)] {
+	if l.set[string(p)] || l.inArch[string(p)] {
 		return false
 	}
 	if recount && rc == nil {
@@ -807,9 +835,19 @@ func (l *itemLedger) decide(p []byte, ledgered, recount bool, rc *recountRule) b
 // order), the crossings of gaps (gaps the fence moves past, from old to newFence; applied are the positions this
 // write applies in fence order) and the next version.
 func (l *itemLedger) ledgerAttrs(item map[string]types.AttributeValue, added [][]byte, gaps []Gap, newFence []byte, applied [][]byte) {
-	set := append(append([][]byte(nil), l.setList...), added...)
-	if len(set) > 0 {
-		item[AttrSet] = &types.AttributeValueMemberBS{Value: sortedPositions(set)}
+	set := sortedPositions(append(append([][]byte(nil), l.setList...), added...))
+	switch {
+	case l.archive != nil:
+		// An item with an archive holds its set as a list: a writer older than the archive, which cannot see
+		// archived positions, refuses the item ("not a binary set") instead of counting them again.
+		list := make([]types.AttributeValue, len(set))
+		for i, p := range set {
+			list[i] = &types.AttributeValueMemberB{Value: p}
+		}
+		item[AttrSet] = &types.AttributeValueMemberL{Value: list}
+		item[AttrArchive] = &types.AttributeValueMemberB{Value: l.archive}
+	case len(set) > 0:
+		item[AttrSet] = &types.AttributeValueMemberBS{Value: set}
 	}
 	crossings := make(map[string]types.AttributeValue, len(l.gaps))
 	for k, v := range l.gaps {

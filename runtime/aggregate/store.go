@@ -79,6 +79,10 @@ type Store struct {
 	// needing more fails the records from the first one that does not fit (MarkErrors, Batch.Unmarked). Default
 	// (0): MaxLedgerPositions, which keeps the state well under DynamoDB's 400 KB; tests set it lower.
 	LedgerPositions int
+
+	// Tests make the archive small: the set's limit (MaxRecountedPositions), a bucket's (MaxRecountedPositions)
+	// and the number of buckets (ArchiveBuckets); 0 is the default.
+	setCap, bucketCap, buckets int
 }
 
 // ledgerPositions returns s.LedgerPositions, or MaxLedgerPositions when it is not set.
@@ -97,14 +101,16 @@ type Result struct {
 	Refs []int
 	// Applied counts the contributions applied by this call; Already those the item's fence showed applied before.
 	Applied, Already int
-	// Writes counts successful writes (0 or 1); Conflicts the writes refused because the item changed after it was
-	// read (another writer: a redrive, a replay, a second invocation).
+	// Writes counts successful writes (0 or 1; more when the set's archive splits the contributions over several
+	// writes); Conflicts the writes refused because the item changed after it was read (another writer: a redrive,
+	// a replay, a second invocation).
 	Writes, Conflicts int
 	// AppliedRefs are the Ref of the contributions applied by this call.
 	AppliedRefs []int
 	// FullRefs are the Ref of the recount contributions (and of the pipeline's contributions of records in a
-	// give-up range: a duplicate delivery) not applied because the item's set already holds
-	// MaxRecountedPositions positions (ErrItemFull): the pipeline leaves them to the redrive, which reports them.
+	// give-up range: a duplicate delivery) not applied because the item's set holds MaxRecountedPositions
+	// positions and their archive buckets are full (ErrItemFull): the pipeline leaves them to the redrive, which
+	// reports them.
 	FullRefs []int
 	// Err is why the update did not happen: none of the Refs' contributions is known to be applied then (some may
 	// be, from an earlier call: the fence tells the next call).
@@ -155,15 +161,17 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 	return results
 }
 
-// MaxRecountedPositions is the most positions a recount leaves in an item's set (AttrSet, about 50 bytes each):
-// enough for thousands of records redriven into one aggregate, group, window and shard, and far enough below
-// DynamoDB's 400 KB item limit that the pipeline's own writes to the item always fit. A recount that would pass it
-// does not count the record there (ErrItemFull): the record is reported, and its source kept.
+// MaxRecountedPositions is the most positions a write leaves in an item's set (AttrSet, about 50 bytes each), and
+// the most an archive bucket holds: far enough below DynamoDB's 400 KB item limit that the pipeline's own writes
+// to the item always fit. A write that would pass it first moves the set's lowest positions to the item's archive
+// buckets (AttrArchive, ArchivePrefix): an item holds about ArchiveBuckets+1 times as many, a million records
+// counted out of fence order into one aggregate, group, window and shard. A recount that finds no room left does
+// not count the record there (ErrItemFull): the record is reported, and its source kept.
 const MaxRecountedPositions = 4000
 
 // ErrItemFull is why a recount did not count a record into an item whose set holds MaxRecountedPositions
-// positions.
-var ErrItemFull = errors.New("aggregate item full: its set holds the most positions counted out of order a recount may leave there (aggregate.MaxRecountedPositions)")
+// positions and whose archive bucket for the record is full too.
+var ErrItemFull = errors.New("aggregate item full: its set and its archive bucket hold the most positions counted out of order they may (aggregate.MaxRecountedPositions)")
 
 // maxConflicts bounds how often an item is re-read after another writer changed it.
 const maxConflicts = 10
@@ -183,6 +191,27 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		AttrPartitionKey: &types.AttributeValueMemberS{Value: first.Key},
 		AttrSortKey:      &types.AttributeValueMemberS{Value: first.Shard},
 	}
+	// A record of a give-up range the pipeline sees again (a duplicate delivery: the mapping delivers at least
+	// once, even records it passed) counts as a recount of it would, through the set, and moves no fence: a record
+	// of the range it sends to the error table unmarked (processed has passed it) must stay after the range's
+	// crossing, where a recount counts it.
+	rules, inGap := make([]*recountRule, len(cs)), make([]bool, len(cs))
+	for i, c := range cs {
+		rules[i] = c.rule
+		if recount {
+			continue
+		}
+		if g, ok := gapOf(gaps, c.Shard, c.Position); ok {
+			rules[i], inGap[i] = &recountRule{class: RecountGap, gap: g}, true
+			if c.Ledgered {
+				rules[i].class = RecountMarked
+			}
+		}
+	}
+	// Each round reads the item, decides, archives when the set would pass its limit, and writes; a round whose
+	// additions to the set do not all fit writes those before the first that does not, and the next round takes
+	// the rest (cs from there).
+	conflicts := 0 // refused writes in a row
 	for attempt := 0; ; attempt++ {
 		out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key, ConsistentRead: aws.Bool(true)})
 		if err != nil {
@@ -205,49 +234,108 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 				return res
 			}
 		}
+		// A position at or below the archive watermark that would otherwise apply may have been moved to its
+		// bucket: the buckets are read now, after the item (the watermark rises only after its positions are in
+		// their buckets), and membership there counts as membership in the set.
+		if led.archive != nil {
+			var probe [][]byte
+			for i, c := range cs {
+				if bytes.Compare(c.Position, led.archive) <= 0 && led.decide(c.Position, c.Ledgered, recount || inGap[i], rules[i]) {
+					probe = append(probe, c.Position)
+				}
+			}
+			if len(probe) > 0 {
+				if led.inArch, err = s.archived(ctx, first.Key, first.Shard, probe); err != nil {
+					res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+					return res
+				}
+			}
+		}
+		const (
+			skip    = iota // already applied
+			toSet          // applied out of fence order: added to the set
+			inFence        // applied in fence order
+			full           // a recount's, not applied: no room in the set (ErrItemFull)
+		)
+		verdicts := make([]int, len(cs))
+		adds := 0
+		seen := map[string]bool{} // a duplicate record in cs applies once
+		for i, c := range cs {
+			if seen[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount || inGap[i], rules[i]) {
+				continue
+			}
+			seen[string(c.Position)] = true
+			if recount || c.Ledgered || inGap[i] {
+				verdicts[i] = toSet
+				adds++
+			} else {
+				verdicts[i] = inFence
+			}
+		}
+		// Room in the set: when the additions would take it past its limit, its lowest positions go to the
+		// archive first (they are counted: the set read holds them), and this write removes them and raises the
+		// watermark.
+		room, limit := adds, s.maxSet()
+		if adds > 0 && len(led.setList)+adds > limit {
+			if move := toArchive(led.setList, adds, limit); len(move) > 0 {
+				moved, err := s.archive(ctx, first.Key, first.Shard, move)
+				if err != nil {
+					res.Err = fmt.Errorf("aggregate item %q/%q: %w", first.Key, first.Shard, err)
+					return res
+				}
+				if len(moved) > 0 {
+					led.setList = without(led.setList, moved)
+					led.archive = maxBytes(led.archive, highest(moved))
+				}
+			}
+			room = max(limit-len(led.setList), 0)
+		}
+		cut, n := len(cs), 0
+		for i := range cs {
+			switch {
+			case verdicts[i] != toSet:
+			case n < room:
+				n++
+			case room > 0:
+				cut = i // the rest in the next round, after archiving again
+			case recount || inGap[i]:
+				verdicts[i] = full // nothing could be archived: its buckets are full
+			default:
+				// The pipeline's own additions are applied even then: the set grows past its limit, as it did
+				// before the archive.
+			}
+			if cut < len(cs) {
+				break
+			}
+		}
 		applied, already := 0, 0
 		last := fence
 		var added, inOrder [][]byte
 		var appliedRefs, fullRefs []int
-		done := map[string]bool{} // positions applied by this write: a duplicate record in cs applies once
-		for _, c := range cs {
-			// A record of a give-up range the pipeline sees again (a duplicate delivery: the mapping delivers at
-			// least once, even records it passed) counts as a recount of it would, through the set, and moves no
-			// fence: a record of the range it sends to the error table unmarked (processed has passed it) must stay
-			// after the range's crossing, where a recount counts it.
-			rule, inGap := c.rule, false
-			if !recount {
-				if g, ok := gapOf(gaps, c.Shard, c.Position); ok {
-					rule, inGap = &recountRule{class: RecountGap, gap: g}, true
-					if c.Ledgered {
-						rule.class = RecountMarked
-					}
-				}
-			}
-			if done[string(c.Position)] || !led.decide(c.Position, c.Ledgered, recount || inGap, rule) {
+		for i, c := range cs[:cut] {
+			switch verdicts[i] {
+			case skip:
 				already++
 				continue
-			}
-			if (recount || inGap) && len(led.setList)+len(added) >= MaxRecountedPositions {
+			case full:
 				fullRefs = append(fullRefs, c.Ref)
 				continue
 			}
 			st.merge(measures, c.Values)
 			applied++
-			done[string(c.Position)] = true
 			appliedRefs = append(appliedRefs, c.Ref)
-			if recount || c.Ledgered || inGap {
+			if verdicts[i] == toSet {
 				added = append(added, c.Position)
-				led.set[string(c.Position)] = true // a duplicate in cs applies once
 			} else {
 				inOrder = append(inOrder, c.Position)
 			}
-			if !recount && !inGap {
+			if !recount && !inGap[i] {
 				last = maxBytes(last, c.Position)
 			}
 		}
 		if applied == 0 {
-			res.Already, res.FullRefs = already, fullRefs
+			res.Already += already
+			res.FullRefs = append(res.FullRefs, fullRefs...)
 			return res
 		}
 		item := map[string]types.AttributeValue{
@@ -281,12 +369,20 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 		_, err = s.DB.PutItem(ctx, in)
 		switch {
 		case err == nil:
-			res.Applied, res.Already, res.Writes, res.AppliedRefs, res.FullRefs = applied, already, 1, appliedRefs, fullRefs
-			return res
+			res.Applied += applied
+			res.Already += already
+			res.Writes++
+			res.AppliedRefs = append(res.AppliedRefs, appliedRefs...)
+			res.FullRefs = append(res.FullRefs, fullRefs...)
+			if cut == len(cs) {
+				return res
+			}
+			cs, rules, inGap, conflicts, attempt = cs[cut:], rules[cut:], inGap[cut:], 0, -1
 		case isConditionFailed(err):
 			res.Conflicts++
-			if res.Conflicts >= maxConflicts || !s.wait(ctx, res.Conflicts-1) {
-				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", res.Conflicts, err)
+			conflicts++
+			if conflicts >= maxConflicts || !s.wait(ctx, conflicts-1) {
+				res.Err = fmt.Errorf("write aggregate item: changed by another writer %d times in a row: %w", conflicts, err)
 				return res
 			}
 		case s.retry(ctx, err, attempt):
