@@ -186,6 +186,17 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// KeyNames returns the data table's key attribute names under c (after WithDefaults): the partition key's, then
+// the sort key's if c has one.
+func (c Config) KeyNames() []string {
+	c = c.WithDefaults()
+	names := []string{c.PartitionKey.Name}
+	if c.SortKey != nil {
+		names = append(names, c.SortKey.Name)
+	}
+	return names
+}
+
 // Validate reports every problem with c (after WithDefaults) joined into one error, or nil. The construct runs it at
 // synth time and the processor at cold start, so both agree on what is valid. Each problem is one line starting with
 // what it is about: "partition key:", "sort key:", "error TTL:", "metadata[0]:", or for the transform "transform.include[0]:",

@@ -40,7 +40,7 @@ func newRunner(db DB, o Options) (*runner, error) {
 	build := func(insertOnly, verified bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
-			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keyNames(o.Config), insertOnly: insertOnly}
+			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: o.Config.KeyNames(), insertOnly: insertOnly}
 		}
 		rdb := &recordingDB{DB: pdb, errorTable: o.ErrorTableName}
 		fns := make([]func(*processor.Options), 0, len(o.ProcessorOptions)+2)
@@ -105,16 +105,6 @@ func (r *runner) distrustRange(ctx context.Context, bi KinesisBatchInfo) (bool, 
 			"reaches back over records the pipeline counted (it does not start at the checkpoint of the batch given up)"
 	}
 	return false, ""
-}
-
-// keyNames returns the data table's key attribute names under cfg.
-func keyNames(cfg processor.Config) []string {
-	c := cfg.WithDefaults()
-	names := []string{c.PartitionKey.Name}
-	if c.SortKey != nil {
-		names = append(names, c.SortKey.Name)
-	}
-	return names
 }
 
 // batchResult is what became of one batch.

@@ -36,7 +36,7 @@ func (r *Replayer) newShardProcessor(ancestors []string) (*shardProcessor, error
 		}
 	}
 	var base DB = r.c.DB
-	keys := keyNames(o.Config)
+	keys := o.Config.KeyNames()
 	if o.DryRun {
 		base = &dryRunDB{real: r.c.DB, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keys, older: older}
 	}
@@ -85,16 +85,6 @@ func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEvent
 	c.Written, c.Superseded = sp.db.counts()
 	c.Recounted = sp.metrics.Recounted()
 	return c, nil
-}
-
-// keyNames returns the data table's key attribute names under cfg.
-func keyNames(cfg processor.Config) []string {
-	c := cfg.WithDefaults()
-	names := []string{c.PartitionKey.Name}
-	if c.SortKey != nil {
-		names = append(names, c.SortKey.Name)
-	}
-	return names
 }
 
 // countingDB counts the data table's conditional writes: written, or superseded (the condition failed).

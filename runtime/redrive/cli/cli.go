@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -76,6 +77,12 @@ type clientOptions struct {
 	sdkLog       io.Writer // where the SDK's own log lines go, escaped
 }
 
+// RetryMaxAttempts is how many times the operator tools (kdp redrive, kdp replay) send a DynamoDB request that
+// keeps failing with a retryable error (throttling, a server error, a reset connection) before they report it. The
+// processor's client waits at most 250 ms between attempts, short for a Lambda deadline; a run from a terminal has
+// no deadline and can be more patient than the SDK's default of 3 attempts.
+const RetryMaxAttempts = 8
+
 // clientsFunc makes the AWS clients; tests replace it.
 type clientsFunc func(ctx context.Context, o clientOptions) (redrive.Clients, error)
 
@@ -90,7 +97,7 @@ func defaultClients(ctx context.Context, o clientOptions) (redrive.Clients, erro
 		return redrive.Clients{}, fmt.Errorf("load AWS config: %w", err)
 	}
 	return redrive.Clients{
-		DB: processor.NewDynamoDBClient(cfg),
+		DB: processor.NewDynamoDBClient(cfg, func(do *dynamodb.Options) { do.RetryMaxAttempts = RetryMaxAttempts }),
 		Kinesis: kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
 			if o.streamRegion != "" {
 				ko.Region = o.streamRegion
@@ -244,10 +251,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		copts.streamRegion = ref.Region
 	}
 	var err error
-	if errIn.Since, err = parseTime(since, now); err != nil {
+	if errIn.Since, err = ParseTime(since, now); err != nil {
 		problems = append(problems, "--since: "+err.Error())
 	}
-	if errIn.Until, err = parseTime(until, now); err != nil {
+	if errIn.Until, err = ParseTime(until, now); err != nil {
 		problems = append(problems, "--until: "+err.Error())
 	}
 	cfg := processor.DefaultConfig()
@@ -336,8 +343,9 @@ func aggregatesProblem(cfg processor.Config, table string, skip bool) string {
 		"(or pass --%s to store the records without counting them: they stay uncounted)", FlagAggregateTable, len(cfg.Aggregates), FlagSkipAggregates)
 }
 
-// parseTime reads an RFC 3339 time, or a duration before now ("24h"); "" gives the zero time.
-func parseTime(s string, now time.Time) (time.Time, error) {
+// ParseTime reads a time flag: an RFC 3339 time, or a positive duration before now ("24h"); "" gives the zero
+// time. kdp replay's --since and --until read the same way.
+func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}

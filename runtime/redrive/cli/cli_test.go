@@ -81,9 +81,9 @@ func TestParseTime(t *testing.T) {
 		{give: "yesterday", wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := parseTime(tt.give, now)
+		got, err := ParseTime(tt.give, now)
 		if (err != nil) != tt.wantErr || !got.Equal(tt.want) {
-			t.Errorf("parseTime(%q) = %v, %v; want %v (error %v)", tt.give, got, err, tt.want, tt.wantErr)
+			t.Errorf("ParseTime(%q) = %v, %v; want %v (error %v)", tt.give, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
@@ -327,5 +327,31 @@ func TestStreamReadInItsRegion(t *testing.T) {
 	}
 	if r := clients.DB.(*dynamodb.Client).Options().Region; r != "us-east-1" {
 		t.Errorf("DynamoDB client region %q, want the configured us-east-1", r)
+	}
+}
+
+// TestDefaultClientsRetryPatiently: the DynamoDB client of the operator tools sends a request that keeps being
+// throttled RetryMaxAttempts times (the SDK's default is 3), with the processor's short waits in between.
+func TestDefaultClientsRetryPatiently(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	c, err := defaultClients(context.Background(), clientOptions{streamRegion: "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, ok := c.DB.(*dynamodb.Client)
+	if !ok {
+		t.Fatalf("DB is a %T", c.DB)
+	}
+	r := db.Options().Retryer
+	if got := r.MaxAttempts(); got != RetryMaxAttempts {
+		t.Errorf("MaxAttempts = %d, want %d", got, RetryMaxAttempts)
+	}
+	if d, err := r.RetryDelay(5, &types.ProvisionedThroughputExceededException{}); err != nil || d > 250*time.Millisecond {
+		t.Errorf("RetryDelay(5, throttled) = %v, %v; want at most 250ms", d, err)
 	}
 }

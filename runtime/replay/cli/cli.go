@@ -93,7 +93,9 @@ func defaultClients(ctx context.Context, streamRegion string) (clients, error) {
 			// The stream is read and the tables written in the stream's region, whatever the default configuration
 			// says: the pipeline's function writes its tables in its own region, the stream's, and a table of the
 			// same name in another region belongs to something else.
-			DB:      processor.NewDynamoDBClient(cfg, func(o *dynamodb.Options) { o.Region = streamRegion }),
+			DB: processor.NewDynamoDBClient(cfg, func(o *dynamodb.Options) {
+				o.Region, o.RetryMaxAttempts = streamRegion, redrivecli.RetryMaxAttempts
+			}),
 			Kinesis: kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.Region = streamRegion }),
 		},
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }),
@@ -166,11 +168,11 @@ func parse(args []string, stderr io.Writer, now time.Time) (flags, []func(*repla
 			problems = append(problems, "--"+FlagStream+": "+err.Error())
 		}
 	}
-	since, err := parseTime(f.since, now)
+	since, err := redrivecli.ParseTime(f.since, now)
 	if err != nil {
 		problems = append(problems, "--"+FlagSince+": "+err.Error())
 	}
-	until, err := parseTime(f.until, now)
+	until, err := redrivecli.ParseTime(f.until, now)
 	if err != nil {
 		problems = append(problems, "--"+FlagUntil+": "+err.Error())
 	}
@@ -276,18 +278,3 @@ type problemsError string
 
 // Error returns the problems.
 func (e problemsError) Error() string { return string(e) }
-
-// parseTime reads an RFC 3339 time, or a duration before now ("24h"); "" gives the zero time.
-func parseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
-	}
-	return now.Add(-d), nil
-}

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/processor"
+	redrivecli "github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/redrive/cli"
 )
 
 const testARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/ingest"
@@ -89,9 +92,34 @@ func TestParseWindow(t *testing.T) {
 	if got := []string(f.shards); strings.Join(got, " ") != "shardId-000000000001 shardId-000000000002 shardId-000000000004" {
 		t.Errorf("shards %v", got)
 	}
-	since, _ := parseTime(f.since, now)
-	until, _ := parseTime(f.until, now)
+	since, _ := redrivecli.ParseTime(f.since, now)
+	until, _ := redrivecli.ParseTime(f.until, now)
 	if !since.Equal(now.Add(-2*time.Hour)) || !until.Equal(time.Date(2026, 1, 2, 14, 30, 0, 0, time.UTC)) || !f.dryRun || f.rate != 50 {
 		t.Errorf("since %v until %v dry run %v rate %v", since, until, f.dryRun, f.rate)
+	}
+}
+
+// TestDefaultClientsRetryPatiently: replay's DynamoDB client retries as redrive's does (RetryMaxAttempts), in the
+// stream's region.
+func TestDefaultClientsRetryPatiently(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	c, err := defaultClients(context.Background(), "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, ok := c.replay.DB.(*dynamodb.Client)
+	if !ok {
+		t.Fatalf("DB is a %T", c.replay.DB)
+	}
+	if got := db.Options().Retryer.MaxAttempts(); got != redrivecli.RetryMaxAttempts {
+		t.Errorf("MaxAttempts = %d, want %d", got, redrivecli.RetryMaxAttempts)
+	}
+	if got := db.Options().Region; got != "eu-west-1" {
+		t.Errorf("region %q, want the stream's, eu-west-1", got)
 	}
 }
