@@ -253,7 +253,10 @@
 //     no marker and lie in no gap.
 //   - Only the mapping may run the pipeline mode (Store.Apply with the ledger): a tool replaying records through
 //     it out of order could count in fence order a record whose mark was pruned, and a recount would count it
-//     again. Redrive and replay use processor.Options.RecountAggregates.
+//     again. Redrive and replay use processor.Options.RecountAggregates. A redrive never recounts a record whose
+//     payload the stream did not vouch for (processor.Options.Unverified) unless the operator says so
+//     (processor.Options.RecountUnverified, kdp redrive --count-unverified): a forged source at a marked or
+//     given-up position would count its own values.
 //
 // ParallelizationFactor above 1 keeps order per partition key, not per shard: two concurrent batches of one shard
 // would move one fence past each other's records. The construct refuses aggregates with a factor above 1 at synth.
