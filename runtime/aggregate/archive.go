@@ -54,34 +54,22 @@ func bucketOf(position []byte, n int) int {
 
 // archiveBuckets returns the number of buckets (s.buckets in tests, ArchiveBuckets otherwise).
 func (s *Store) archiveBuckets() int {
-	if s.buckets > 0 {
-		return s.buckets
-	}
-	return ArchiveBuckets
+	return orDefault(s.buckets, ArchiveBuckets)
 }
 
 // maxSet returns the most positions a write leaves in an item's AttrSet when it can archive (s.setCap in tests).
 func (s *Store) maxSet() int {
-	if s.setCap > 0 {
-		return s.setCap
-	}
-	return MaxRecountedPositions
+	return orDefault(s.setCap, MaxRecountedPositions)
 }
 
 // maxBucket returns the most positions an archive bucket holds (s.bucketCap in tests).
 func (s *Store) maxBucket() int {
-	if s.bucketCap > 0 {
-		return s.bucketCap
-	}
-	return MaxRecountedPositions
+	return orDefault(s.bucketCap, MaxRecountedPositions)
 }
 
 // inFlight returns how many buckets are read or written at once (MaxInFlight, default 8).
 func (s *Store) inFlight() int {
-	if s.MaxInFlight > 0 {
-		return s.MaxInFlight
-	}
-	return 8
+	return orDefault(s.MaxInFlight, 8)
 }
 
 // bucket is an archive bucket as read.
@@ -262,4 +250,12 @@ func highest(ps [][]byte) []byte {
 		}
 	}
 	return h
+}
+
+// orDefault returns v when it is set (above 0), else d.
+func orDefault(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
 }

@@ -87,10 +87,7 @@ type Store struct {
 
 // ledgerPositions returns s.LedgerPositions, or MaxLedgerPositions when it is not set.
 func (s *Store) ledgerPositions() int {
-	if s.LedgerPositions > 0 {
-		return s.LedgerPositions
-	}
-	return MaxLedgerPositions
+	return orDefault(s.LedgerPositions, MaxLedgerPositions)
 }
 
 // Result is the outcome of one item's update.
