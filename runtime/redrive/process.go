@@ -37,7 +37,8 @@ type runner struct {
 
 func newRunner(db DB, o Options) (*runner, error) {
 	mc := &emfcount.Capture{}
-	build := func(insertOnly, verified bool) (*processor.Processor, *recordingDB, error) {
+	// verified: the stream vouches for the records' payload; unseen: count unseen records (Options.CountUnseen).
+	build := func(insertOnly, verified, unseen bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
 			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: keyNames(o.Config), insertOnly: insertOnly}
@@ -56,18 +57,18 @@ func newRunner(db DB, o Options) (*runner, error) {
 			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
 			// Out of stream order: never the pipeline's fenced counting (see runtime/aggregate), a recount or nothing.
 			// Unseen records are counted on the word of the on-failure range: only with the stream's own payload.
-			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, o.CountUnseen && verified)
+			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, unseen)
 			// Unverified payloads may be forged: counted only on the operator's word.
 			po.Unverified, po.RecountUnverified = !verified, !verified && o.CountUnverified
 		})
 		p, err := processor.New(rdb, fns...)
 		return p, rdb, err
 	}
-	verified, rdb, err := build(false, true)
+	verified, rdb, err := build(false, true, o.CountUnseen)
 	if err != nil {
 		return nil, err
 	}
-	unverified, urdb, err := build(!o.AllowOverwriteUnverified, false)
+	unverified, urdb, err := build(!o.AllowOverwriteUnverified, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func newRunner(db DB, o Options) (*runner, error) {
 	run := &runner{verified: verified, unverified: unverified, metrics: mc, db: rdb}
 	if o.CountUnseen && !o.SkipAggregates && o.AggregateTableName != "" && len(o.Config.Aggregates) > 0 {
 		nrdb := (*recordingDB)(nil)
-		if run.verifiedNoUnseen, nrdb, err = build(false, false); err != nil {
+		if run.verifiedNoUnseen, nrdb, err = build(false, true, false); err != nil {
 			return nil, err
 		}
 		nrdb.shared = rdb
