@@ -320,6 +320,10 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 	case len(uncounted(br.counts)) > 0:
 		res.Outcome, res.Reason = OutcomeFailed, strings.Join(uncounted(br.counts), "; ")
 		return res
+	case br.counts.Forgotten > 0:
+		// Stored, perhaps never counted, and nothing counts it: the entry is what is left of it.
+		res.Outcome, res.Reason = OutcomeFailed, forgottenReason(br.counts.Forgotten)
+		return res
 	}
 	res.Outcome = OutcomeRecovered
 	if r.opts.DryRun {
