@@ -4,9 +4,15 @@ package redrive_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"math/big"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -113,6 +119,72 @@ func TestAtkErrorsForgottenEntryKept(t *testing.T) {
 		}
 		if len(results) != 1 || results[0].Outcome != redrive.OutcomeFailed || !strings.Contains(results[0].Reason, "give-up range") {
 			t.Errorf("run %d: results %+v, want one failed, naming the dropped give-up range", run, results)
+		}
+	}
+}
+
+// TestAtkCountUnseenRangeStartsInGiveUp: the pipeline read batch 0..5, failed on 0 (transiently) until the mapping
+// gave up on 0..2 (bisection) and acknowledged 3..5, which it counted in fence order; the ledger records the give-up
+// range [0, 3). The on-failure record names the batch first read, 0..5 (AWS does not document which range it
+// names). Its last record (5) is one the pipeline counted and the ledger does not list as in flight, so checking
+// only the last record trusts the range: --count-unseen then counts 3..5 a second time. Records 0..2 must be
+// recounted (the give-up range's rule), 3..5 left uncounted and reported, the message kept. Totals are read back from
+// the aggregate table and compared with the count of distinct records (6).
+func TestAtkCountUnseenRangeStartsInGiveUp(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":0}`, `{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`)
+	agg := emulators.UniqueName("agg")
+	if err := emulators.CreateAggregateTable(ctx, e.db, agg); err != nil {
+		t.Fatal(err)
+	}
+	cfg := aggCountConfig()
+	pipeline, err := processor.New(e.db, func(o *processor.Options) {
+		o.TableName, o.ErrorTableName, o.AggregateTableName, o.Config = e.table, e.errors, agg, cfg
+		o.Logger, o.MetricsWriter = slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard
+		def := processor.DefaultTransform(cfg)
+		o.Transform = func(ctx context.Context, r *processor.Record) ([]processor.Item, error) {
+			if r.SequenceNumber == seqs[0] {
+				return nil, errors.New("lookup timed out")
+			}
+			return def(ctx, r)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]events.KinesisEventRecord, len(seqs))
+	for i, s := range seqs {
+		recs[i] = e.records(shard, []string{s}, []string{`{"n":` + string(rune('0'+i)) + `}`})[0]
+		recs[i].Kinesis.ApproximateArrivalTimestamp = events.SecondsEpochTime{Time: time.Now()}
+	}
+	if resp, err := pipeline.Handle(ctx, events.KinesisEvent{Records: recs}); err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != seqs[0] {
+		t.Fatalf("batch 0..5: %+v %v", resp, err)
+	}
+	if resp, err := pipeline.Handle(ctx, events.KinesisEvent{Records: recs[3:]}); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch 3..5 after the give-up: %+v %v", resp, err)
+	}
+	if n := countedN(t, e, agg); n.Cmp(big.NewInt(3)) != 0 {
+		t.Fatalf("after the pipeline: %s counted, want 3 (records 3..5)", n)
+	}
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+	for run := 0; run < 2; run++ {
+		var results []redrive.Result
+		sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+			o.Config, o.AggregateTableName, o.CountUnseen = cfg, agg, true
+			o.Result = func(res redrive.Result) { results = append(results, res) }
+		}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countedN(t, e, agg); n.Cmp(big.NewInt(int64(len(seqs)))) != 0 {
+			t.Errorf("run %d: %s counted, want %d (every record once)", run, n, len(seqs))
+		}
+		if sum.Records.Unseen != 3 || sum.Removed != 0 || len(e.sqs.Messages(e.queue)) != 1 {
+			t.Errorf("run %d: summary %+v, queue %d; want 3 unseen records reported, the message kept", run, sum, len(e.sqs.Messages(e.queue)))
+		}
+		if len(results) != 1 || !strings.Contains(results[0].Reason, "--count-unseen not applied to this range") {
+			t.Errorf("run %d: results %+v, want the reason --count-unseen was not applied", run, results)
 		}
 	}
 }

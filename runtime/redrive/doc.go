@@ -149,10 +149,12 @@
 // bisection, the retried remainder) or of the batch first read, nor that a consolidated range is contiguous and
 // holds only failed records; the construct turns both ReportBatchItemFailures and bisection on. So the assumption
 // may fail, and a range reaching back over records the pipeline counted would make --count-unseen count them
-// twice. The ledger shows it when the given-up batch reached the ledger in any attempt: the range's last record is
+// twice. The ledger shows it when the given-up batch reached the ledger in any attempt: the range's last record
+// (or, for a range naming the batch first read of which bisection gave up only the first part, its first record) is
 // then in flight, in a give-up range or marked, not unseen (aggregate.Store.Seen). Such a range is not trusted: its
 // unseen records stay uncounted and reported, as without CountUnseen, its source is kept, and the reason says why.
-// A range whose last record the ledger never saw is still taken on its word: if Lambda consolidated one range over
-// halves that succeeded and halves given up while the aggregate table was unreachable, its counted records would
-// count twice (no such consolidation is documented; a dry run shows how many records a run would recount).
+// A range whose first and last records the ledger never saw is still taken on its word: if Lambda consolidated one
+// range over halves that succeeded and halves given up while the aggregate table was unreachable, or a range's
+// middle only reached the ledger, its counted records would count twice (no such range is documented; a dry run
+// shows how many records a run would recount).
 package redrive
