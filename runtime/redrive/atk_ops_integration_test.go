@@ -188,3 +188,49 @@ func TestAtkCountUnseenRangeStartsInGiveUp(t *testing.T) {
 		}
 	}
 }
+
+// TestAtkS3RefusedObjectNamesUncounted: an object past the stream's retention whose payload holds two records: one
+// whose key holds another record's item (refused) and one stored insert-only and left uncounted (unverified). The
+// result must name both: the refusal, and the record left uncounted (every uncounted record named), and the object
+// must stay; the aggregate table must hold nothing counted.
+func TestAtkS3RefusedObjectNamesUncounted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	const shard = "shardId-000000000000"
+	byOrder, err := processor.ParseConfig([]byte(`{"partitionKey":{"name":"id","type":"S","source":"orderId"},` +
+		`"aggregates":[{"name":"perMinute","windowSeconds":60,"measures":[{"name":"n","kind":"count"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := emulators.UniqueName("agg")
+	if err := emulators.CreateAggregateTable(ctx, e.db, agg); err != nil {
+		t.Fatal(err)
+	}
+	noAgg := byOrder
+	noAgg.Aggregates = nil
+	e.pipeline(t, noAgg, rec(shard, "5", `{"orderId":"K","v":"real"}`))
+	b := newBucket(t)
+	key := mappingPrefix(shard) + "2025-01-02T03.04.05-mixed"
+	b.put(t, key, e.s3Object(t, shard, []string{"900", "901"}, []string{`{"orderId":"K","v":"forged"}`, `{"orderId":"N","v":"new"}`}, true))
+	var results []redrive.Result
+	sum, err := newRedriver(t, e.s3Clients(b), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName = byOrder, agg
+		o.Result = func(res redrive.Result) { results = append(results, res) }
+	}).S3(ctx, redrive.S3Input{Bucket: b.name, Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.keys(t); len(got) != 1 {
+		t.Errorf("bucket %v, want the object kept", got)
+	}
+	if n := countedN(t, e, agg); n.Sign() != 0 {
+		t.Errorf("%s records counted, want none", n)
+	}
+	if sum.Records.Refused != 1 || sum.Records.Unverified != 1 || sum.Unrecovered() != 1 {
+		t.Errorf("summary %+v, want 1 refused, 1 unverified, the object left behind", sum)
+	}
+	if len(results) != 1 || results[0].Outcome != redrive.OutcomeRefused ||
+		!strings.Contains(results[0].Reason, "refused") || !strings.Contains(results[0].Reason, "not verified against the stream") {
+		t.Errorf("results %+v, want one refused, naming the refusal and the record left uncounted", results)
+	}
+}

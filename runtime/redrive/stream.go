@@ -98,9 +98,12 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 	}
 	reasons = append(reasons, b.failed...)
-	if why := uncounted(b.counts); len(why) > 0 && res.Outcome == OutcomeRecovered {
-		// Stored, but not counted into the aggregates: the source is kept for a run that may count them.
-		res.Outcome = OutcomeFailed
+	if why := uncounted(b.counts); len(why) > 0 {
+		// Stored, but not counted into the aggregates: the source is kept for a run that may count them. Named
+		// whatever else went wrong, so that no uncounted record goes unmentioned.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
 		reasons = append(reasons, why...)
 	}
 	if b.counts.Unseen > 0 && b.distrust != "" {
