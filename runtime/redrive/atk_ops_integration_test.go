@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/internal/emulators"
 	"github.com/cdk-constructs-go/kinesis-dynamo-pipeline/runtime/aggregate"
@@ -232,5 +236,214 @@ func TestAtkS3RefusedObjectNamesUncounted(t *testing.T) {
 	if len(results) != 1 || results[0].Outcome != redrive.OutcomeRefused ||
 		!strings.Contains(results[0].Reason, "refused") || !strings.Contains(results[0].Reason, "not verified against the stream") {
 		t.Errorf("results %+v, want one refused, naming the refusal and the record left uncounted", results)
+	}
+}
+
+// cancellingDB cancels its run's context when a write to the aggregate table begins after `after` such writes
+// (an operator's Ctrl-C in the middle of a batch's recount): that write, and everything after it, fails.
+type cancellingDB struct {
+	*dynamodb.Client
+	table  string
+	after  int
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	writes int
+}
+
+func (d *cancellingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if aws.ToString(in.TableName) == d.table {
+		d.mu.Lock()
+		d.writes++
+		if d.writes > d.after {
+			d.cancel()
+		}
+		d.mu.Unlock()
+	}
+	return d.Client.PutItem(ctx, in, optFns...)
+}
+
+// giveUpEnv puts records of three categories, runs the pipeline so that the mapping gives up on the first
+// `given` records (0 fails transiently, then the batch after them is counted: the ledger records the give-up range)
+// and returns the env, the aggregate table, the configuration, the sequence numbers and the shard. want is the
+// per-category count and sum every record counted once gives, computed here from the inputs.
+func giveUpEnv(t *testing.T, given, total int) (e *env, agg string, cfg processor.Config, seqs []string, shard string, want string) {
+	t.Helper()
+	ctx := context.Background()
+	e = newEnv(t)
+	var payloads []string
+	wantN := map[string]*big.Int{}
+	wantSum := map[string]*big.Int{}
+	for i := 0; i < total; i++ {
+		cat := string(rune('a' + i%3))
+		v := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(20+i)), nil) // exact past float64
+		payloads = append(payloads, fmt.Sprintf(`{"cat":%q,"v":%s}`, cat, v))
+		if wantN[cat] == nil {
+			wantN[cat], wantSum[cat] = new(big.Int), new(big.Int)
+		}
+		wantN[cat].Add(wantN[cat], big.NewInt(1))
+		wantSum[cat].Add(wantSum[cat], v)
+	}
+	seqs, shard = e.put(t, payloads...)
+	agg = emulators.UniqueName("agg")
+	if err := emulators.CreateAggregateTable(ctx, e.db, agg); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := processor.ParseConfig([]byte(`{"aggregates":[{"name":"perCategory","windowSeconds":3600,"groupBy":[{"path":"cat"}],` +
+		`"measures":[{"name":"n","kind":"count"},{"name":"total","kind":"sum","path":"v"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline, err := processor.New(e.db, func(o *processor.Options) {
+		o.TableName, o.ErrorTableName, o.AggregateTableName, o.Config = e.table, e.errors, agg, cfg
+		o.Logger, o.MetricsWriter = slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard
+		def := processor.DefaultTransform(cfg)
+		o.Transform = func(ctx context.Context, r *processor.Record) ([]processor.Item, error) {
+			if r.SequenceNumber == seqs[0] {
+				return nil, errors.New("lookup timed out")
+			}
+			return def(ctx, r)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stream's own records (its arrival times), as the mapping delivers them.
+	out, err := e.kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(e.stream), ShardId: aws.String(shard),
+		ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := e.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: out.ShardIterator})
+	if err != nil || len(recs.Records) != total {
+		t.Fatalf("read %d records (%v), want %d", len(recs.Records), err, total)
+	}
+	evs := make([]events.KinesisEventRecord, total)
+	for i, r := range recs.Records {
+		evs[i] = events.KinesisEventRecord{EventID: shard + ":" + aws.ToString(r.SequenceNumber), EventSource: "aws:kinesis", EventSourceArn: e.arn,
+			Kinesis: events.KinesisRecord{SequenceNumber: aws.ToString(r.SequenceNumber), PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data,
+				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: aws.ToTime(r.ApproximateArrivalTimestamp)}}}
+	}
+	if resp, err := pipeline.Handle(ctx, events.KinesisEvent{Records: evs[:given]}); err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("batch given up: %+v %v", resp, err)
+	}
+	if resp, err := pipeline.Handle(ctx, events.KinesisEvent{Records: evs[given:]}); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch after the give-up: %+v %v", resp, err)
+	}
+	var parts []string
+	for _, c := range keys(wantN) {
+		parts = append(parts, fmt.Sprintf("%s n=%s total=%s", c, wantN[c], wantSum[c]))
+	}
+	return e, agg, cfg, seqs, shard, strings.Join(parts, "; ")
+}
+
+// totalsByCategory adds up n and total per category over every aggregate item (all windows and shards), exactly.
+func totalsByCategory(t *testing.T, e *env, table string) string {
+	t.Helper()
+	out, err := e.db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, sum := map[string]*big.Int{}, map[string]*big.Int{}
+	for _, it := range out.Items {
+		if aggregate.IsLedgerItem(it) {
+			continue
+		}
+		g, ok := it["group"].(*types.AttributeValueMemberL)
+		if !ok || len(g.Value) != 1 {
+			t.Fatalf("item %v: group %v", it["pk"], it["group"])
+		}
+		cat := g.Value[0].(*types.AttributeValueMemberS).Value
+		if n[cat] == nil {
+			n[cat], sum[cat] = new(big.Int), new(big.Int)
+		}
+		for m, acc := range map[string]map[string]*big.Int{"n": n, "total": sum} {
+			var text string
+			switch v := it[m].(type) {
+			case *types.AttributeValueMemberN:
+				text = v.Value
+			case *types.AttributeValueMemberS:
+				text = v.Value
+			default:
+				t.Fatalf("item %v: %s is %T", it["pk"], m, it[m])
+			}
+			x, ok := new(big.Int).SetString(text, 10)
+			if !ok {
+				t.Fatalf("item %v: %s = %q", it["pk"], m, text)
+			}
+			acc[cat].Add(acc[cat], x)
+		}
+	}
+	var parts []string
+	for _, c := range keys(n) {
+		parts = append(parts, fmt.Sprintf("%s n=%s total=%s", c, n[c], sum[c]))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// TestAtkDLQInterruptedThenRerun: a redrive of a give-up range is cancelled after k of its aggregate writes (in the
+// middle of a batch's recount), for every k up to the point where it finishes; the message must stay while anything
+// is uncounted, and a rerun must bring every total to exactly what the inputs give: nothing lost, nothing twice.
+func TestAtkDLQInterruptedThenRerun(t *testing.T) {
+	for _, after := range []int{0, 1, 2, 3} {
+		t.Run(fmt.Sprintf("cancel after %d writes", after), func(t *testing.T) {
+			e, agg, cfg, seqs, shard, want := giveUpEnv(t, 6, 8)
+			e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c := e.clients()
+			c.DB = &cancellingDB{Client: e.db, table: agg, after: after, cancel: cancel}
+			sum, _ := newRedriver(t, c, e, func(o *redrive.Options) {
+				o.Config, o.AggregateTableName, o.BatchSize = cfg, agg, 4
+			}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
+			t.Logf("interrupted: removed %d, records %+v, totals %s", sum.Removed, sum.Records, totalsByCategory(t, e, agg))
+			// The range's recount takes 5 writes (items a, b, c for the first batch of 4, then b and c): every
+			// cancellation here comes before its end, so the message must stay.
+			if sum.Removed != 0 || len(e.sqs.Messages(e.queue)) != 1 {
+				t.Errorf("interrupted run removed the message (summary %+v)", sum)
+			}
+			for run := 0; run < 2; run++ {
+				if _, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+					o.Config, o.AggregateTableName, o.BatchSize = cfg, agg, 4
+				}).DLQ(context.Background(), redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second}); err != nil {
+					t.Fatal(err)
+				}
+				if got := totalsByCategory(t, e, agg); got != want {
+					t.Errorf("rerun %d: totals %s, want %s", run, got, want)
+				}
+				if msgs := e.sqs.Messages(e.queue); len(msgs) != 0 {
+					t.Errorf("rerun %d: %d messages left, want none", run, len(msgs))
+				}
+			}
+		})
+	}
+}
+
+// TestAtkDLQTwoRunsAtOnce: two redrives run at the same time over overlapping on-failure ranges of one give-up
+// range (two messages, one each, and a duplicate of each): every total must end exactly as the inputs give.
+func TestAtkDLQTwoRunsAtOnce(t *testing.T) {
+	e, agg, cfg, seqs, shard, want := giveUpEnv(t, 6, 8)
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[2], seqs[5], 4))
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[2], seqs[5], 4))
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := newRedriver(t, e.clients(), e, func(o *redrive.Options) { o.Config, o.AggregateTableName, o.BatchSize = cfg, agg, 2 })
+			_, errs[i] = r.DLQ(context.Background(), redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second, MaxMessages: 2})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := totalsByCategory(t, e, agg); got != want {
+		t.Errorf("totals %s, want %s", got, want)
 	}
 }
