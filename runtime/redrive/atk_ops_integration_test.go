@@ -447,3 +447,58 @@ func TestAtkDLQTwoRunsAtOnce(t *testing.T) {
 		t.Errorf("totals %s, want %s", got, want)
 	}
 }
+
+// TestAtkUnseenReasonOffersNoUselessRerun: records the aggregate ledger never saw that no option of the mode can
+// count (an error entry: --count-unseen is for dlq and s3 only; an S3 payload record past the stream's retention,
+// which --count-unseen never counts, even with --count-unverified) must be reported as uncounted and their sources
+// kept, without telling the operator to rerun with --count-unseen (a run that changes nothing, or that the mode
+// rejects). The aggregate table must hold nothing counted.
+func TestAtkUnseenReasonOffersNoUselessRerun(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":1}`)
+	agg := emulators.UniqueName("agg")
+	if err := emulators.CreateAggregateTable(ctx, e.db, agg); err != nil {
+		t.Fatal(err)
+	}
+	// The pipeline went past the record (delivered), and the ledger holds no mark, range or pending for it.
+	setShardState(t, e, agg, shard, map[string]types.AttributeValue{
+		aggregate.AttrVersion:   &types.AttributeValueMemberN{Value: "3"},
+		aggregate.AttrDelivered: &types.AttributeValueMemberB{Value: positionAfter(t, shard, seqs[0])},
+	})
+	e.putEntryFailing(t, shard+":"+seqs[0], shard, seqs[0], `{"n":1}`)
+	var results []redrive.Result
+	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName = aggCountConfig(), agg
+		o.Result = func(res redrive.Result) { results = append(results, res) }
+	}).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records.Unseen != 1 || sum.Removed != 0 || len(results) != 1 || results[0].Outcome != redrive.OutcomeFailed {
+		t.Errorf("errors: summary %+v, results %+v; want the record unseen, the entry kept", sum, results)
+	} else if strings.Contains(results[0].Reason, "a run with CountUnseen") {
+		t.Errorf("errors: reason %q offers --count-unseen, which the errors mode does not take", results[0].Reason)
+	}
+
+	// An S3 object past retention, both flags.
+	b := newBucket(t)
+	key := mappingPrefix(shard) + "2025-01-02T03.04.05-old"
+	b.put(t, key, e.s3Object(t, shard, []string{"900"}, []string{`{"n":7}`}, true))
+	results = nil
+	sum, err = newRedriver(t, e.s3Clients(b), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName, o.CountUnseen, o.CountUnverified = aggCountConfig(), agg, true, true
+		o.Result = func(res redrive.Result) { results = append(results, res) }
+	}).S3(ctx, redrive.S3Input{Bucket: b.name, Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records.Unseen != 1 || len(b.keys(t)) != 1 || len(results) != 1 || results[0].Outcome != redrive.OutcomeFailed {
+		t.Errorf("s3: summary %+v, results %+v, bucket %v; want the record unseen, the object kept", sum, results, b.keys(t))
+	} else if strings.Contains(results[0].Reason, "a run with CountUnseen") {
+		t.Errorf("s3: reason %q offers --count-unseen, which this run had", results[0].Reason)
+	}
+	if n := countedN(t, e, agg); n.Sign() != 0 {
+		t.Errorf("%s records counted, want none", n)
+	}
+}

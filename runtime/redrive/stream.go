@@ -98,7 +98,7 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 	}
 	reasons = append(reasons, b.failed...)
-	if why := uncounted(b.counts); len(why) > 0 {
+	if why := uncounted(b.counts, b.verified && b.distrust == "" && !b.r.opts.CountUnseen); len(why) > 0 {
 		// Stored, but not counted into the aggregates: the source is kept for a run that may count them. Named
 		// whatever else went wrong, so that no uncounted record goes unmentioned.
 		if res.Outcome == OutcomeRecovered {
@@ -123,12 +123,19 @@ func (b *batcher) result(res *Result) {
 
 // uncounted says why records c counts were stored but left uncounted into the aggregates, none when there are none:
 // the ledger never saw them (Unseen), or their payload was not verified against the stream (Unverified). Their
-// source is kept for a run with the option that counts them.
-func uncounted(c RecordCounts) []string {
+// source is kept for a run with the option that counts them; unseenCountable says whether CountUnseen would count
+// the unseen ones (records of an on-failure range read from the stream, in a run without it) or not (error entries,
+// payload records past the stream's retention, a run that had it).
+func uncounted(c RecordCounts, unseenCountable bool) []string {
 	var why []string
-	if c.Unseen > 0 {
+	switch {
+	case c.Unseen > 0 && unseenCountable:
 		why = append(why, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
 			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", c.Unseen))
+	case c.Unseen > 0:
+		why = append(why, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
+			"them delivered, so nothing tells them from records the pipeline counted; CountUnseen (--count-unseen) counts only "+
+			"records of an on-failure range read from the stream, and not from a range the ledger saw): the source is kept", c.Unseen))
 	}
 	if c.Unverified > 0 {
 		why = append(why, fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream "+
