@@ -5,8 +5,8 @@ package redrive_test
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"strings"
