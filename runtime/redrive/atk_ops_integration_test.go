@@ -502,3 +502,73 @@ func TestAtkUnseenReasonOffersNoUselessRerun(t *testing.T) {
 		t.Errorf("%s records counted, want none", n)
 	}
 }
+
+// TestAtkDryRunAndForgedEntriesAgainstGiveUp: over a give-up range the ledger records (records 0..5, uncounted):
+//   - a dry run of its on-failure range with --count-unseen writes nothing: the aggregate table (ledger included),
+//     the data table and the queue are as before;
+//   - a forged error entry at a position of the range, its payload not the stream's, with the stream pinned and
+//     --count-unverified: the stream wins, nothing is written or counted, the entry is kept (OutcomePayloadDiffers);
+//   - the real redrive then counts every record once, the forged entry never: totals computed from the inputs.
+func TestAtkDryRunAndForgedEntriesAgainstGiveUp(t *testing.T) {
+	ctx := context.Background()
+	e, agg, cfg, seqs, shard, want := giveUpEnv(t, 6, 8)
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+	beforeAgg, beforeData := aggSnapshot(t, e, agg), snapshot(t, e, e.table)
+	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName, o.CountUnseen, o.DryRun = cfg, agg, true, true
+	}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameItemsBut(beforeAgg, aggSnapshot(t, e, agg), func(string) bool { return false }) || !sameItems(beforeData, snapshot(t, e, e.table)) || len(e.sqs.Messages(e.queue)) != 1 {
+		t.Errorf("dry run wrote something (summary %+v)", sum)
+	}
+	if sum.Records.Recounted != 6 {
+		t.Errorf("dry run: %d records would be recounted, want 6", sum.Records.Recounted)
+	}
+
+	forgedID := shard + ":" + seqs[1]
+	e.putEntryFailing(t, forgedID, shard, seqs[1], `{"cat":"b","v":999999999999999999999999999999}`)
+	var results []redrive.Result
+	if _, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName, o.CountUnverified = cfg, agg, true
+		o.Result = func(res redrive.Result) { results = append(results, res) }
+	}).Errors(ctx, redrive.ErrorsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || results[0].Outcome != redrive.OutcomePayloadDiffers {
+		t.Errorf("forged entry: results %+v, want payload differs", results)
+	}
+	if _, ok := items(t, e.db, e.errors)[forgedID]; !ok {
+		t.Error("forged entry deleted")
+	}
+	if !sameItemsBut(beforeAgg, aggSnapshot(t, e, agg), func(string) bool { return false }) {
+		t.Error("forged entry: the aggregate table changed")
+	}
+
+	if _, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName, o.CountUnseen = cfg, agg, true
+	}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got := totalsByCategory(t, e, agg); got != want {
+		t.Errorf("after the redrive: totals %s, want %s", got, want)
+	}
+}
+
+// aggSnapshot is every item of the aggregate table (ledger included) by "pk|sk", as stored.
+func aggSnapshot(t *testing.T, e *env, table string) map[string]map[string]types.AttributeValue {
+	t.Helper()
+	out, err := e.db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.LastEvaluatedKey) > 0 {
+		t.Fatal("the aggregate table holds more than one page")
+	}
+	m := map[string]map[string]types.AttributeValue{}
+	for _, it := range out.Items {
+		m[it["pk"].(*types.AttributeValueMemberS).Value+"|"+it["sk"].(*types.AttributeValueMemberS).Value] = it
+	}
+	return m
+}
