@@ -572,3 +572,53 @@ func aggSnapshot(t *testing.T, e *env, table string) map[string]map[string]types
 	}
 	return m
 }
+
+// TestAtkDLQNoLedgerStateKept: the mapping gave up on a shard's first batch while the aggregate table was
+// unreachable for every attempt, so the ledger holds no state for the shard at all. The recount counts nothing
+// there (nothing tells counted from uncounted), with or without --count-unseen; the records are then stored and
+// left uncounted, so the message must stay and the result say why (no source deleted while a record is left
+// uncounted). The oracle is the aggregate table and the queue.
+func TestAtkDLQNoLedgerStateKept(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	seqs, shard := e.put(t, `{"n":1}`, `{"n":2}`)
+	agg := emulators.UniqueName("agg")
+	if err := emulators.CreateAggregateTable(ctx, e.db, agg); err != nil {
+		t.Fatal(err)
+	}
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[1], 2))
+	for _, countUnseen := range []bool{false, true} {
+		var results []redrive.Result
+		sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+			o.Config, o.AggregateTableName, o.CountUnseen = aggCountConfig(), agg, countUnseen
+			o.Result = func(res redrive.Result) { results = append(results, res) }
+		}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := countedN(t, e, agg)
+		if n.Sign() == 0 && (sum.Removed != 0 || len(e.sqs.Messages(e.queue)) != 1) {
+			t.Errorf("count-unseen %v: the message was removed with its 2 records left uncounted (summary %+v)", countUnseen, sum)
+		}
+		if n.Sign() == 0 && (len(results) != 1 || results[0].Outcome != redrive.OutcomeFailed || !strings.Contains(results[0].Reason, "no state")) {
+			t.Errorf("count-unseen %v: results %+v, want one failed, saying the ledger holds no state for the shard", countUnseen, results)
+		}
+		if n.Cmp(big.NewInt(2)) > 0 {
+			t.Errorf("count-unseen %v: %s counted, more than the 2 records", countUnseen, n)
+		}
+		if n.Sign() == 0 && sum.Records.NoLedger != 2 {
+			t.Errorf("count-unseen %v: summary %+v, want 2 records named uncounted for want of the shard's ledger state", countUnseen, sum)
+		}
+	}
+	// An error entry of the shard (the stream confirms it): kept too.
+	e.putEntryFailing(t, shard+":"+seqs[0], shard, seqs[0], `{"n":1}`)
+	sum, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName = aggCountConfig(), agg
+	}).Errors(ctx, redrive.ErrorsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := items(t, e.db, e.errors)[shard+":"+seqs[0]]; !ok || sum.Records.NoLedger != 1 || sum.Unrecovered() != 1 {
+		t.Errorf("errors: entry kept %v, summary %+v; want the entry kept and its record named uncounted", ok, sum)
+	}
+}

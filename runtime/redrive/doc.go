@@ -127,7 +127,9 @@
 // RecordCounts: Unseen, a record at or before the last one the ledger saw delivered that is not marked, in no
 // give-up range and not in flight (the pipeline counted it, or its whole batch was given up while none of its
 // attempts reached the aggregate table); Forgotten, such a record before the end of a give-up range the ledger
-// dropped (aggregate.MaxLedgerGaps), which nothing tells from a counted one.
+// dropped (aggregate.MaxLedgerGaps), which nothing tells from a counted one; NoLedger, a record of a shard the
+// ledger holds no state for (aggregate.RecountNoLedger: no attempt on the shard ever reached the aggregate table,
+// or the record predates the ledger), which nothing tells from a counted one either.
 //
 // Options.CountUnseen (--count-unseen, dlq and s3 only) counts the unseen records of an on-failure range on the
 // range's word. That is right only if the range holds nothing but records of a batch given up before any of its

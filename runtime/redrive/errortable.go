@@ -324,6 +324,9 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		// Stored, perhaps never counted, and nothing counts it: the entry is what is left of it.
 		res.Outcome, res.Reason = OutcomeFailed, forgottenReason(br.counts.Forgotten)
 		return res
+	case br.counts.NoLedger > 0:
+		res.Outcome, res.Reason = OutcomeFailed, noLedgerReason(br.counts.NoLedger)
+		return res
 	}
 	res.Outcome = OutcomeRecovered
 	if r.opts.DryRun {

@@ -168,6 +168,7 @@ func (r *runner) handleWith(ctx context.Context, ev events.KinesisEvent, verifie
 			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
 			Unverified: r.metrics.Unverified(),
 			Forgotten:  r.metrics.Forgotten(),
+			NoLedger:   r.metrics.NoLedger(),
 		},
 		errorReasons: r.db.reasons(),
 	}

@@ -275,6 +275,11 @@ type RecordCounts struct {
 	// ledger dropped (processor.MetricAggregateForgotten): they may be uncounted, and nothing counts them
 	// (not even Options.CountUnseen); their sources are kept.
 	Forgotten int
+	// NoLedger counts records stored but not counted because the aggregate ledger holds no state for their shard
+	// (processor.MetricAggregateNoLedger): the pipeline never ran the ledger there (every attempt of its batches
+	// failed before reaching the aggregate table, or they predate the ledger), so nothing tells whether they were
+	// counted, and nothing counts them (not even Options.CountUnseen); their sources are kept.
+	NoLedger int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -288,6 +293,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Unseen += o.Unseen
 	c.Unverified += o.Unverified
 	c.Forgotten += o.Forgotten
+	c.NoLedger += o.NoLedger
 }
 
 // Summary counts a run's sources by outcome and their records.

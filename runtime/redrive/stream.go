@@ -116,6 +116,13 @@ func (b *batcher) result(res *Result) {
 		}
 		reasons = append(reasons, forgottenReason(b.counts.Forgotten))
 	}
+	if b.counts.NoLedger > 0 {
+		// Stored, and perhaps uncounted: the ledger holds nothing of their shard. Nothing counts them.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
+		reasons = append(reasons, noLedgerReason(b.counts.NoLedger))
+	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
@@ -150,6 +157,14 @@ func forgottenReason(n int) string {
 	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: they lie before the end of a "+
 		"give-up range the aggregate ledger no longer holds (more than %d give-ups on the shard since), so nothing tells whether the "+
 		"pipeline counted them; the source is kept (--count-unseen does not count them)", n, aggregate.MaxLedgerGaps)
+}
+
+// noLedgerReason says why n records stored were not counted into the aggregates: the aggregate ledger holds no
+// state for their shard, so it cannot tell whether the pipeline counted them.
+func noLedgerReason(n int) string {
+	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: the aggregate ledger holds "+
+		"no state for their shard (the pipeline never reached the aggregate table there, or the records predate the ledger), so "+
+		"nothing tells whether the pipeline counted them; the source is kept (--count-unseen does not count them)", n)
 }
 
 // refusedReason says why n records were refused.

@@ -101,6 +101,11 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if s.Records.Forgotten > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatForgotten(s.Records.Forgotten))
 		}
+		if n := s.Records.NoLedger; n > 0 {
+			fmt.Fprintf(&b, "  aggregates: %d records left uncounted, perhaps never counted: the aggregate ledger holds no state for "+
+				"their shard, so nothing tells whether the pipeline counted them; their sources are kept (--%s does not count them): "+
+				"compare the aggregates with the data table for their windows\n", n, FlagCountUnseen)
+		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())
 	if n := s.Unrecovered(); n > 0 {
