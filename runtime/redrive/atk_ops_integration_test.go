@@ -622,3 +622,41 @@ func TestAtkDLQNoLedgerStateKept(t *testing.T) {
 		t.Errorf("errors: entry kept %v, summary %+v; want the entry kept and its record named uncounted", ok, sum)
 	}
 }
+
+// TestAtkCountUnverifiedNeedsThePin: --count-unverified on error entries without the stream pinned counts every
+// entry on its word, even one the stream still holds and would refute: a forged entry at a position of a give-up
+// range (the real record still in the stream) would count the forger's values, and the real record's later
+// redrive would find its position counted and add nothing (or, the forged arrival time naming another window,
+// count it a second time there). The redrive must refuse CountUnverified without StreamARN, before anything is
+// written; the real redrive then brings the totals to exactly what the
+// inputs give.
+func TestAtkCountUnverifiedNeedsThePin(t *testing.T) {
+	ctx := context.Background()
+	e, agg, cfg, seqs, shard, want := giveUpEnv(t, 6, 8)
+	before := aggSnapshot(t, e, agg)
+	forgedID := shard + ":" + seqs[1]
+	e.putEntryFailing(t, forgedID, shard, seqs[1], `{"cat":"b","v":999999999999999999999999999999}`)
+	r, err := redrive.New(e.clients(), func(o *redrive.Options) {
+		o.TableName, o.ErrorTableName, o.Config, o.AggregateTableName, o.CountUnverified = e.table, e.errors, cfg, agg, true
+	})
+	if err == nil {
+		if _, err := r.Errors(ctx, redrive.ErrorsInput{}); err == nil {
+			t.Error("Errors with CountUnverified and no StreamARN ran")
+		}
+	}
+	if !sameItemsBut(before, aggSnapshot(t, e, agg), func(string) bool { return false }) {
+		t.Error("the aggregate table changed: the forged entry was counted")
+	}
+	if _, ok := items(t, e.db, e.errors)[forgedID]; !ok {
+		t.Error("the forged entry was deleted")
+	}
+	e.sqs.Send(e.queue, e.failureBody(shard, seqs[0], seqs[5], 6))
+	if _, err := newRedriver(t, e.clients(), e, func(o *redrive.Options) {
+		o.Config, o.AggregateTableName = cfg, agg
+	}).DLQ(ctx, redrive.DLQInput{QueueURL: e.url, WaitTime: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got := totalsByCategory(t, e, agg); got != want {
+		t.Errorf("after the redrive: totals %s, want %s", got, want)
+	}
+}

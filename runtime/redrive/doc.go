@@ -120,7 +120,8 @@
 // stored insert-only but never counted by default (processor.Options.Unverified): a forged entry, message or
 // object at a position the ledger shows uncounted would otherwise count the forger's values. RecordCounts.Unverified
 // names them (processor.MetricAggregateUnverified), their source is kept and the outcome is OutcomeFailed, as for
-// records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified) counts them on
+// records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified; it needs the pin,
+// so that entries the stream still holds are verified, not taken on their word) counts them on
 // the operator's word.
 //
 // A record the ledger cannot place is stored, not counted, and its source kept (the run exits 1), counted in

@@ -111,7 +111,7 @@ type Options struct {
 	// processor.Options.RecountUnverified), on the operator's word: anyone able to write the error table, the
 	// bucket or the queue could forge a payload at a position the ledger says the pipeline did not count, and its
 	// values would be counted. Default: false: those records are stored (insert-only) but stay uncounted, named in
-	// RecordCounts.Unverified, and their sources are kept.
+	// RecordCounts.Unverified, and their sources are kept. It needs StreamARN.
 	CountUnverified bool
 	// DryRun reads and transforms but writes and deletes nothing. Default: false.
 	DryRun bool
@@ -171,6 +171,12 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	}
 	if err := CheckAggregates(o.Config, o.AggregateTableName, o.SkipAggregates); err != nil {
 		errs = append(errs, err)
+	}
+	if o.CountUnverified && o.StreamARN == "" {
+		// Without the pin every error entry is unverified, even one the stream holds and would refute: counting them
+		// all on their word would count a forged entry's values (in the window of its forged arrival time) beside
+		// the real record's.
+		errs = append(errs, errors.New("CountUnverified needs StreamARN: the entries the stream still holds must be verified against it, not counted on their word"))
 	}
 	var pin *StreamRef
 	if o.StreamARN != "" {
