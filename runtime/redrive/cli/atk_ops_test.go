@@ -31,3 +31,24 @@ func TestAtkFormatSummaryNoLedger(t *testing.T) {
 		})
 	}
 }
+
+// TestAtkFormatSummaryErrorsUnseen: an errors run's records left uncounted because the ledger never saw them are
+// named in the summary (without offering --count-unseen, which the errors mode does not take).
+func TestAtkFormatSummaryErrorsUnseen(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		unseen int
+		want   bool
+	}{{"some", 2, true}, {"none", 0, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := formatSummary(ModeErrors, redrive.Summary{Aggregates: redrive.AggregatesRecount,
+				Records: redrive.RecordCounts{Read: 2, Written: 2, Unseen: tt.unseen}})
+			if strings.Contains(got, "  aggregates: 2 records left uncounted: the aggregate ledger never saw them delivered") != tt.want {
+				t.Errorf("summary (want the unseen line: %v):\n%s", tt.want, got)
+			}
+			if strings.Contains(got, "--"+FlagCountUnseen) {
+				t.Errorf("summary offers --%s to the errors mode:\n%s", FlagCountUnseen, got)
+			}
+		})
+	}
+}

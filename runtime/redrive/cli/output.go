@@ -95,6 +95,12 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if (mode == ModeDLQ || mode == ModeS3) && s.Records.Unseen > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnseen(s.Records.Unseen))
 		}
+		if mode == ModeErrors && s.Records.Unseen > 0 {
+			// --count-unseen is for on-failure ranges: nothing counts these.
+			fmt.Fprintf(&b, "  aggregates: %d records left uncounted: the aggregate ledger never saw them delivered (no error marker), so "+
+				"nothing tells them from records the pipeline counted; their entries are kept: compare the aggregates with the data "+
+				"table for their windows\n", s.Records.Unseen)
+		}
 		if (mode == ModeErrors || mode == ModeS3) && s.Records.Unverified > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnverified(s.Records.Unverified))
 		}
