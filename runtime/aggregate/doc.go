@@ -152,7 +152,8 @@
 // one record's contributions) reads the shard state and p's marker, then decides, per item X, in one conditional
 // write (p added to X's set, the fence unchanged):
 //
-//   - no state: the pipeline never ran the ledger there: nothing;
+//   - no state: the pipeline never ran the ledger there: nothing (RecountNoLedger; kdp redrive reports it and
+//     keeps its source);
 //   - marker (marked): apply iff p is not in X's set;
 //   - p in a gap G: apply iff p is not in X's set and p is after X's crossing of G (NULL, or G ends at or
 //     before X's _kfirst: nothing of G was counted in X in fence order), or, before X crossed G, after X's fence

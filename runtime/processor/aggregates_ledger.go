@@ -196,7 +196,7 @@ func (b *batch) recountAggregates(ctx context.Context) {
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
-	failures, recounted, unseen, forgotten := 0, 0, 0, 0
+	failures, recounted, unseen, forgotten, noLedger := 0, 0, 0, 0, 0
 	for j, rr := range res.Records {
 		r := &b.recs[idx[j]]
 		if rr.Counted() {
@@ -205,6 +205,8 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			unseen++
 		} else if rr.Class == aggr.RecountForgotten {
 			forgotten++
+		} else if rr.Class == aggr.RecountNoLedger {
+			noLedger++
 		}
 		if rr.Err != nil {
 			failures++
@@ -214,4 +216,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 		}
 	}
 	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, forgotten, 0)
+	b.p.emitAggregateNoLedger(noLedger)
 }

@@ -120,14 +120,17 @@
 // stored insert-only but never counted by default (processor.Options.Unverified): a forged entry, message or
 // object at a position the ledger shows uncounted would otherwise count the forger's values. RecordCounts.Unverified
 // names them (processor.MetricAggregateUnverified), their source is kept and the outcome is OutcomeFailed, as for
-// records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified) counts them on
+// records the ledger never saw (RecordCounts.Unseen). Options.CountUnverified (--count-unverified; it needs the pin,
+// so that entries the stream still holds are verified, not taken on their word) counts them on
 // the operator's word.
 //
 // A record the ledger cannot place is stored, not counted, and its source kept (the run exits 1), counted in
 // RecordCounts: Unseen, a record at or before the last one the ledger saw delivered that is not marked, in no
 // give-up range and not in flight (the pipeline counted it, or its whole batch was given up while none of its
 // attempts reached the aggregate table); Forgotten, such a record before the end of a give-up range the ledger
-// dropped (aggregate.MaxLedgerGaps), which nothing tells from a counted one.
+// dropped (aggregate.MaxLedgerGaps), which nothing tells from a counted one; NoLedger, a record of a shard the
+// ledger holds no state for (aggregate.RecountNoLedger: no attempt on the shard ever reached the aggregate table,
+// or the record predates the ledger), which nothing tells from a counted one either.
 //
 // Options.CountUnseen (--count-unseen, dlq and s3 only) counts the unseen records of an on-failure range on the
 // range's word. That is right only if the range holds nothing but records of a batch given up before any of its
@@ -149,10 +152,12 @@
 // bisection, the retried remainder) or of the batch first read, nor that a consolidated range is contiguous and
 // holds only failed records; the construct turns both ReportBatchItemFailures and bisection on. So the assumption
 // may fail, and a range reaching back over records the pipeline counted would make --count-unseen count them
-// twice. The ledger shows it when the given-up batch reached the ledger in any attempt: the range's last record is
+// twice. The ledger shows it when the given-up batch reached the ledger in any attempt: the range's last record
+// (or, for a range naming the batch first read of which bisection gave up only the first part, its first record) is
 // then in flight, in a give-up range or marked, not unseen (aggregate.Store.Seen). Such a range is not trusted: its
 // unseen records stay uncounted and reported, as without CountUnseen, its source is kept, and the reason says why.
-// A range whose last record the ledger never saw is still taken on its word: if Lambda consolidated one range over
-// halves that succeeded and halves given up while the aggregate table was unreachable, its counted records would
-// count twice (no such consolidation is documented; a dry run shows how many records a run would recount).
+// A range whose first and last records the ledger never saw is still taken on its word: if Lambda consolidated one
+// range over halves that succeeded and halves given up while the aggregate table was unreachable, or a range's
+// middle only reached the ledger, its counted records would count twice (no such range is documented; a dry run
+// shows how many records a run would recount).
 package redrive

@@ -37,7 +37,8 @@ type runner struct {
 
 func newRunner(db DB, o Options) (*runner, error) {
 	mc := &emfcount.Capture{}
-	build := func(insertOnly, verified, countUnseen bool) (*processor.Processor, *recordingDB, error) {
+	// verified: the stream vouches for the records' payload; unseen: count unseen records (Options.CountUnseen).
+	build := func(insertOnly, verified, unseen bool) (*processor.Processor, *recordingDB, error) {
 		var pdb processor.DB = db
 		if o.DryRun {
 			pdb = &dryRunDB{real: db, table: o.TableName, aggregateTable: o.AggregateTableName, keys: o.Config.KeyNames(), insertOnly: insertOnly}
@@ -56,7 +57,7 @@ func newRunner(db DB, o Options) (*runner, error) {
 			po.MetricsWriter, po.ConditionalWrites, po.InsertOnly = mc, true, insertOnly
 			// Out of stream order: never the pipeline's fenced counting (see runtime/aggregate), a recount or nothing.
 			// Unseen records are counted on the word of the on-failure range: only with the stream's own payload.
-			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, countUnseen && verified)
+			aggregateOptions(po, o.AggregateTableName, o.SkipAggregates, unseen)
 			// Unverified payloads may be forged: counted only on the operator's word.
 			po.Unverified, po.RecountUnverified = !verified, !verified && o.CountUnverified
 		})
@@ -85,24 +86,28 @@ func newRunner(db DB, o Options) (*runner, error) {
 }
 
 // distrustRange reports whether the unseen records of bi's range must not be counted on its word
-// (Options.CountUnseen), and why: the ledger saw its last record delivered, so its batch reached the ledger and
-// the range's unseen records are records the pipeline counted (the range reaches back before the checkpoint of the
-// batch given up), not records of a batch the ledger missed. A failed check distrusts the range too.
+// (Options.CountUnseen), and why: the ledger saw its first or its last record delivered (marked, in a give-up range
+// or in flight), so a batch of the range reached the ledger and the range's unseen records are records the pipeline
+// counted (the range reaches back before the checkpoint of the batch given up, or on past it: a range naming the
+// batch first read, of which bisection gave up only a part), not records of a batch the ledger missed. A failed
+// check distrusts the range too.
 func (r *runner) distrustRange(ctx context.Context, bi KinesisBatchInfo) (bool, string) {
 	if r.ledger == nil {
 		return false, ""
 	}
-	p, err := processor.EncodePosition(bi.ShardID, bi.EndSequenceNumber, 0)
-	if err != nil {
-		return true, fmt.Sprintf("--count-unseen not applied to this range: its end has no position: %v", err)
-	}
-	seen, err := r.ledger.Seen(ctx, bi.ShardID, p)
-	switch {
-	case err != nil:
-		return true, fmt.Sprintf("--count-unseen not applied to this range: the aggregate ledger could not be read: %v", err)
-	case seen:
-		return true, "--count-unseen not applied to this range: the aggregate ledger saw its last record delivered, so the range " +
-			"reaches back over records the pipeline counted (it does not start at the checkpoint of the batch given up)"
+	for _, end := range []struct{ name, seq string }{{"last", bi.EndSequenceNumber}, {"first", bi.StartSequenceNumber}} {
+		p, err := processor.EncodePosition(bi.ShardID, end.seq, 0)
+		if err != nil {
+			return true, fmt.Sprintf("--count-unseen not applied to this range: its %s record has no position: %v", end.name, err)
+		}
+		seen, err := r.ledger.Seen(ctx, bi.ShardID, p)
+		switch {
+		case err != nil:
+			return true, fmt.Sprintf("--count-unseen not applied to this range: the aggregate ledger could not be read: %v", err)
+		case seen:
+			return true, "--count-unseen not applied to this range: the aggregate ledger saw its " + end.name + " record delivered, so the range " +
+				"reaches over records the pipeline counted (it is not just a batch given up before it reached the ledger)"
+		}
 	}
 	return false, ""
 }
@@ -153,6 +158,7 @@ func (r *runner) handleWith(ctx context.Context, ev events.KinesisEvent, verifie
 			Refused: m[processor.MetricRecordsRefused], Recounted: r.metrics.Recounted(), Unseen: r.metrics.Unseen(),
 			Unverified: r.metrics.Unverified(),
 			Forgotten:  r.metrics.Forgotten(),
+			NoLedger:   r.metrics.NoLedger(),
 		},
 		errorReasons: r.db.reasons(),
 	}

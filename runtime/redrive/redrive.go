@@ -111,7 +111,7 @@ type Options struct {
 	// processor.Options.RecountUnverified), on the operator's word: anyone able to write the error table, the
 	// bucket or the queue could forge a payload at a position the ledger says the pipeline did not count, and its
 	// values would be counted. Default: false: those records are stored (insert-only) but stay uncounted, named in
-	// RecordCounts.Unverified, and their sources are kept.
+	// RecordCounts.Unverified, and their sources are kept. It needs StreamARN.
 	CountUnverified bool
 	// DryRun reads and transforms but writes and deletes nothing. Default: false.
 	DryRun bool
@@ -171,6 +171,12 @@ func New(c Clients, optFns ...func(*Options)) (*Redriver, error) {
 	}
 	if err := CheckAggregates(o.Config, o.AggregateTableName, o.SkipAggregates); err != nil {
 		errs = append(errs, err)
+	}
+	if o.CountUnverified && o.StreamARN == "" {
+		// Without the pin every error entry is unverified, even one the stream holds and would refute: counting them
+		// all on their word would count a forged entry's values (in the window of its forged arrival time) beside
+		// the real record's.
+		errs = append(errs, errors.New("CountUnverified needs StreamARN: the entries the stream still holds must be verified against it, not counted on their word"))
 	}
 	var pin *StreamRef
 	if o.StreamARN != "" {
@@ -275,6 +281,11 @@ type RecordCounts struct {
 	// ledger dropped (processor.MetricAggregateForgotten): they may be uncounted, and nothing counts them
 	// (not even Options.CountUnseen); their sources are kept.
 	Forgotten int
+	// NoLedger counts records stored but not counted because the aggregate ledger holds no state for their shard
+	// (processor.MetricAggregateNoLedger): the pipeline never ran the ledger there (every attempt of its batches
+	// failed before reaching the aggregate table, or they predate the ledger), so nothing tells whether they were
+	// counted, and nothing counts them (not even Options.CountUnseen); their sources are kept.
+	NoLedger int
 }
 
 func (c *RecordCounts) add(o RecordCounts) {
@@ -288,6 +299,7 @@ func (c *RecordCounts) add(o RecordCounts) {
 	c.Unseen += o.Unseen
 	c.Unverified += o.Unverified
 	c.Forgotten += o.Forgotten
+	c.NoLedger += o.NoLedger
 }
 
 // Summary counts a run's sources by outcome and their records.

@@ -98,9 +98,12 @@ func (b *batcher) result(res *Result) {
 		res.Outcome = OutcomeFailed
 	}
 	reasons = append(reasons, b.failed...)
-	if why := uncounted(b.counts); len(why) > 0 && res.Outcome == OutcomeRecovered {
-		// Stored, but not counted into the aggregates: the source is kept for a run that may count them.
-		res.Outcome = OutcomeFailed
+	if why := uncounted(b.counts, b.verified && b.distrust == "" && !b.r.opts.CountUnseen); len(why) > 0 {
+		// Stored, but not counted into the aggregates: the source is kept for a run that may count them. Named
+		// whatever else went wrong, so that no uncounted record goes unmentioned.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
 		reasons = append(reasons, why...)
 	}
 	if b.counts.Unseen > 0 && b.distrust != "" {
@@ -113,6 +116,13 @@ func (b *batcher) result(res *Result) {
 		}
 		reasons = append(reasons, forgottenReason(b.counts.Forgotten))
 	}
+	if b.counts.NoLedger > 0 {
+		// Stored, and perhaps uncounted: the ledger holds nothing of their shard. Nothing counts them.
+		if res.Outcome == OutcomeRecovered {
+			res.Outcome = OutcomeFailed
+		}
+		reasons = append(reasons, noLedgerReason(b.counts.NoLedger))
+	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
@@ -120,12 +130,19 @@ func (b *batcher) result(res *Result) {
 
 // uncounted says why records c counts were stored but left uncounted into the aggregates, none when there are none:
 // the ledger never saw them (Unseen), or their payload was not verified against the stream (Unverified). Their
-// source is kept for a run with the option that counts them.
-func uncounted(c RecordCounts) []string {
+// source is kept for a run with the option that counts them; unseenCountable says whether CountUnseen would count
+// the unseen ones (records of an on-failure range read from the stream, in a run without it) or not (error entries,
+// payload records past the stream's retention, a run that had it).
+func uncounted(c RecordCounts, unseenCountable bool) []string {
 	var why []string
-	if c.Unseen > 0 {
+	switch {
+	case c.Unseen > 0 && unseenCountable:
 		why = append(why, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
 			"them delivered): the source is kept for a run with CountUnseen (--count-unseen)", c.Unseen))
+	case c.Unseen > 0:
+		why = append(why, fmt.Sprintf("%d records stored but not counted into the aggregates (the aggregate ledger never saw "+
+			"them delivered, so nothing tells them from records the pipeline counted; CountUnseen (--count-unseen) counts only "+
+			"records of an on-failure range read from the stream, and not from a range the ledger saw): the source is kept", c.Unseen))
 	}
 	if c.Unverified > 0 {
 		why = append(why, fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream "+
@@ -140,6 +157,14 @@ func forgottenReason(n int) string {
 	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: they lie before the end of a "+
 		"give-up range the aggregate ledger no longer holds (more than %d give-ups on the shard since), so nothing tells whether the "+
 		"pipeline counted them; the source is kept (--count-unseen does not count them)", n, aggregate.MaxLedgerGaps)
+}
+
+// noLedgerReason says why n records stored were not counted into the aggregates: the aggregate ledger holds no
+// state for their shard, so it cannot tell whether the pipeline counted them.
+func noLedgerReason(n int) string {
+	return fmt.Sprintf("%d records stored but not counted into the aggregates, perhaps never counted: the aggregate ledger holds "+
+		"no state for their shard (the pipeline never reached the aggregate table there, or the records predate the ledger), so "+
+		"nothing tells whether the pipeline counted them; the source is kept (--count-unseen does not count them)", n)
 }
 
 // refusedReason says why n records were refused.

@@ -64,5 +64,8 @@
 // however often the window is replayed and whatever the pipeline does meanwhile; records the pipeline counted, or
 // has not reached yet, are not counted (see package runtime/aggregate). Counts.Recounted counts the records
 // recounted (processor.MetricAggregateRecounted). A dry run reads the aggregate table and writes nothing to it.
+// Counts.Forgotten counts records stored and left uncounted because they lie before a give-up range the ledger
+// dropped (processor.MetricAggregateForgotten): nothing tells whether the pipeline counted them; kdp replay names
+// them and exits 1.
 // Options.SkipAggregates (--skip-aggregates) stores data only: records the pipeline did not count stay uncounted.
 package replay

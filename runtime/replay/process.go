@@ -84,6 +84,7 @@ func (sp *shardProcessor) handle(ctx context.Context, recs []events.KinesisEvent
 	c.ToErrorTable, c.Failed = m[processor.MetricRecordsToErrorTable], m[processor.MetricRecordsFailed]+m[processor.MetricRecordsRefused]
 	c.Written, c.Superseded = sp.db.counts()
 	c.Recounted = sp.metrics.Recounted()
+	c.Forgotten = sp.metrics.Forgotten()
 	return c, nil
 }
 

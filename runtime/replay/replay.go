@@ -123,6 +123,10 @@ type Counts struct {
 	// Recounted counts records counted into the aggregates because the pipeline had not counted them
 	// (processor.MetricAggregateRecounted); in a dry run, records that would be.
 	Recounted int
+	// Forgotten counts records stored but not counted into the aggregates because they lie before a give-up range
+	// the aggregate ledger dropped (processor.MetricAggregateForgotten): nothing tells whether the pipeline counted
+	// them, and no rerun counts them. kdp replay exits 1 when there are any.
+	Forgotten int
 }
 
 func (c *Counts) add(o Counts) {
@@ -134,6 +138,7 @@ func (c *Counts) add(o Counts) {
 	c.ToErrorTable += o.ToErrorTable
 	c.Failed += o.Failed
 	c.Recounted += o.Recounted
+	c.Forgotten += o.Forgotten
 }
 
 // ShardState is where a shard's replay is.

@@ -18,8 +18,8 @@ var counted = []string{processor.MetricRecordsWritten, processor.MetricRecordsSk
 // line holding record counts (other lines, such as the aggregates' metrics, are passed over). Self-test records stored in the error table (processor.MetricSelfTestRecordsToErrorTable) are added to
 // processor.MetricRecordsToErrorTable: for an operator they went to the error table like any other. It also adds up
 // processor.MetricAggregateRecounted, processor.MetricAggregateUnseen, processor.MetricAggregateUnverified and
-// processor.MetricAggregateForgotten over every line since Reset, whichever line carries them (Recounted, Unseen,
-// Unverified, Forgotten).
+// processor.MetricAggregateForgotten and processor.MetricAggregateNoLedger over every line since Reset, whichever
+// line carries them (Recounted, Unseen, Unverified, Forgotten, NoLedger).
 type Capture struct {
 	mu        sync.Mutex
 	buf       bytes.Buffer
@@ -28,6 +28,7 @@ type Capture struct {
 	unseen    int
 	unverif   int
 	forgotten int
+	noLedger  int
 }
 
 // Write keeps the counts of each complete line of p; a partial line waits for the rest.
@@ -59,6 +60,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 		if f, ok := v[processor.MetricAggregateForgotten].(float64); ok {
 			c.forgotten += int(f)
 		}
+		if f, ok := v[processor.MetricAggregateNoLedger].(float64); ok {
+			c.noLedger += int(f)
+		}
 		m := map[string]int{}
 		for _, name := range counted {
 			if f, ok := v[name].(float64); ok {
@@ -80,7 +84,7 @@ func (c *Capture) Reset() {
 	defer c.mu.Unlock()
 	c.buf.Reset()
 	c.count = nil
-	c.recounted, c.unseen, c.unverif, c.forgotten = 0, 0, 0, 0
+	c.recounted, c.unseen, c.unverif, c.forgotten, c.noLedger = 0, 0, 0, 0, 0
 }
 
 // Last returns the counts of the last complete metrics line, and false when there was none since Reset.
@@ -120,4 +124,12 @@ func (c *Capture) Forgotten() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.forgotten
+}
+
+// NoLedger returns the records a recount left uncounted because the aggregate ledger holds no state for their
+// shard, since Reset (processor.MetricAggregateNoLedger, summed over every complete line).
+func (c *Capture) NoLedger() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noLedger
 }

@@ -241,6 +241,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 			problems = append(problems, "--"+name+" is required")
 		}
 	}
+	if c.countUnverified && c.stream == "" {
+		// Without the pin every entry is unverified, even one the stream would refute.
+		problems = append(problems, "--"+FlagCountUnverified+" needs --"+FlagStream+": the entries the stream still holds are verified against it, not counted on their word")
+	}
 	if c.stream != "" {
 		ref, err := redrive.ParseStreamARN(c.stream)
 		if err != nil {

@@ -95,11 +95,22 @@ func formatSummary(mode string, s redrive.Summary) string {
 		if (mode == ModeDLQ || mode == ModeS3) && s.Records.Unseen > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnseen(s.Records.Unseen))
 		}
+		if mode == ModeErrors && s.Records.Unseen > 0 {
+			// --count-unseen is for on-failure ranges: nothing counts these.
+			fmt.Fprintf(&b, "  aggregates: %d records left uncounted: the aggregate ledger never saw them delivered (no error marker), so "+
+				"nothing tells them from records the pipeline counted; their entries are kept: compare the aggregates with the data "+
+				"table for their windows\n", s.Records.Unseen)
+		}
 		if (mode == ModeErrors || mode == ModeS3) && s.Records.Unverified > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatUnverified(s.Records.Unverified))
 		}
 		if s.Records.Forgotten > 0 {
 			fmt.Fprintf(&b, "  aggregates: %s\n", FormatForgotten(s.Records.Forgotten))
+		}
+		if n := s.Records.NoLedger; n > 0 {
+			fmt.Fprintf(&b, "  aggregates: %d records left uncounted, perhaps never counted: the aggregate ledger holds no state for "+
+				"their shard, so nothing tells whether the pipeline counted them; their sources are kept (--%s does not count them): "+
+				"compare the aggregates with the data table for their windows\n", n, FlagCountUnseen)
 		}
 	}
 	fmt.Fprintf(&b, "  time:    %s, %.1f records/s\n", s.Elapsed.Round(time.Millisecond), s.RecordsPerSecond())

@@ -267,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newClient
 		}
 		return ExitLeftover
 	}
-	if !sum.Complete() {
+	if !sum.Complete() || sum.Records.Forgotten > 0 {
 		return ExitLeftover
 	}
 	return ExitOK

@@ -67,6 +67,11 @@ func formatSummary(s replay.Summary) string {
 	fmt.Fprintf(&b, "  records: %s\n", formatCounts(s.Records, s.DryRun))
 	if line := redrivecli.FormatAggregates(s.Aggregates, s.DryRun, s.Records.Recounted); line != "" {
 		fmt.Fprintf(&b, "  aggregates: %s\n", line)
+		if n := s.Records.Forgotten; n > 0 {
+			fmt.Fprintf(&b, "  aggregates: %d records left uncounted, perhaps never counted: they lie before a give-up range the aggregate "+
+				"ledger dropped (too many give-ups on their shard since), so nothing tells whether the pipeline counted them, and no "+
+				"rerun counts them: compare the aggregates with the data table for their windows\n", n)
+		}
 	}
 	rate := 0.0
 	if s.Elapsed > 0 {
