@@ -30,7 +30,9 @@
 //	                 or below it, in the item's archive bucket for that position; absent when nothing was archived
 //	_kfirst (B)      the first position applied in fence order (every later one is after it)
 //	_kgaps (M)       per give-up range ("<hex start>-<hex end>") ending after _kfirst: the item's fence when its
-//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none
+//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none.
+//	                 A pipeline write keeps at most MaxItemCrossings, dropping those of ranges the shard state no
+//	                 longer lists (the lowest ends first): only listed ranges' crossings are read
 //	_kver (N)        the item's version, one higher on every write (items written before it have only _kfence)
 //
 // The ledger keeps two more kinds of items in the same table (partition keys starting with '_': aggregate names
