@@ -39,6 +39,8 @@ type atkCfg struct {
 	pGet, pPutBefore, pPutAfter      float64
 	pRewind, pDup, pGiveUp, pFix     float64
 	pReplay, pInterleave             float64
+	// pOldState, per step: the shard state is rewritten as a writer older than AttrBegun writes it (without it).
+	pOldState float64
 }
 
 var atkMeasures = map[string][]Measure{"a": {{"count", KindCount}, {"sum", KindSum}}, "b": {{"count", KindCount}, {"sum", KindSum}}}
@@ -168,6 +170,27 @@ func atkSimulate(t testing.TB, seed uint64, cfg atkCfg) {
 		t.Logf("seed %d: cut %d rewound %d gaps %d buckets %d redrive %d", seed, stats[0], stats[1], stats[2], n, len(redrive))
 	}()
 	pos := func(i int) []byte { return atkPos(recs[i].seq, recs[i].sub) }
+	appliedBy := map[[2]int][]string{} // {record, item a/b} -> who
+	trace := func(who string, rs []Result) {
+		for _, r := range rs {
+			it := 0
+			if strings.Contains(r.Key, "b#") {
+				it = 1
+			}
+			for _, ref := range r.AppliedRefs {
+				appliedBy[[2]int{ref, it}] = append(appliedBy[[2]int{ref, it}], who)
+			}
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			for k, v := range appliedBy {
+				if len(v) > 1 {
+					t.Logf("record %d (seq %s sub %d) item %d applied by %v", k[0], recs[k[0]].seq, recs[k[0]].sub, k[1], v)
+				}
+			}
+		}
+	}()
 
 	// invoke delivers records [from, to) and returns how many it acknowledges, -1 on a crash; began reports that
 	// BeginBatch went through.
@@ -252,7 +275,9 @@ func atkSimulate(t testing.TB, seed uint64, cfg atkCfg) {
 			pipe.Apply(ctx, some, lb.Gaps...)
 			return -1, true
 		}
-		for _, r := range pipe.Apply(ctx, cs, lb.Gaps...) {
+		rs := pipe.Apply(ctx, cs, lb.Gaps...)
+		trace(fmt.Sprintf("pipe[%d,%d) rewound=%v", from, to, lb.rewound), rs)
+		for _, r := range rs {
 			if r.Err != nil {
 				for _, ref := range r.Refs {
 					firstBad = min(firstBad, ref)
@@ -322,6 +347,13 @@ func atkSimulate(t testing.TB, seed uint64, cfg atkCfg) {
 		}
 		if !fixed && rng.Float64() < cfg.pFix {
 			fixed = true
+		}
+		if rng.Float64() < cfg.pOldState {
+			db.mu.Lock()
+			if st := db.items[[2]string{ShardStatePartitionKey, atkShard}]; st != nil {
+				delete(st, AttrBegun)
+			}
+			db.mu.Unlock()
 		}
 		if rng.Float64() < cfg.pReplay {
 			a := rng.IntN(len(recs))
@@ -398,6 +430,9 @@ func TestAtkLedgerSimHeavy(t *testing.T) {
 		cfg.seq0 = seqs[seed%4]
 		cfg.ledgerPositions = 1 + int(seed/4%3)
 		cfg.setCap, cfg.buckets = 1+int(seed%2), 1+int(seed/2%3)
+		if seed%3 == 0 {
+			cfg.pOldState = 0.3
+		}
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { atkSimulate(t, 1000+seed, cfg) })
 	}
 }

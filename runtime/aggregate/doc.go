@@ -43,7 +43,9 @@
 //	  delivered (B)  the last record of the last batch that began (BeginBatch)
 //	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors (or a bound just below
 //	                 the record MarkErrors cut it at: see 2. below)
-//	  begun (B)      the highest first record of a batch that began: errs may lack marks below it
+//	  begun (B)      the highest first record of a batch that began: errs may lack marks below it (a state
+//	                 written without it, by an older version, gets the later of delivered and processed, at or
+//	                 after every batch that pruned errs, before this delivery's first record is taken)
 //	  errs (BS)      records marked as sent to the error table, at or after the last batch's first
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
