@@ -243,6 +243,13 @@ func atkConcurrent(t *testing.T, seed uint64, cfg atkCfg) {
 			}
 			checkpoint += acked
 		}
+		if rng.Float64() < cfg.pOldState {
+			db.mu.Lock() // an older version's write of the state: no begun
+			if st := db.items[[2]string{ShardStatePartitionKey, atkShard}]; st != nil {
+				delete(st, AttrBegun)
+			}
+			db.mu.Unlock()
+		}
 		mu.Lock()
 		if past[len(past)-1] != checkpoint {
 			past = append(past, checkpoint)
@@ -300,6 +307,9 @@ func TestAtkLedgerConcurrent(t *testing.T) {
 		cfg.seq0 = seqs[seed%3]
 		cfg.ledgerPositions = 1 + int(seed/3%4)
 		cfg.setCap, cfg.buckets = 1+int(seed%2), 1+int(seed/2%3)
+		if seed%2 == 1 {
+			cfg.pOldState = 0.2
+		}
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { atkConcurrent(t, seed, cfg) })
 	}
 }
