@@ -270,8 +270,9 @@
 // writes per batch, against 100 data writes. A conflict adds one read and one write. The ledger adds, per batch,
 // one strongly consistent read and two or three writes of the shard state (BeginBatch, MarkErrors when the batch
 // has records not seen before or errors, EndBatch), and one write per record sent to the error table (its marker);
-// a rewound delivery (a duplicate, or the first delivery at or before processed after an upgrade from a state
-// without begun) reads one marker per stored record at or before processed.
+// a rewound delivery (a duplicate, or, after an upgrade from a state without begun, a delivery at or before
+// processed that starts before the delivered position of then) reads one marker per stored record at or before
+// processed.
 // A recount costs, per record, one strongly consistent read (its marker) and, per RecountBatch call, one read of
 // each shard's state and, where it may count, one read and at most one write per item (Recount alone: all of it
 // per record). Sets and crossings grow items by about 50 bytes per position recounted or
