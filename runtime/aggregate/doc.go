@@ -30,7 +30,9 @@
 //	                 or below it, in the item's archive bucket for that position; absent when nothing was archived
 //	_kfirst (B)      the first position applied in fence order (every later one is after it)
 //	_kgaps (M)       per give-up range ("<hex start>-<hex end>") ending after _kfirst: the item's fence when its
-//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none
+//	                 fence first moved past the range's end (B), or NULL when it had none; absent when none.
+//	                 A pipeline write keeps at most MaxItemCrossings, dropping those of ranges the shard state no
+//	                 longer lists (the lowest ends first): only listed ranges' crossings are read
 //	_kver (N)        the item's version, one higher on every write (items written before it have only _kfence)
 //
 // The ledger keeps two more kinds of items in the same table (partition keys starting with '_': aggregate names
@@ -41,7 +43,9 @@
 //	  delivered (B)  the last record of the last batch that began (BeginBatch)
 //	  processed (B)  the last record of the last batch whose outcomes reached MarkErrors (or a bound just below
 //	                 the record MarkErrors cut it at: see 2. below)
-//	  begun (B)      the highest first record of a batch that began: errs may lack marks below it
+//	  begun (B)      the highest first record of a batch that began: errs may lack marks below it (a state
+//	                 written without it, by an older version, gets the later of delivered and processed, at or
+//	                 after every batch that pruned errs, before this delivery's first record is taken)
 //	  errs (BS)      records marked as sent to the error table, at or after the last batch's first
 //	  unstored (BS)  records delivered that no delivery has stored or sent to the error table yet
 //	  gaps (L)       give-up ranges {s (B), e (B)}: records from s up to e (excluded) were delivered, never
@@ -270,8 +274,9 @@
 // writes per batch, against 100 data writes. A conflict adds one read and one write. The ledger adds, per batch,
 // one strongly consistent read and two or three writes of the shard state (BeginBatch, MarkErrors when the batch
 // has records not seen before or errors, EndBatch), and one write per record sent to the error table (its marker);
-// a rewound delivery (a duplicate, or the first delivery at or before processed after an upgrade from a state
-// without begun) reads one marker per stored record at or before processed.
+// a rewound delivery (a duplicate, or, after an upgrade from a state without begun, a delivery at or before
+// processed that starts before the delivered position of then) reads one marker per stored record at or before
+// processed.
 // A recount costs, per record, one strongly consistent read (its marker) and, per RecountBatch call, one read of
 // each shard's state and, where it may count, one read and at most one write per item (Recount alone: all of it
 // per record). Sets and crossings grow items by about 50 bytes per position recounted or

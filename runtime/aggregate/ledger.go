@@ -371,8 +371,15 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 		// own write.
 		rewound = rewound || st.Processed != nil && bytes.Compare(first, st.Processed) <= 0 &&
 			(st.Begun == nil || bytes.Compare(first, st.Begun) < 0)
+		begun := st.Begun
+		if begun == nil {
+			// A state written before AttrBegun: the batches that pruned errs began at or before delivered, so
+			// begun starts there, not at this delivery's first record (a duplicate's would let the next delivery
+			// from below the pruned marks pass for a first one).
+			begun = maxBytes(st.Delivered, st.Processed)
+		}
 		next := ShardState{Shard: shard, Pending: first, Delivered: maxBytes(st.Delivered, last), Processed: st.Processed,
-			Begun: maxBytes(st.Begun, first), Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
+			Begun: maxBytes(begun, first), Version: st.Version + 1, Gaps: st.Gaps, Forgot: st.Forgot}
 		// A delivery behind the pending record repeats records acknowledged (and counted) before it: a duplicate
 		// (the mapping delivers at least once); so may one from the pending record that ends before the last record
 		// delivered. Pending stays, here and in EndBatch: overwritten, a give-up of the rest of the pending

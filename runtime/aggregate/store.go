@@ -346,6 +346,9 @@ func (s *Store) applyItem(ctx context.Context, cs []Contribution, gaps []Gap, re
 			item[AttrFence] = &types.AttributeValueMemberB{Value: last}
 		}
 		led.ledgerAttrs(item, added, shardGaps(gaps, first.Shard), last, inOrder)
+		if !recount {
+			pruneCrossings(item, shardGaps(gaps, first.Shard)) // a recount adds none and knows no ranges
+		}
 		for i, m := range measures {
 			if st[i] == nil {
 				continue
