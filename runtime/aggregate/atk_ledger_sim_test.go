@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -425,7 +426,17 @@ func TestAtkLedgerSimHeavy(t *testing.T) {
 		pPutBefore: 0.1, pPutAfter: 0.2, pRewind: 0.25, pDup: 0.6, pGiveUp: 0.5, pFix: 0.005, pReplay: 0.3,
 		pInterleave: 0.2}
 	seqs := []string{"255", "65535", "1", "49590338271490256608559692538361571095921575989136588898"}
-	for seed := range uint64(1000) {
+	// 300 seeds in the default run (about 20 s), plus the ones that failed before the fixes of this schedule's
+	// findings; KDP_SIM_SEEDS=n runs the first n instead (the review ran 1,000 and more).
+	seeds := []uint64{336, 339, 429, 912}
+	n := uint64(300)
+	if v, err := strconv.ParseUint(os.Getenv("KDP_SIM_SEEDS"), 10, 64); err == nil && v > 0 {
+		n = v
+	}
+	for seed := range n {
+		seeds = append(seeds, seed)
+	}
+	for _, seed := range seeds {
 		cfg := base
 		cfg.seq0 = seqs[seed%4]
 		cfg.ledgerPositions = 1 + int(seed/4%3)
