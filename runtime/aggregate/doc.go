@@ -256,6 +256,16 @@
 //     redrive of its on-failure record).
 //   - Records sent to the error table or given up before the ledger ran (an earlier version of this package) have
 //     no marker and lie in no gap.
+//   - The limits count positions, not bytes. Positions of today's 56-digit sequence numbers are about 50 bytes,
+//     so a full shard state (MaxLedgerPositions) stays near 250 KB; Kinesis allows sequence numbers of up to 129
+//     digits, and with those a full state or a full set with MaxItemCrossings crossings would pass DynamoDB's
+//     400 KB: its writes would fail and the shard stall (retried, reported, nothing counted twice).
+//   - CountUnseen checks a range's first and last records against the ledger (Store.Seen), not every record: a
+//     range whose middle the ledger saw but whose ends it did not is still taken on its word. RecountUnverified
+//     takes payloads on the operator's word: two forged sources of one position with different times land in two
+//     windows, two items, and count twice.
+//   - A RecountBatch call given the same position twice under two refs, into an item whose set and bucket are
+//     full, reports the second copy as already counted (not ErrItemFull).
 //   - Only the mapping may run the pipeline mode (Store.Apply with the ledger): a tool replaying records through
 //     it out of order could count in fence order a record whose mark was pruned, and a recount would count it
 //     again. Redrive and replay use processor.Options.RecountAggregates. A redrive never recounts a record whose
