@@ -3,7 +3,6 @@ package aggregate
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -18,20 +17,7 @@ import (
 // Every record must count exactly once (totals from the input with math/big).
 func atkConcurrent(t *testing.T, seed uint64, cfg atkCfg) {
 	rng := rand.New(rand.NewPCG(seed, seed^0xabcdef))
-	seq, _ := new(big.Int).SetString(cfg.seq0, 10)
-	var recs []atkRec
-	for range cfg.aggs {
-		subs := 1
-		if rng.IntN(3) == 0 {
-			subs = 1 + rng.IntN(cfg.maxSubs)
-		}
-		start := len(recs)
-		for sub := range subs {
-			recs = append(recs, atkRec{seq: new(big.Int).Set(seq), sub: sub, start: start, group: rng.IntN(2),
-				val: rng.Int64N(2_000_001) - 1_000_000, perm: rng.Float64() < cfg.pPerm})
-		}
-		seq.Add(seq, big.NewInt(1+rng.Int64N(3)))
-	}
+	recs := atkRecords(rng, cfg)
 	db := newFakeDB()
 	frng := rand.New(rand.NewPCG(seed, 77)) // used under the fake's lock only
 	faults := true
@@ -259,39 +245,7 @@ func atkConcurrent(t *testing.T, seed uint64, cfg atkCfg) {
 	close(done)
 	wg.Wait()
 	// The fix is out: every error-tabled and given-up record is redriven until its recount goes through.
-	rec := mk()
-	for i := range recs {
-		if !redrive[i] {
-			continue
-		}
-		for try := 0; ; try++ {
-			r := rec.Recount(ctx, atkContribs(t, recs, i))
-			if r.Err == nil {
-				if r.Class == RecountForgotten {
-					t.Fatalf("seed %d: record %d forgotten", seed, i)
-				}
-				break
-			}
-			if try > 500 {
-				t.Fatalf("seed %d: recount of record %d keeps failing: %v", seed, i, r.Err)
-			}
-		}
-	}
-	faults = false
-	for g := -1; g < 2; g++ {
-		wantN, wantSum := new(big.Rat), new(big.Rat)
-		for _, r := range recs {
-			if r.group == g || g < 0 {
-				wantN.Add(wantN, big.NewRat(1, 1))
-				wantSum.Add(wantSum, new(big.Rat).SetInt64(r.val))
-			}
-		}
-		n, sum := atkTotals(t, db, g)
-		if n.Cmp(wantN) != 0 || sum.Cmp(wantSum) != 0 {
-			t.Errorf("seed %d: group %d: count %s sum %s, want %s and %s", seed, g, n.RatString(), sum.RatString(),
-				wantN.RatString(), wantSum.RatString())
-		}
-	}
+	atkRedriveAndCheck(t, ctx, seed, mk(), db, recs, redrive, func() { faults = false })
 }
 
 func TestAtkLedgerConcurrent(t *testing.T) {

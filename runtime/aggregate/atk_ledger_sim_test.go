@@ -109,20 +109,7 @@ func atkTotals(t testing.TB, db *fakeDB, g int) (n, sum *big.Rat) {
 
 func atkSimulate(t testing.TB, seed uint64, cfg atkCfg) {
 	rng := rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1))
-	seq, _ := new(big.Int).SetString(cfg.seq0, 10)
-	var recs []atkRec
-	for range cfg.aggs {
-		subs := 1
-		if rng.IntN(3) == 0 {
-			subs = 1 + rng.IntN(cfg.maxSubs)
-		}
-		start := len(recs)
-		for sub := range subs {
-			recs = append(recs, atkRec{seq: new(big.Int).Set(seq), sub: sub, start: start, group: rng.IntN(2),
-				val: rng.Int64N(2_000_001) - 1_000_000, perm: rng.Float64() < cfg.pPerm})
-		}
-		seq.Add(seq, big.NewInt(1+rng.Int64N(3)))
-	}
+	recs := atkRecords(rng, cfg)
 	db := newFakeDB()
 	faults := true
 	db.fault = func(op string) string {
@@ -364,38 +351,7 @@ func atkSimulate(t testing.TB, seed uint64, cfg atkCfg) {
 		}
 	}
 	fixed = true
-	for i := range recs {
-		if !redrive[i] {
-			continue
-		}
-		for try := 0; ; try++ {
-			r := rec.Recount(ctx, atkContribs(t, recs, i))
-			if r.Err == nil {
-				if r.Class == RecountForgotten {
-					t.Fatalf("seed %d: record %d forgotten", seed, i)
-				}
-				break
-			}
-			if try > 500 {
-				t.Fatalf("seed %d: recount of record %d keeps failing: %v", seed, i, r.Err)
-			}
-		}
-	}
-	faults = false
-	for g := -1; g < 2; g++ {
-		wantN, wantSum := new(big.Rat), new(big.Rat)
-		for _, r := range recs {
-			if r.group == g || g < 0 {
-				wantN.Add(wantN, big.NewRat(1, 1))
-				wantSum.Add(wantSum, new(big.Rat).SetInt64(r.val))
-			}
-		}
-		n, sum := atkTotals(t, db, g)
-		if n.Cmp(wantN) != 0 || sum.Cmp(wantSum) != 0 {
-			t.Errorf("seed %d: group %d: count %s sum %s, want %s and %s", seed, g, n.RatString(), sum.RatString(),
-				wantN.RatString(), wantSum.RatString())
-		}
-	}
+	atkRedriveAndCheck(t, ctx, seed, rec, db, recs, redrive, func() { faults = false })
 }
 
 func TestAtkLedgerSimCapsArchiveRewinds(t *testing.T) {
@@ -445,5 +401,64 @@ func TestAtkLedgerSimHeavy(t *testing.T) {
 			cfg.pOldState = 0.3
 		}
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { atkSimulate(t, 1000+seed, cfg) })
+	}
+}
+
+// atkRecords makes the schedule's records: cfg.aggs aggregates of 1 to cfg.maxSubs user records (KPL), sequence
+// numbers from cfg.seq0 with gaps, two groups, values of up to a million either way, cfg.pPerm of them sent to
+// the error table until the fix.
+func atkRecords(rng *rand.Rand, cfg atkCfg) []atkRec {
+	seq, _ := new(big.Int).SetString(cfg.seq0, 10)
+	var recs []atkRec
+	for range cfg.aggs {
+		subs := 1
+		if rng.IntN(3) == 0 {
+			subs = 1 + rng.IntN(cfg.maxSubs)
+		}
+		start := len(recs)
+		for sub := range subs {
+			recs = append(recs, atkRec{seq: new(big.Int).Set(seq), sub: sub, start: start, group: rng.IntN(2),
+				val: rng.Int64N(2_000_001) - 1_000_000, perm: rng.Float64() < cfg.pPerm})
+		}
+		seq.Add(seq, big.NewInt(1+rng.Int64N(3)))
+	}
+	return recs
+}
+
+// atkRedriveAndCheck redrives every record in redrive (the fix is out) until its recount goes through, then, with
+// the faults turned off (noFaults), checks each group's totals and the grand total against the input.
+func atkRedriveAndCheck(t testing.TB, ctx context.Context, seed uint64, rec *Store, db *fakeDB, recs []atkRec,
+	redrive map[int]bool, noFaults func()) {
+	for i := range recs {
+		if !redrive[i] {
+			continue
+		}
+		for try := 0; ; try++ {
+			r := rec.Recount(ctx, atkContribs(t, recs, i))
+			if r.Err == nil {
+				if r.Class == RecountForgotten {
+					t.Fatalf("seed %d: record %d forgotten", seed, i)
+				}
+				break
+			}
+			if try > 500 {
+				t.Fatalf("seed %d: recount of record %d keeps failing: %v", seed, i, r.Err)
+			}
+		}
+	}
+	noFaults()
+	for g := -1; g < 2; g++ {
+		wantN, wantSum := new(big.Rat), new(big.Rat)
+		for _, r := range recs {
+			if r.group == g || g < 0 {
+				wantN.Add(wantN, big.NewRat(1, 1))
+				wantSum.Add(wantSum, new(big.Rat).SetInt64(r.val))
+			}
+		}
+		n, sum := atkTotals(t, db, g)
+		if n.Cmp(wantN) != 0 || sum.Cmp(wantSum) != 0 {
+			t.Errorf("seed %d: group %d: count %s sum %s, want %s and %s", seed, g, n.RatString(), sum.RatString(),
+				wantN.RatString(), wantSum.RatString())
+		}
 	}
 }
