@@ -42,6 +42,10 @@ const (
 	// the end of a give-up range the aggregate ledger dropped (aggregate.RecountForgotten: uncounted or counted,
 	// nothing tells) (Count).
 	MetricAggregateForgotten = "AggregateForgotten"
+	// MetricAggregateNoLedger counts records a redrive or replay stored but did not count because the aggregate
+	// ledger holds no state for their shard (aggregate.RecountNoLedger: the pipeline never ran the ledger there, so
+	// nothing tells counted from uncounted) (Count).
+	MetricAggregateNoLedger = "AggregateNoLedger"
 )
 
 // MaxAggregateWindowSeconds is the longest window an aggregate may have: one day.

@@ -192,21 +192,21 @@ func (b *batch) recountAggregates(ctx context.Context) {
 	}
 	if b.p.aggs.uncounted {
 		// Unverified payloads: their values may be forged, so they are never counted (Options.Unverified).
-		b.p.emitAggregateMetrics(0, 0, 0, 0, 0, 0, len(records))
+		b.p.emitAggregateMetrics(0, 0, 0, &recountCounts{unverified: len(records)})
 		return
 	}
 	res := b.p.aggs.store.RecountBatch(ctx, records)
-	failures, recounted, unseen, forgotten, noLedger := 0, 0, 0, 0, 0
+	failures, rc := 0, recountCounts{}
 	for j, rr := range res.Records {
 		r := &b.recs[idx[j]]
 		if rr.Counted() {
-			recounted++
+			rc.recounted++
 		} else if rr.Unseen && rr.Class != aggr.RecountUnseen { // unseen, and not counted for want of RecountUnseen
-			unseen++
+			rc.unseen++
 		} else if rr.Class == aggr.RecountForgotten {
-			forgotten++
+			rc.forgotten++
 		} else if rr.Class == aggr.RecountNoLedger {
-			noLedger++
+			rc.noLedger++
 		}
 		if rr.Err != nil {
 			failures++
@@ -215,6 +215,5 @@ func (b *batch) recountAggregates(ctx context.Context) {
 			r.out, r.err = outFailed, safeReason("aggregates not recounted")
 		}
 	}
-	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, recounted, unseen, forgotten, 0)
-	b.p.emitAggregateNoLedger(noLedger)
+	b.p.emitAggregateMetrics(res.Writes, res.Conflicts, failures, &rc)
 }

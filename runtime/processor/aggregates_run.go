@@ -147,41 +147,49 @@ func (b *batch) applyAggregates(ctx context.Context) {
 	if len(cs) == 0 && failures == 0 && len(b.ledgers) == 0 {
 		return
 	}
-	b.p.emitAggregateMetrics(writes, conflicts, failures, -1, 0, 0, 0)
+	b.p.emitAggregateMetrics(writes, conflicts, failures, nil)
 }
 
-// emitAggregateMetrics writes the batch's aggregate metrics as one EMF line.
-// recounted is the records counted by a recount (Options.RecountAggregates), -1 outside one (not emitted, nor
-// unseen: the records a recount left uncounted because the ledger never saw them; nor forgotten: those left
-// uncounted because they lie before a give-up range the ledger dropped; nor unverified: those it left uncounted
-// because their payload is unverified).
-func (p *Processor) emitAggregateMetrics(writes, conflicts, failures, recounted, unseen, forgotten, unverified int) {
+// recountCounts are a recount's counts of records (Options.RecountAggregates), emitted with the batch's
+// aggregate metrics: counted, and left uncounted because the ledger never saw them (unseen), because they lie
+// before a give-up range the ledger dropped (forgotten), because their payload is unverified (unverified), or
+// because the ledger holds no state for their shard (noLedger).
+type recountCounts struct {
+	recounted, unseen, forgotten, unverified, noLedger int
+}
+
+// emitAggregateMetrics writes the batch's aggregate metrics as one EMF line, with rc's (nil outside a recount:
+// none of them is emitted).
+func (p *Processor) emitAggregateMetrics(writes, conflicts, failures int, rc *recountCounts) {
 	fn := p.functionName
 	if fn == "" {
 		fn = "unknown"
 	}
-	b := make([]byte, 0, 384)
+	counts := []struct {
+		name string
+		n    int
+	}{{MetricAggregateWrites, writes}, {MetricAggregateConflicts, conflicts}, {MetricAggregateFailures, failures}}
+	if rc != nil {
+		counts = append(counts, []struct {
+			name string
+			n    int
+		}{{MetricAggregateRecounted, rc.recounted}, {MetricAggregateUnseen, rc.unseen}, {MetricAggregateUnverified, rc.unverified},
+			{MetricAggregateForgotten, rc.forgotten}, {MetricAggregateNoLedger, rc.noLedger}}...)
+	}
+	b := make([]byte, 0, 512)
 	b = append(b, `{"_aws":{"Timestamp":`...)
 	b = strconv.AppendInt(b, p.opts.Now().UnixMilli(), 10)
-	b = append(b, `,"CloudWatchMetrics":[{"Namespace":"`+MetricNamespace+`","Dimensions":[["`+MetricDimensionFunctionName+`"]],"Metrics":[`+
-		`{"Name":"`+MetricAggregateWrites+`","Unit":"Count"},`+
-		`{"Name":"`+MetricAggregateConflicts+`","Unit":"Count"},`+
-		`{"Name":"`+MetricAggregateFailures+`","Unit":"Count"}`...)
-	if recounted >= 0 {
-		b = append(b, `,{"Name":"`+MetricAggregateRecounted+`","Unit":"Count"},{"Name":"`+MetricAggregateUnseen+`","Unit":"Count"}`...)
-		b = append(b, `,{"Name":"`+MetricAggregateUnverified+`","Unit":"Count"}`...)
-		b = append(b, `,{"Name":"`+MetricAggregateForgotten+`","Unit":"Count"}`...)
+	b = append(b, `,"CloudWatchMetrics":[{"Namespace":"`+MetricNamespace+`","Dimensions":[["`+MetricDimensionFunctionName+`"]],"Metrics":[`...)
+	for i, c := range counts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"Name":"`+c.name+`","Unit":"Count"}`...)
 	}
 	b = append(b, `]}]},"`+MetricDimensionFunctionName+`":`...)
 	b = strconv.AppendQuote(b, fn)
-	b = appendMetric(b, MetricAggregateWrites, int64(writes))
-	b = appendMetric(b, MetricAggregateConflicts, int64(conflicts))
-	b = appendMetric(b, MetricAggregateFailures, int64(failures))
-	if recounted >= 0 {
-		b = appendMetric(b, MetricAggregateRecounted, int64(recounted))
-		b = appendMetric(b, MetricAggregateUnseen, int64(unseen))
-		b = appendMetric(b, MetricAggregateUnverified, int64(unverified))
-		b = appendMetric(b, MetricAggregateForgotten, int64(forgotten))
+	for _, c := range counts {
+		b = appendMetric(b, c.name, int64(c.n))
 	}
 	b = append(b, "}\n"...)
 	p.metricsMu.Lock()
