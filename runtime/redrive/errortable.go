@@ -318,14 +318,8 @@ func (r *Redriver) redriveEntry(ctx context.Context, e ErrorEntry) Result {
 		res.Outcome, res.Reason = OutcomeFailed, "not stored: a transient failure (see the processor's warnings); the entry is kept"
 		return res
 	case len(uncounted(br.counts, false)) > 0:
+		// Stored, perhaps never counted: the entry is what is left of it until a run counts it.
 		res.Outcome, res.Reason = OutcomeFailed, strings.Join(uncounted(br.counts, false), "; ")
-		return res
-	case br.counts.Forgotten > 0:
-		// Stored, perhaps never counted, and nothing counts it: the entry is what is left of it.
-		res.Outcome, res.Reason = OutcomeFailed, forgottenReason(br.counts.Forgotten)
-		return res
-	case br.counts.NoLedger > 0:
-		res.Outcome, res.Reason = OutcomeFailed, noLedgerReason(br.counts.NoLedger)
 		return res
 	}
 	res.Outcome = OutcomeRecovered

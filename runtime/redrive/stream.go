@@ -109,30 +109,17 @@ func (b *batcher) result(res *Result) {
 	if b.counts.Unseen > 0 && b.distrust != "" {
 		reasons = append(reasons, b.distrust)
 	}
-	if b.counts.Forgotten > 0 {
-		// Stored, and perhaps uncounted: the ledger dropped the give-up range they may lie in. Nothing counts them.
-		if res.Outcome == OutcomeRecovered {
-			res.Outcome = OutcomeFailed
-		}
-		reasons = append(reasons, forgottenReason(b.counts.Forgotten))
-	}
-	if b.counts.NoLedger > 0 {
-		// Stored, and perhaps uncounted: the ledger holds nothing of their shard. Nothing counts them.
-		if res.Outcome == OutcomeRecovered {
-			res.Outcome = OutcomeFailed
-		}
-		reasons = append(reasons, noLedgerReason(b.counts.NoLedger))
-	}
 	if len(reasons) > 0 {
 		res.Reason = strings.Join(reasons, "; ")
 	}
 }
 
 // uncounted says why records c counts were stored but left uncounted into the aggregates, none when there are none:
-// the ledger never saw them (Unseen), or their payload was not verified against the stream (Unverified). Their
-// source is kept for a run with the option that counts them; unseenCountable says whether CountUnseen would count
-// the unseen ones (records of an on-failure range read from the stream, in a run without it) or not (error entries,
-// payload records past the stream's retention, a run that had it).
+// the ledger never saw them (Unseen), their payload was not verified against the stream (Unverified), they lie
+// before a give-up range the ledger dropped (Forgotten) or in a shard it holds no state for (NoLedger). Their source
+// is kept, for a run with the option that counts them where one does; unseenCountable says whether CountUnseen
+// would count the unseen ones (records of an on-failure range read from the stream, in a run without it) or not
+// (error entries, payload records past the stream's retention, a run that had it). Nothing counts the last two.
 func uncounted(c RecordCounts, unseenCountable bool) []string {
 	var why []string
 	switch {
@@ -147,6 +134,12 @@ func uncounted(c RecordCounts, unseenCountable bool) []string {
 	if c.Unverified > 0 {
 		why = append(why, fmt.Sprintf("%d records stored, left uncounted: payload not verified against the stream "+
 			"(anyone able to write the source could have forged it): the source is kept for a run with CountUnverified (--count-unverified)", c.Unverified))
+	}
+	if c.Forgotten > 0 {
+		why = append(why, forgottenReason(c.Forgotten))
+	}
+	if c.NoLedger > 0 {
+		why = append(why, noLedgerReason(c.NoLedger))
 	}
 	return why
 }
