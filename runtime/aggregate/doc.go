@@ -138,7 +138,12 @@
 //     from there changes in the state, processed stays just below it, and its records sent to the error table are
 //     not marked but failed for retry (Batch.Unmarked; the processor reports the first, and counts nothing after
 //     it, as after any failed record). The retry starts there (or before), BeginBatch prunes everything below it,
-//     and MarkErrors marks them as first deliveries: every record sent to the error table gets its marker.
+//     and MarkErrors marks them as first deliveries: every record sent to the error table gets its marker. A
+//     record sent to the error table that an earlier delivery may have stored (not after processed, not in
+//     unstored: the transform's verdict changed between two deliveries, a deployment during a retry) is not
+//     marked, since that delivery may have counted it; it gets a give-up range of its own, [p, p+0x00), written
+//     with the state before Apply, so each item's crossing of it tells whether it was counted there (a recount
+//     then counts it where it was not, by the range's rule).
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     A contribution of a record in a gap (only a duplicate delivers one: the mapping passed it) applies as a
 //     recount of it would (marked if Ledgered, else by the gap's rule below), through the set, and moves no fence:
@@ -233,8 +238,6 @@
 // Residuals (a recount counts nothing, so the record stays uncounted; it is never counted twice, except through
 // the last one and through CountUnseen given a range over records the pipeline counted):
 //
-//   - A record stored in one delivery and sent to the error table in a redelivery of the same batch (only when
-//     the transform's verdict changes between the two: a deployment during a crash-retry) gets no marker.
 //   - A batch the mapping gives up on though none of its attempts reached BeginBatch (every attempt died before
 //     its first request to the aggregate table, or that table refused every one): the give-up is not detected,
 //     and nothing in the table tells its records from counted ones. Only the on-failure range names them:

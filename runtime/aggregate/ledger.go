@@ -119,6 +119,24 @@ type ShardState struct {
 	Version int64
 }
 
+// addGap adds give-up range g to st's gaps unless they hold it, dropping the oldest beyond MaxLedgerGaps (Forgot
+// keeps the newest end dropped). It reports whether g was added.
+func (st *ShardState) addGap(g Gap) bool {
+	for _, o := range st.Gaps {
+		if o.Key() == g.Key() {
+			return false
+		}
+	}
+	st.Gaps = append(append([]Gap(nil), st.Gaps...), g)
+	if len(st.Gaps) > MaxLedgerGaps {
+		for _, d := range st.Gaps[:len(st.Gaps)-MaxLedgerGaps] {
+			st.Forgot = maxBytes(st.Forgot, d.End)
+		}
+		st.Gaps = st.Gaps[len(st.Gaps)-MaxLedgerGaps:]
+	}
+	return true
+}
+
 // errStateChanged is a conditional write of the shard state refused: another writer changed it.
 var errStateChanged = errors.New("shard state changed by another writer")
 
@@ -391,20 +409,7 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 			next.Pending = keep
 		}
 		if keep == nil && st.Pending != nil && bytes.Compare(first, st.Pending) > 0 {
-			g := Gap{Shard: shard, Start: st.Pending, End: first}
-			known := false
-			for _, o := range st.Gaps {
-				known = known || o.Key() == g.Key()
-			}
-			if !known {
-				next.Gaps = append(append([]Gap(nil), st.Gaps...), g)
-				if len(next.Gaps) > MaxLedgerGaps {
-					for _, d := range next.Gaps[:len(next.Gaps)-MaxLedgerGaps] {
-						next.Forgot = maxBytes(next.Forgot, d.End)
-					}
-					next.Gaps = next.Gaps[len(next.Gaps)-MaxLedgerGaps:]
-				}
-			}
+			next.addGap(Gap{Shard: shard, Start: st.Pending, End: first})
 		}
 		next.Errs = atOrAfter(st.Errs, first)
 		next.Unstored = atOrAfter(st.Unstored, first)
@@ -436,13 +441,14 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 	st := b.state
 	for conflicts := 0; ; conflicts++ {
 		next, errs, unmarked := s.markPlan(st, b, errored, failed)
-		if len(next.Errs) == len(st.Errs) && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) {
+		if len(next.Errs) == len(st.Errs) && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) &&
+			sameGaps(next.Gaps, st.Gaps) {
 			b.errs, b.Unmarked = errs, unmarked
 			break
 		}
 		err := s.writeShardState(ctx, next, st.Version)
 		if err == nil {
-			b.state, b.errs, b.Unmarked = next, errs, unmarked
+			b.state, b.errs, b.Unmarked, b.Gaps = next, errs, unmarked, next.Gaps
 			break
 		}
 		if !errors.Is(err, errStateChanged) || conflicts+1 >= maxConflicts {
@@ -562,6 +568,17 @@ func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte) (nex
 		}
 	}
 	next.Errs = sortedPositions(append(append([][]byte(nil), st.Errs...), marked...))
+	// A record sent to the error table that an earlier delivery may have stored (not fresh: at or before processed
+	// and not in unstored) gets no mark, since that delivery may have counted it; but if it did not (the record
+	// came after the batch's first failure then, and the transform's verdict changed since: a deployment between
+	// two deliveries), nothing would count it. It gets a give-up range of its own, [p, p+0x00), before Apply moves
+	// any fence past it: each item's crossing then tells whether it was counted there, as for a given-up record.
+	for _, p := range sortedPositions(errored) {
+		if fresh(p) || errs[string(p)] || cut != nil && bytes.Compare(p, cut) >= 0 {
+			continue
+		}
+		next.addGap(Gap{Shard: b.Shard, Start: p, End: append(bytes.Clone(p), 0)})
+	}
 	var keep [][]byte
 	for _, p := range st.Unstored {
 		if !drop[string(p)] {
@@ -637,6 +654,19 @@ func positionSet(ps [][]byte) map[string]bool {
 		m[string(p)] = true
 	}
 	return m
+}
+
+// sameGaps reports whether a and b hold the same give-up ranges in the same order.
+func sameGaps(a, b []Gap) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key() != b[i].Key() {
+			return false
+		}
+	}
+	return true
 }
 
 func samePositions(a, b [][]byte) bool {

@@ -213,7 +213,20 @@ func TestLedgerScenarios(t *testing.T) {
 				{pipeline: true, first: 1, last: 2, stored: []uint64{1}, errored: []uint64{2}, end: true},
 				{recount: []uint64{2}},
 			},
-			wantN: "2", wantSum: "3", classes: "counted",
+			wantN: "2", wantSum: "3", classes: "gap",
+		},
+		{
+			// Record 2's aggregate write fails, so 3 (stored) is not counted (contiguity); a deployment then sends 3
+			// to the error table in the retry: no marker (a delivery stored it), so only its one-record range tells
+			// that the item's fence passed it uncounted.
+			name: "stored but not counted, then error-tabled by the retry (the verdict changed): counted once on redrive",
+			steps: []ledgerStep{
+				{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2, 3}, partial: 2, end: true, firstFail: 2},
+				{pipeline: true, first: 2, last: 3, stored: []uint64{2}, errored: []uint64{3}, end: true},
+				{recount: []uint64{3}},
+				{recount: []uint64{3}},
+			},
+			wantN: "3", wantSum: "6", classes: "gap gap",
 		},
 		{
 			name: "recount first, then the fixed redelivery: once",
