@@ -443,7 +443,9 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 		next, errs, unmarked := s.markPlan(st, b, errored, failed)
 		if len(next.Errs) == len(st.Errs) && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) &&
 			sameGaps(next.Gaps, st.Gaps) {
-			b.errs, b.Unmarked = errs, unmarked
+			// st may be a state read again after a conflict: this delivery's own write whose answer was lost (the
+			// SDK's retry found it applied). Its gaps (a one-record range added there) must reach Apply.
+			b.state, b.errs, b.Unmarked, b.Gaps = st, errs, unmarked, st.Gaps
 			break
 		}
 		err := s.writeShardState(ctx, next, st.Version)
