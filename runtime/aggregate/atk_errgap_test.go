@@ -12,7 +12,8 @@ import (
 // its answer lost (a timeout: the SDK's retry then finds its own write).
 type errgapStep struct {
 	ledgerStep
-	markLost bool
+	markLost  bool
+	positions int // Store.LedgerPositions from this step on (0: unchanged)
 }
 
 // runErrgap runs steps as runLedger does, with markLost faults; it returns the recount results.
@@ -31,6 +32,9 @@ func runErrgap(t *testing.T, steps []errgapStep) (*fakeDB, []RecountResult) {
 	}
 	var out []RecountResult
 	for i, st := range steps {
+		if st.positions > 0 {
+			s.LedgerPositions = st.positions
+		}
 		if st.pipeline {
 			var errored, failed [][]byte
 			for q := st.first; q <= st.last; q++ {
@@ -103,9 +107,10 @@ func egRange(lo, hi uint64) []uint64 {
 func TestErrgapVerdictChange(t *testing.T) {
 	many := uint64(MaxLedgerGaps + 20)
 	tests := []struct {
-		name  string
-		n     uint64
-		steps []errgapStep
+		name      string
+		n         uint64
+		forgotten int // records the recounts report forgotten (distinct)
+		steps     []errgapStep
 	}{
 		{
 			name: "stored uncounted, error-tabled by the retry whose state write's answer is lost",
@@ -146,8 +151,32 @@ func TestErrgapVerdictChange(t *testing.T) {
 			},
 		},
 		{
-			name: "more flipped records than MaxLedgerGaps: forgotten ones reported, none counted twice",
-			n:    many,
+			// Room for one position: the retry marks 7 and is cut at 8 (fresh); the flipped 3 lies before the cut.
+			name: "cut batch: flipped record before the cut, fresh error-tabled records at and after it",
+			n:    9,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 6, stored: egRange(1, 6), partial: 2, end: true, firstFail: 2}, positions: 1},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 9, stored: []uint64{2, 4, 5, 6}, errored: []uint64{3, 7, 8}, end: true, firstFail: 8}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 8, last: 9, stored: []uint64{9}, errored: []uint64{8}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{3, 7, 8, 3, 7, 8}}},
+			},
+		},
+		{
+			// The retry is cut at its flipped record's neighbour 4 (fresh after a first delivery that ended at 3);
+			// then the next delivery flips 3 back (stored) before the redrive.
+			name: "cut batch, flipped record stored again by the next delivery",
+			n:    5,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 3, stored: egRange(1, 3), partial: 3, end: true, firstFail: 2}, positions: 1},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 5, stored: []uint64{2}, errored: []uint64{3, 4, 5}, end: true, firstFail: 5}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 3, last: 5, stored: []uint64{3, 4}, errored: []uint64{5}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{3, 4, 5, 3, 4, 5}}},
+			},
+		},
+		{
+			name:      "more flipped records than MaxLedgerGaps: forgotten ones reported, none counted twice",
+			n:         many,
+			forgotten: int(many) - 2 - MaxLedgerGaps, // 3..many flipped, the newest MaxLedgerGaps ranges kept
 			steps: []errgapStep{
 				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: many, stored: egRange(1, many), partial: 2, end: true, firstFail: 2}},
 				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: many, stored: []uint64{2}, errored: egRange(3, many), end: true}},
@@ -168,6 +197,9 @@ func TestErrgapVerdictChange(t *testing.T) {
 					forgotten[recounted[i]] = true
 				}
 			}
+			if len(forgotten) != tc.forgotten {
+				t.Errorf("%d records reported forgotten, want %d", len(forgotten), tc.forgotten)
+			}
 			n, sum := new(big.Int), new(big.Int)
 			for q := uint64(1); q <= tc.n; q++ {
 				if !forgotten[q] {
@@ -182,5 +214,35 @@ func TestErrgapVerdictChange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestErrgapRewindKeepsGiveUps: a genuine give-up range (record 2) and then a rewound delivery that sends more
+// than MaxLedgerGaps already marked records (marks pruned from errs, markers kept) to the error table again. The
+// rewound records are marked, so they need no give-up range; the genuine range must survive and record 2 be counted
+// by its redrive (not reported forgotten).
+func TestErrgapRewindKeepsGiveUps(t *testing.T) {
+	k := uint64(5 + MaxLedgerGaps + 5)
+	steps := []errgapStep{
+		{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 2, stored: []uint64{1}, end: true, firstFail: 2}},
+		{ledgerStep: ledgerStep{pipeline: true, first: 3, last: 4, stored: []uint64{3, 4}, end: true}},
+		{ledgerStep: ledgerStep{pipeline: true, first: 5, last: k, stored: []uint64{5}, errored: egRange(6, k), end: true}},
+		{ledgerStep: ledgerStep{pipeline: true, first: k + 1, last: k + 2, stored: []uint64{k + 1, k + 2}, end: true}},
+		{ledgerStep: ledgerStep{pipeline: true, first: 5, last: k + 2, stored: []uint64{5, k + 1, k + 2}, errored: egRange(6, k), end: true}},
+		{ledgerStep: ledgerStep{recount: []uint64{2}}},
+	}
+	db, res := runErrgap(t, steps)
+	if res[0].Class == RecountForgotten || !res[0].Counted() {
+		t.Errorf("record 2 (a genuine give-up range): recount class %v, counted %v; want counted", res[0].Class, res[0].Counted())
+	}
+	n, sum := new(big.Int), new(big.Int)
+	for _, q := range append([]uint64{1, 2, 3, 4, 5}, k+1, k+2) {
+		n.Add(n, big.NewInt(1))
+		sum.Add(sum, new(big.Int).SetUint64(q))
+	}
+	for _, g := range []string{"a", "b"} {
+		if gn, gs := groupTotal(t, db, g); gn != n.String() || gs != sum.String() {
+			t.Errorf("group %s: count %s sum %s, want %s %s", g, gn, gs, n, sum)
+		}
 	}
 }

@@ -439,8 +439,12 @@ func (s *Store) BeginBatch(ctx context.Context, shard string, first, last []byte
 // failed record); their next delivery starts at or before the first, and marks them.
 func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]byte) error {
 	st := b.state
+	hasMarker, err := s.markedAgain(ctx, st, b.Shard, errored)
+	if err != nil {
+		return err
+	}
 	for conflicts := 0; ; conflicts++ {
-		next, errs, unmarked := s.markPlan(st, b, errored, failed)
+		next, errs, unmarked := s.markPlan(st, b, errored, failed, hasMarker)
 		if len(next.Errs) == len(st.Errs) && samePositions(next.Unstored, st.Unstored) && bytes.Equal(next.Processed, st.Processed) &&
 			sameGaps(next.Gaps, st.Gaps) {
 			// st may be a state read again after a conflict: this delivery's own write whose answer was lost (the
@@ -498,7 +502,10 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 // not acknowledge), and Processed stays below it (before), so that its next delivery, which Lambda starts from the
 // first record reported, treats it and the records after it as first deliveries again: BeginBatch prunes every
 // position below it, so the room returns. Without a cut, Processed becomes the later of st.Processed and b.Last.
-func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte) (next ShardState, errs map[string]bool, unmarked [][]byte) {
+//
+// hasMarker lists the error-tabled records at or before st.Processed, in neither Errs nor Unstored, that have an
+// error marker (a rewound delivery repeats them after BeginBatch pruned their marks): they get no give-up range.
+func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte, hasMarker map[string]bool) (next ShardState, errs map[string]bool, unmarked [][]byte) {
 	unstored, isFailed, isErrored := positionSet(st.Unstored), positionSet(failed), positionSet(errored)
 	errs = positionSet(st.Errs)
 	fresh := func(p []byte) bool {
@@ -576,7 +583,7 @@ func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte) (nex
 	// two deliveries), nothing would count it. It gets a give-up range of its own, [p, p+0x00), before Apply moves
 	// any fence past it: each item's crossing then tells whether it was counted there, as for a given-up record.
 	for _, p := range sortedPositions(errored) {
-		if fresh(p) || errs[string(p)] || cut != nil && bytes.Compare(p, cut) >= 0 {
+		if fresh(p) || errs[string(p)] || hasMarker[string(p)] || cut != nil && bytes.Compare(p, cut) >= 0 {
 			continue
 		}
 		next.addGap(Gap{Shard: b.Shard, Start: p, End: append(bytes.Clone(p), 0)})
@@ -589,6 +596,45 @@ func (s *Store) markPlan(st ShardState, b *Batch, errored, failed [][]byte) (nex
 	}
 	next.Unstored = sortedPositions(append(keep, add...))
 	return next, errs, unmarked
+}
+
+// markedAgain reads the error markers of errored's records that are neither fresh for st (after its Processed, or
+// in its Unstored) nor in its Errs: a rewound delivery sends records already marked to the error table again, after
+// BeginBatch pruned their marks. A marked record needs no give-up range (a recount counts it by its marker), and
+// without this read a rewind of more than MaxLedgerGaps error-tabled records would push every genuine give-up range
+// out of the state (forgotten). Reads run several at a time, as the markers' writes do.
+func (s *Store) markedAgain(ctx context.Context, st ShardState, shard string, errored [][]byte) (map[string]bool, error) {
+	if st.Processed == nil {
+		return nil, nil
+	}
+	unstored, errs := positionSet(st.Unstored), positionSet(st.Errs)
+	limit := s.MaxInFlight
+	if limit <= 0 {
+		limit = 8
+	}
+	var mu sync.Mutex
+	found := map[string]bool{}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for _, p := range errored {
+		if bytes.Compare(p, st.Processed) > 0 || unstored[string(p)] || errs[string(p)] {
+			continue
+		}
+		g.Go(func() error {
+			ok, err := s.HasErrorMarker(ctx, shard, p)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			found[string(p)] = ok
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // before returns a bound just below position p: less than p, and at least every position less than p that is at
