@@ -143,7 +143,8 @@
 //     unstored: the transform's verdict changed between two deliveries, a deployment during a retry) is not
 //     marked, since that delivery may have counted it; it gets a give-up range of its own, [p, p+0x00), written
 //     with the state before Apply, so each item's crossing of it tells whether it was counted there (a recount
-//     then counts it where it was not, by the range's rule).
+//     then counts it where it was not, by the range's rule). A record that already has a marker (a rewound
+//     delivery, its mark pruned from errs) gets none: MarkErrors reads the markers of such records first.
 //  3. Apply: a contribution applies iff its position is not in the item's set and (Ledgered, or after the fence).
 //     A contribution of a record in a gap (only a duplicate delivers one: the mapping passed it) applies as a
 //     recount of it would (marked if Ledgered, else by the gap's rule below), through the set, and moves no fence:
