@@ -13,7 +13,8 @@ import (
 type errgapStep struct {
 	ledgerStep
 	markLost  bool
-	positions int // Store.LedgerPositions from this step on (0: unchanged)
+	positions int      // Store.LedgerPositions from this step on (0: unchanged)
+	mid       []uint64 // records recounted between MarkErrors and Apply (a concurrent redrive)
 }
 
 // runErrgap runs steps as runLedger does, with markLost faults; it returns the recount results.
@@ -55,6 +56,13 @@ func runErrgap(t *testing.T, steps []errgapStep) (*fakeDB, []RecountResult) {
 			}
 			if lose {
 				t.Fatalf("step %d: no answer was lost", i)
+			}
+			for _, q := range st.mid {
+				r := s.Recount(ctx, ledgerContrib(q))
+				if r.Err != nil {
+					t.Fatalf("step %d: Recount(%d): %v", i, q, r.Err)
+				}
+				out = append(out, r)
 			}
 			var cs []Contribution
 			for _, q := range st.stored {
@@ -141,6 +149,55 @@ func TestErrgapVerdictChange(t *testing.T) {
 			},
 		},
 		{
+			name: "counted in a not in b, redriven between MarkErrors and Apply, again before and after",
+			n:    4,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2, 3}, partial: 5, end: true, firstFail: 3, recount: []uint64{3}}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 3, last: 4, stored: []uint64{4}, errored: []uint64{3}, end: true}, mid: []uint64{3}},
+				{ledgerStep: ledgerStep{recount: []uint64{3}}},
+			},
+		},
+		{
+			name: "stored uncounted, redriven only between MarkErrors and Apply, then flipped back",
+			n:    4,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2, 3}, partial: 2, end: true, firstFail: 2}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 4, stored: []uint64{2, 4}, errored: []uint64{3}, end: true}, mid: []uint64{3}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 4, stored: []uint64{2, 3, 4}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{3}}},
+			},
+		},
+		{
+			name: "counted everywhere, then error-tabled by a duplicate: not counted again",
+			n:    3,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2, 3}, end: true}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 3, stored: []uint64{1, 2}, errored: []uint64{3}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{3, 3}}},
+			},
+		},
+		{
+			name: "given up, then a duplicate error-tables it (a one-record range inside the give-up range)",
+			n:    4,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 2, stored: []uint64{1}, end: true, firstFail: 2}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 3, last: 4, stored: []uint64{3, 4}, end: true}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 4, stored: []uint64{3, 4}, errored: []uint64{2}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{2, 2}}},
+			},
+		},
+		{
+			name: "given up, stored by a duplicate, error-tabled by another, redriven",
+			n:    4,
+			steps: []errgapStep{
+				{ledgerStep: ledgerStep{pipeline: true, first: 1, last: 2, stored: []uint64{1}, end: true, firstFail: 2}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 3, last: 4, stored: []uint64{3, 4}, end: true}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 4, stored: []uint64{2, 3, 4}, end: true}},
+				{ledgerStep: ledgerStep{pipeline: true, first: 2, last: 4, stored: []uint64{3, 4}, errored: []uint64{2}, end: true}},
+				{ledgerStep: ledgerStep{recount: []uint64{2, 2}}},
+			},
+		},
+		{
 			name: "marked, mark pruned, rewound delivery error-tables it again",
 			n:    4,
 			steps: []errgapStep{
@@ -189,6 +246,7 @@ func TestErrgapVerdictChange(t *testing.T) {
 			db, res := runErrgap(t, tc.steps)
 			var recounted []uint64
 			for _, st := range tc.steps {
+				recounted = append(recounted, st.mid...)
 				recounted = append(recounted, st.recount...)
 			}
 			forgotten := map[uint64]bool{}
