@@ -469,10 +469,7 @@ func (s *Store) MarkErrors(ctx context.Context, b *Batch, errored, failed [][]by
 	}
 	// The markers, several at a time: a bad deployment sends thousands of a batch's records to the error table,
 	// and one after the other they would outlast the invocation on every retry.
-	limit := s.MaxInFlight
-	if limit <= 0 {
-		limit = 8
-	}
+	limit := s.inFlight()
 	var g errgroup.Group
 	g.SetLimit(limit)
 	var mu sync.Mutex
@@ -608,10 +605,7 @@ func (s *Store) markedAgain(ctx context.Context, st ShardState, shard string, er
 		return nil, nil
 	}
 	unstored, errs := positionSet(st.Unstored), positionSet(st.Errs)
-	limit := s.MaxInFlight
-	if limit <= 0 {
-		limit = 8
-	}
+	limit := s.inFlight()
 	var mu sync.Mutex
 	found := map[string]bool{}
 	var g errgroup.Group

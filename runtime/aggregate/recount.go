@@ -115,10 +115,7 @@ func (s *Store) RecountBatch(ctx context.Context, records [][]Contribution) Reco
 			states[shard] = &shardStateRead{}
 		}
 	}
-	limit := s.MaxInFlight
-	if limit <= 0 {
-		limit = 8
-	}
+	limit := s.inFlight()
 	var g errgroup.Group
 	g.SetLimit(limit)
 	for shard, st := range states {

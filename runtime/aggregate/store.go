@@ -140,10 +140,7 @@ func (s *Store) update(ctx context.Context, contribs []Contribution, gaps []Gap,
 		byItem[id] = append(byItem[id], c)
 	}
 	results := make([]Result, len(order))
-	limit := s.MaxInFlight
-	if limit <= 0 {
-		limit = 8
-	}
+	limit := s.inFlight()
 	var g errgroup.Group
 	g.SetLimit(limit)
 	for i, id := range order {
